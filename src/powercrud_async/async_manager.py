@@ -1,0 +1,546 @@
+"""``AsyncManager``: launch any callable on django-q2 with conflict locks, progress and lifecycle events.
+
+This module is the public facade; the work is done by ``stores`` (locks, registry), ``progress``
+(cache), ``queue`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback as traceback_module
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from django.db import connections, router, transaction
+from django.urls import URLPattern
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from . import conf, progress, queue, reservations
+from .callables import dumps_call, resolve_func
+from .conflicts import LockKey, Normalized, normalize_conflict_ids, to_json, to_keys
+from .models import LiveTask
+from .exceptions import (
+    ConflictError,
+    EnqueueError,
+    InvalidProgress,
+    InvalidTaskName,
+    TaskCancelled,
+    UnknownTask,
+)
+from .progress import ProgressSnapshot
+from .statuses import ACTIVE, TaskStatus
+from .stores import TaskInfo, get_store
+
+__all__ = ["STATUSES", "AsyncManager"]
+
+logger = logging.getLogger("powercrud_async")
+
+STATUSES = TaskStatus
+TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
+LOCK_OWNER_MAX_LENGTH = 255
+
+#: The terminal status each finishing event carries.
+FINISH_EVENTS = {
+    TaskStatus.SUCCESS: "complete",
+    TaskStatus.FAILED: "fail",
+    TaskStatus.CANCELLED: "cancel",
+}
+
+
+def _validate_name(name: Any, what: str, max_length: int) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidTaskName(f"{what} must be a non-empty string, got {name!r}.")
+    if len(name) > max_length:
+        raise InvalidTaskName(f"{what} {name[:20]!r}... is longer than {max_length} characters.")
+    return name
+
+
+def _user_id(user: Any) -> str | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = getattr(user, "pk", None)
+    return None if pk is None else str(pk)
+
+
+def _group_conflicts(conflicts: Mapping[LockKey, str]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for (label, pk), holder in conflicts.items():
+        grouped.setdefault(label, {})[pk] = holder
+    return grouped
+
+
+class AsyncManager:
+    """Launch jobs under per-object conflict locks, report progress, emit lifecycle events.
+
+    Subclass it and override ``async_task_lifecycle`` to react to events; point
+    ``POWERCRUD_SETTINGS["ASYNC_MANAGER_DEFAULT"]`` at the subclass so every launch site, worker
+    and hook resolves the same class and config.
+    """
+
+    STATUSES: ClassVar[type[TaskStatus]] = TaskStatus
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **options: Any):
+        self.config: dict[str, Any] = dict(config or {})
+        self.config.update(options)
+
+    # -- resolution ------------------------------------------------------------------------
+    @classmethod
+    def class_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @staticmethod
+    def default_manager_setting() -> tuple[str | None, dict[str, Any] | None]:
+        default = conf.get("ASYNC_MANAGER_DEFAULT") or {}
+        return default.get("manager_class"), default.get("config")
+
+    @classmethod
+    def resolve_manager(
+        cls, path: Any = None, config: Mapping[str, Any] | None = None
+    ) -> AsyncManager:
+        """The manager instance for ``path`` (dotted path, class or instance) and ``config``.
+
+        ``None`` gives the project default. An unimportable path is logged and falls back to the
+        default (the system check reports it at startup).
+        """
+        if isinstance(path, AsyncManager):
+            return path
+        default_path, default_config = cls.default_manager_setting()
+        if path is None:
+            path, config = default_path, config if config is not None else default_config
+        elif config is None and isinstance(path, str) and path == default_path:
+            config = default_config
+        if isinstance(path, type) and issubclass(path, AsyncManager):
+            return path(config)
+        if isinstance(path, str) and path:
+            try:
+                found = import_string(path)
+            except ImportError:
+                logger.error("Manager %r cannot be imported; using the default manager.", path)
+            else:
+                if isinstance(found, type) and issubclass(found, AsyncManager):
+                    return found(config)
+                logger.error("%r is not an AsyncManager subclass; using the default manager.", path)
+            if path != default_path and default_path:
+                return cls.resolve_manager(None)
+        return AsyncManager(config)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
+        """Override to react to ``create``, ``start``, ``progress``, ``complete``, ``fail``,
+        ``cancel`` and ``cleanup``. The base implementation does nothing."""
+
+    def emit(self, event: str, task_name: str, **payload: Any) -> None:
+        """Call ``async_task_lifecycle``; a handler that raises is logged, never propagated."""
+        try:
+            self.async_task_lifecycle(event, task_name, **payload)
+        except Exception:
+            logger.exception("Lifecycle handler for %r of task %s raised", event, task_name)
+
+    # -- locks ------------------------------------------------------------------------------------
+    def add_conflict_ids(self, task_name: str, conflict_ids: Any) -> bool:
+        """Lock every object for ``task_name`` (re-entrant), or none and return ``False``."""
+        task_name = _validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
+        normalized = normalize_conflict_ids(conflict_ids)
+        keys = to_keys(normalized)
+        if not keys:
+            return True
+        if get_store().acquire(task_name, keys, conf.get("CONFLICT_TTL")):
+            return False
+        reservations.remember(task_name, keys)
+        return True
+
+    def acquire_or_raise(self, task_name: str, normalized: Normalized) -> None:
+        """Lock already-normalised ids for ``task_name`` or raise ``ConflictError`` naming holders."""
+        keys = to_keys(normalized)
+        if not keys:
+            return
+        conflicts = get_store().acquire(task_name, keys, conf.get("CONFLICT_TTL"))
+        if conflicts:
+            raise ConflictError(_group_conflicts(conflicts))
+
+    def check_conflict(self, conflict_ids: Any, task_name: str | None = None) -> dict[str, set[str]]:
+        """``{label: {pk, ...}}`` of the given objects held by tasks other than ``task_name``."""
+        keys = to_keys(normalize_conflict_ids(conflict_ids))
+        held: dict[str, set[str]] = {}
+        for (label, pk), holder in get_store().holders(keys).items():
+            if holder != task_name:
+                held.setdefault(label, set()).add(pk)
+        return held
+
+    def get_conflict_holders(self, conflict_ids: Any) -> dict[str, dict[str, str]]:
+        """``{label: {pk: holding task}}`` for every given object that is locked."""
+        keys = to_keys(normalize_conflict_ids(conflict_ids))
+        return _group_conflicts(get_store().holders(keys))
+
+    def remove_conflict_ids(self, task_name: str) -> int:
+        """Release every lock ``task_name`` holds; returns how many."""
+        reservations.forget([task_name])
+        return get_store().release(task_name)
+
+    # -- launching --------------------------------------------------------------------------------
+    def launch_async_task(
+        self,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        conflict_ids: Any = None,
+        user: Any = None,
+        affected_objects: Any = None,
+        task_key: str | None = None,
+        group: str | None = None,
+        timeout: int | None = None,
+        sync: bool = False,
+        q_options: Mapping[str, Any] | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        retry_of: str = "",
+        **kwargs: Any,
+    ) -> str:
+        """Validate, lock, register, enqueue, emit ``create``; returns the task key.
+
+        Raises ``ConflictError`` if another task holds any object (nothing is locked or queued),
+        a ``ValueError``/``TypeError``/``LookupError`` subclass for bad input, and ``EnqueueError``
+        if django-q2 refuses the job (everything acquired is rolled back).
+        """
+        func_path, _ = resolve_func(func)
+        task_key = str(uuid.uuid4()) if task_key is None else task_key
+        task_key = _validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
+        normalized = normalize_conflict_ids(conflict_ids)
+        if task_kwargs is not None and not isinstance(task_kwargs, Mapping):
+            raise TypeError(f"task_kwargs must be a mapping, got {type(task_kwargs).__name__}.")
+        if q_options is not None and not isinstance(q_options, Mapping):
+            raise TypeError(f"q_options must be a mapping, got {type(q_options).__name__}.")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+        if group is not None and not isinstance(group, str):
+            raise TypeError(f"group must be a string, got {type(group).__name__}.")
+        worker_kwargs = {**(task_kwargs or {}), **kwargs}
+        keys = to_keys(normalized)
+        info = TaskInfo(
+            task_name=task_key,
+            status=TaskStatus.PENDING,
+            func_path=func_path,
+            call=dumps_call(args, worker_kwargs),
+            manager_class=self.class_path(),
+            manager_config=self.config or None,
+            user_id=_user_id(user),
+            conflict_ids=to_json(normalized),
+            group=group or "",
+            created_at=timezone.now(),
+            retry_of=retry_of,
+        )
+        adopt = reservations.holders_of(keys) - {task_key}
+        conflicts = get_store().acquire(
+            task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info
+        )
+        if conflicts:
+            raise ConflictError(_group_conflicts(conflicts))
+        reservations.forget(adopt, keys)
+        progress.write(
+            ProgressSnapshot(
+                task_name=task_key, status=TaskStatus.PENDING, message="Queued", user_id=info.user_id
+            )
+        )
+        envelope = {
+            "task_name": task_key,
+            "func": func_path,
+            "args": list(args),
+            "kwargs": worker_kwargs,
+            "manager_class": self.class_path(),
+            "manager_config": self.config or None,
+        }
+        create_payload = {
+            "status": TaskStatus.PENDING,
+            "message": "Queued",
+            "user": user,
+            "affected_objects": affected_objects,
+            "task_args": list(args),
+            "task_kwargs": worker_kwargs,
+            "func_path": func_path,
+            "conflict_ids": info.conflict_ids,
+            "retry_of": retry_of,
+            "created_at": info.created_at,
+        }
+
+        def enqueue() -> None:
+            try:
+                q_task_id = queue.enqueue(
+                    task_key, envelope, group=group, timeout=timeout, sync=sync,
+                    q_options=dict(q_options or {}),
+                )
+            except BaseException as exc:
+                ran = get_store().get(task_key) if sync else None
+                if ran is not None and not ran.is_active:
+                    raise  # a sync job ran and failed: django-q2 re-raises the job's own error
+                self._rollback_launch(task_key)
+                raise EnqueueError(
+                    f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
+                    "Its locks and registration were rolled back."
+                ) from exc
+            get_store().update(task_key, q_task_id=q_task_id)
+
+        using = router.db_for_write(LiveTask)
+        if sync:
+            self.emit("create", task_key, **create_payload)
+            enqueue()
+        elif connections[using].in_atomic_block:
+            def on_commit() -> None:
+                enqueue()
+                self.emit("create", task_key, **create_payload)
+
+            transaction.on_commit(on_commit, using=using)
+        else:
+            enqueue()
+            self.emit("create", task_key, **create_payload)
+        return task_key
+
+    def _rollback_launch(self, task_key: str) -> None:
+        store = get_store()
+        store.release(task_key)
+        store.delete(task_key)
+        progress.delete(task_key)
+
+    # -- progress ------------------------------------------------------------------------------
+    def update_progress(
+        self,
+        task_key: str,
+        message: str,
+        *,
+        current: float | None = None,
+        total: float | None = None,
+    ) -> None:
+        """Record the latest progress of ``task_key`` (coalesced inside a running job).
+
+        Raises ``TaskCancelled`` inside a job that was asked to cancel.
+        """
+        if not isinstance(message, str):
+            raise InvalidProgress(f"progress message must be a string, got {type(message).__name__}.")
+        for name, value in (("current", current), ("total", total)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InvalidProgress(f"{name} must be a number, got {value!r}.")
+        if progress.buffer.is_cancelled(task_key):
+            raise TaskCancelled(f"Task {task_key} was cancelled.")
+        latest = progress.buffer.latest(task_key)
+        snapshot = ProgressSnapshot(
+            task_name=task_key,
+            status=TaskStatus.IN_PROGRESS,
+            message=message,
+            current=current,
+            total=total,
+            user_id=latest.user_id if latest else None,
+        )
+        if progress.buffer.offer(snapshot, self._emit_progress):
+            return
+        existing = progress.read(task_key)
+        if existing is not None:
+            if TaskStatus(existing.status).is_terminal:
+                return  # a late update never reopens a finished task
+            snapshot = ProgressSnapshot(
+                task_name=task_key, status=existing.status, message=message,
+                current=current, total=total, user_id=existing.user_id,
+            )
+        progress.write(snapshot)
+        self._emit_progress(snapshot)
+
+    def _emit_progress(self, snapshot: ProgressSnapshot) -> None:
+        self.emit(
+            "progress",
+            snapshot.task_name,
+            status=TaskStatus.IN_PROGRESS,
+            message=snapshot.message,
+            progress={"current": snapshot.current, "total": snapshot.total, "percent": snapshot.percent},
+            percent=snapshot.percent,
+        )
+
+    def get_progress(self, task_key: str) -> dict[str, Any] | None:
+        """The latest progress snapshot of ``task_key`` as a dict, or ``None``."""
+        snapshot = progress.buffer.latest(task_key) or progress.read(task_key)
+        return snapshot.as_dict() if snapshot else None
+
+    def get_status(self, task_key: str) -> str:
+        """One of ``STATUSES`` (``unknown`` for a key we never saw or already purged)."""
+        snapshot = progress.read(task_key)
+        if snapshot is not None:
+            return snapshot.status
+        info = get_store().get(task_key)
+        return info.status if info else TaskStatus.UNKNOWN
+
+    # -- registry ----------------------------------------------------------------------------------
+    def get_active_tasks(self) -> set[str]:
+        """Keys of every queued or running task."""
+        return {info.task_name for info in get_store().active()}
+
+    def is_active_task(self, task_key: str) -> bool:
+        info = get_store().get(task_key)
+        return bool(info and info.is_active)
+
+    def get_task_info(self, task_key: str) -> TaskInfo | None:
+        return get_store().get(task_key)
+
+    def remove_active_task(self, task_key: str) -> bool:
+        """Forget a task: its registry row, its locks and its progress. True if it was known."""
+        store = get_store()
+        known = store.delete(task_key)
+        released = store.release(task_key)
+        progress.delete(task_key)
+        return bool(known or released)
+
+    # -- completion ---------------------------------------------------------------------------------
+    def finish(
+        self,
+        task_name: str,
+        status: TaskStatus,
+        *,
+        result: Any = None,
+        error: str = "",
+        traceback: str = "",
+        reason: str = "",
+    ) -> bool:
+        """End a task exactly once (compare-and-set from queued/running).
+
+        The caller that wins releases locks, writes the terminal progress, and emits
+        ``complete``/``fail``/``cancel`` then ``cleanup``. Everyone else gets ``False``.
+        """
+        store = get_store()
+        now = timezone.now()
+        if not store.transition(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000]):
+            return False
+        info = store.get(task_name)
+        latest = progress.buffer.latest(task_name) or progress.read(task_name)
+        message = {
+            TaskStatus.SUCCESS: "Completed",
+            TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
+            TaskStatus.CANCELLED: reason or "Cancelled",
+        }[status]
+        progress.write(
+            ProgressSnapshot(
+                task_name=task_name,
+                status=status,
+                message=message,
+                current=latest.current if latest else None,
+                total=latest.total if latest else None,
+                user_id=info.user_id if info else (latest.user_id if latest else None),
+            )
+        )
+        released = store.release(task_name)
+        reservations.forget([task_name])
+        started = info.started_at if info else None
+        duration = (now - started).total_seconds() if started else None
+        payload: dict[str, Any] = {"status": status, "message": message, "duration": duration}
+        if status is TaskStatus.SUCCESS:
+            payload.update(result=result, completed_at=now)
+        elif status is TaskStatus.FAILED:
+            payload.update(result=error or reason, error=error or reason, traceback=traceback,
+                           reason=reason, failed_at=now)
+        else:
+            payload.update(result=reason or "Cancelled", cancelled_at=now)
+        self.emit(FINISH_EVENTS[status], task_name, **payload)
+        self.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
+        return True
+
+    def handle_task_completion(self, task: Any) -> bool:
+        """What django-q2's hook calls with its ``Task``: finish the job if the runner could not.
+
+        Returns True if this call finished the task (it was still queued or running).
+        """
+        return self.complete_from_broker(str(task.name), bool(task.success), task.result)
+
+    def complete_from_broker(self, task_name: str, success: bool, result: Any) -> bool:
+        from .runner import is_skip_marker
+
+        if is_skip_marker(result):
+            return False
+        info = get_store().get(task_name)
+        if info is None or not info.is_active:
+            return False
+        if success and result is not False:
+            return self.finish(task_name, TaskStatus.SUCCESS, result=result)
+        error = str(result) if result is not None else "The worker failed"
+        first_line = error.split(" : ")[0].strip()
+        return self.finish(
+            task_name, TaskStatus.FAILED, error=first_line or error, traceback=error,
+            reason=first_line if success is False else "The worker returned False",
+        )
+
+    # -- cancellation --------------------------------------------------------------------------------
+    def cancel_task(self, task_key: str, *, reason: str = "Cancelled") -> str:
+        """Cancel a queued or running task.
+
+        Returns ``"cancelled"`` (it ended now), ``"requested"`` (running: it stops at its next
+        progress call or heartbeat) or ``"finished"`` (nothing to cancel). Raises ``UnknownTask``.
+        """
+        store = get_store()
+        info = store.get(task_key)
+        if info is None:
+            raise UnknownTask(f"No task with key {task_key!r}.")
+        if not info.is_active:
+            return "finished"
+        if info.status == TaskStatus.PENDING and queue.remove_queued(task_key):
+            return "cancelled" if self.finish(task_key, TaskStatus.CANCELLED, reason=reason) else "finished"
+        if info.status == TaskStatus.PENDING and not info.q_task_id and store.transition(
+            task_key, [TaskStatus.PENDING], TaskStatus.PENDING, cancel_requested=True
+        ):
+            # Not yet handed to the broker (launch inside an open transaction): it will not run.
+            return "cancelled" if self.finish(task_key, TaskStatus.CANCELLED, reason=reason) else "finished"
+        if store.update(task_key, only_statuses=ACTIVE, cancel_requested=True):
+            return "requested"
+        return "finished"
+
+    # -- cleanup -------------------------------------------------------------------------------------
+    def cleanup_completed_tasks(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """Reconcile the registry with django-q2 and reclaim what dead workers left behind.
+
+        Never touches a task still in the broker or running with a live heartbeat.
+        """
+        from .cleanup import run_cleanup
+
+        return run_cleanup(self, dry_run=dry_run)
+
+    def cleanup_dashboard_data(self, task_name: str) -> int:
+        """Override to remove extra artefacts of a purged task; return how many were removed."""
+        return 0
+
+    # -- health ----------------------------------------------------------------------------------------
+    @classmethod
+    def validate_async_cache(cls) -> bool:
+        from .health import validate_cache
+
+        return validate_cache()
+
+    @classmethod
+    def validate_async_qcluster(cls, timeout_ms: int | None = None) -> bool:
+        from .health import validate_qcluster
+
+        return validate_qcluster(timeout_ms)
+
+    @classmethod
+    def validate_async_system(cls) -> dict[str, Any]:
+        from .health import validate_system
+
+        return validate_system()
+
+    # -- progress endpoint -----------------------------------------------------------------------------
+    @classmethod
+    def as_view(cls) -> Callable[..., Any]:
+        from .views import ProgressView
+
+        return ProgressView.as_view()
+
+    @classmethod
+    def get_url(cls, pattern: str = "powercrud-async/progress/", name: str = "progress") -> URLPattern:
+        from django.urls import path
+
+        return path(pattern, cls.as_view(), name=name)
+
+    @classmethod
+    def get_urlpatterns(cls) -> tuple[list[URLPattern], str]:
+        """``path("...", include(AsyncManager.get_urlpatterns()))`` mounts ``powercrud_async:progress``."""
+        return [cls.get_url(pattern="progress/", name="progress")], "powercrud_async"
+
+
+def format_exception(exc: BaseException) -> tuple[str, str]:
+    """``("ValueError: bad", full traceback)`` for a failure payload."""
+    return (
+        f"{type(exc).__name__}: {exc}",
+        "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__)),
+    )

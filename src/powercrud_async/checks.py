@@ -1,0 +1,194 @@
+"""System checks (``powercrud_async.E0xx``/``W0xx``): misconfiguration found at startup, each
+with a hint, instead of a crash in a worker. Documented in docs/checks.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+DATABASE_CACHE = "django.core.cache.backends.db.DatabaseCache"
+MIN_CACHE_ENTRIES = 10_000
+
+
+def _id(code: str) -> str:
+    return f"powercrud_async.{code}"
+
+
+@checks.register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    try:
+        conf.get_config()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), hint="Fix the value in POWERCRUD_SETTINGS.", id=_id("E001"))]
+    for key, nearest in conf.unknown_keys():
+        hint = f"Did you mean {nearest!r}?" if nearest else "See the settings reference for the known keys."
+        messages.append(
+            checks.Warning(f"POWERCRUD_SETTINGS has an unknown key {key!r}.", hint=hint, id=_id("W001"))
+        )
+    messages.extend(_check_cache())
+    messages.extend(_check_django_q())
+    messages.extend(_check_manager())
+    messages.extend(_check_store())
+    messages.extend(_check_sqlite())
+    return messages
+
+
+def _check_cache() -> list[checks.CheckMessage]:
+    alias = conf.get("CACHE_NAME")
+    caches = getattr(settings, "CACHES", {})
+    if alias not in caches:
+        return [
+            checks.Error(
+                f"POWERCRUD_SETTINGS['CACHE_NAME'] is {alias!r} but CACHES has no such alias.",
+                hint=f"Add CACHES[{alias!r}] or set CACHE_NAME to one of: {', '.join(caches) or 'none'}.",
+                id=_id("E002"),
+            )
+        ]
+    backend = caches[alias].get("BACKEND", "")
+    if backend in PROCESS_LOCAL_CACHES:
+        return [
+            checks.Warning(
+                f"Cache {alias!r} uses {backend.rsplit('.', 1)[-1]}, which lives inside one process: "
+                "workers and web processes cannot share progress and task status through it.",
+                hint="Use Redis, Memcached or django.core.cache.backends.db.DatabaseCache.",
+                id=_id("W002"),
+            )
+        ]
+    if backend == DATABASE_CACHE:
+        max_entries = (caches[alias].get("OPTIONS") or {}).get("MAX_ENTRIES", 300)
+        if int(max_entries) < MIN_CACHE_ENTRIES:
+            return [
+                checks.Warning(
+                    f"Cache {alias!r} is a DatabaseCache with MAX_ENTRIES={max_entries}: once full it "
+                    "culls a third of its entries, dropping the progress of running tasks.",
+                    hint=f"Set CACHES[{alias!r}]['OPTIONS'] = {{'MAX_ENTRIES': 100000}} (at least "
+                    f"{MIN_CACHE_ENTRIES}).",
+                    id=_id("W003"),
+                )
+            ]
+    return []
+
+
+def _check_django_q() -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    if not apps.is_installed("django_q"):
+        messages.append(
+            checks.Error(
+                "django_q is not in INSTALLED_APPS; jobs cannot be queued.",
+                hint="Add 'django_q' to INSTALLED_APPS and run migrate.",
+                id=_id("E003"),
+            )
+        )
+    if not getattr(settings, "Q_CLUSTER", None):
+        messages.append(
+            checks.Error(
+                "Q_CLUSTER is not configured; django-q2 does not know its broker.",
+                hint="Add Q_CLUSTER = {'name': 'myproject', 'orm': 'default', 'timeout': 600, "
+                "'retry': 660} (timeout below retry).",
+                id=_id("E004"),
+            )
+        )
+    return messages
+
+
+def _check_manager() -> list[checks.CheckMessage]:
+    default = conf.get("ASYNC_MANAGER_DEFAULT")
+    if not default:
+        return []
+    path = default.get("manager_class")
+    if not isinstance(path, str) or not path:
+        return [
+            checks.Error(
+                "POWERCRUD_SETTINGS['ASYNC_MANAGER_DEFAULT'] has no 'manager_class' string.",
+                hint='Use {"manager_class": "myapp.async_manager.AppAsyncManager", "config": {...}}.',
+                id=_id("E005"),
+            )
+        ]
+    try:
+        manager_class = import_string(path)
+    except ImportError as exc:
+        return [
+            checks.Error(
+                f"ASYNC_MANAGER_DEFAULT['manager_class'] {path!r} cannot be imported ({exc}).",
+                hint="Check the dotted path; workers would fall back to the plain AsyncManager.",
+                id=_id("E005"),
+            )
+        ]
+    from .async_manager import AsyncManager
+
+    if not (isinstance(manager_class, type) and issubclass(manager_class, AsyncManager)):
+        return [
+            checks.Error(
+                f"ASYNC_MANAGER_DEFAULT['manager_class'] {path!r} is not an AsyncManager subclass.",
+                hint="Subclass powercrud_async.async_manager.AsyncManager (or ModelTrackingAsyncManager).",
+                id=_id("E006"),
+            )
+        ]
+    config = default.get("config")
+    if config is not None and not isinstance(config, dict):
+        return [
+            checks.Error(
+                f"ASYNC_MANAGER_DEFAULT['config'] must be a dict, got {type(config).__name__}.",
+                hint="Remove it or give a dict of manager options.",
+                id=_id("E007"),
+            )
+        ]
+    check = getattr(manager_class, "check_configuration", None)
+    return list(check(config)) if callable(check) else []
+
+
+def _check_store() -> list[checks.CheckMessage]:
+    if conf.get("LOCK_STORE") != "redis":
+        return []
+    messages: list[checks.CheckMessage] = []
+    if not conf.get("REDIS_URL"):
+        messages.append(
+            checks.Error(
+                "POWERCRUD_SETTINGS['LOCK_STORE'] is 'redis' but REDIS_URL is not set.",
+                hint="Set POWERCRUD_SETTINGS['REDIS_URL'] = 'redis://127.0.0.1:6379/0'.",
+                id=_id("E008"),
+            )
+        )
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        messages.append(
+            checks.Error(
+                "The 'redis' lock store needs the redis package.",
+                hint="pip install 'django-powercrud-async[redis]'.",
+                id=_id("E009"),
+            )
+        )
+    return messages
+
+
+def _check_sqlite() -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for alias, db in getattr(settings, "DATABASES", {}).items():
+        if db.get("ENGINE") != "django.db.backends.sqlite3" or str(db.get("NAME", "")) in ("", ":memory:"):
+            continue
+        options = db.get("OPTIONS") or {}
+        if options.get("transaction_mode") != "IMMEDIATE" or not options.get("timeout"):
+            messages.append(
+                checks.Warning(
+                    f"SQLite database {alias!r} is shared by web and worker processes without "
+                    "immediate transactions and a busy timeout; writers can fail with "
+                    "'database is locked'.",
+                    hint="Set DATABASES[%r]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
+                    "'timeout': 20, 'init_command': 'PRAGMA journal_mode=WAL;'}." % alias,
+                    id=_id("W004"),
+                )
+            )
+    return messages

@@ -1,0 +1,112 @@
+"""Validation and normalisation of ``conflict_ids`` into canonical lock keys.
+
+``"myapp.Project"``, ``"myapp.project"`` and the model class name one lock; pks go through the
+model's pk field so ``1`` and ``"1"`` are one lock and UUID pks have one spelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .exceptions import InvalidConflictIds, InvalidConflictIdsType, UnknownModel
+
+LockKey = tuple[str, str]
+"""``(model label in lower case, pk as canonical string)``."""
+
+Normalized = dict[str, frozenset[str]]
+
+
+def resolve_model(label: Any) -> type[models.Model]:
+    """The installed model a label (or model class/instance) names."""
+    if isinstance(label, type) and issubclass(label, models.Model):
+        return label
+    if isinstance(label, models.Model):
+        return type(label)
+    if not isinstance(label, str):
+        raise InvalidConflictIdsType(
+            f"conflict_ids keys must be 'app_label.Model' strings or model classes, got {label!r} "
+            f"({type(label).__name__})."
+        )
+    app_label, dot, model_name = label.partition(".")
+    if not dot or not app_label or not model_name or "." in model_name:
+        raise InvalidConflictIds(
+            f"conflict_ids key {label!r} is not of the form 'app_label.Model' (e.g. 'myapp.Project')."
+        )
+    try:
+        return apps.get_model(app_label, model_name)
+    except LookupError as exc:
+        raise UnknownModel(
+            f"conflict_ids key {label!r} names no installed model; check the app label and model "
+            f"name (e.g. 'myapp.Project')."
+        ) from exc
+
+
+def normalize_label(label: Any) -> str:
+    """``myapp.project`` for any way of naming the model."""
+    return resolve_model(label)._meta.label_lower
+
+
+def normalize_pk(model: type[models.Model], pk: Any) -> str:
+    """One canonical string for a pk value of ``model``."""
+    if isinstance(pk, models.Model):
+        pk = pk.pk
+    if pk is None or isinstance(pk, (bool, list, dict, set, tuple, bytes)):
+        raise InvalidConflictIdsType(
+            f"{model._meta.label} pk {pk!r} ({type(pk).__name__}) is not a valid primary key value."
+        )
+    field = model._meta.pk
+    assert field is not None
+    try:
+        value = field.to_python(pk)
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise InvalidConflictIds(
+            f"{model._meta.label} pk {pk!r} is not a valid value for its {type(field).__name__}."
+        ) from exc
+    return str(value)
+
+
+def normalize_conflict_ids(conflict_ids: Any) -> Normalized:
+    """Validate ``{"app_label.Model": {pk, ...}}`` and return it in canonical form.
+
+    Raises a subclass of ``ValueError``/``TypeError``/``LookupError`` naming what is wrong.
+    """
+    if conflict_ids is None:
+        return {}
+    if not isinstance(conflict_ids, Mapping):
+        raise InvalidConflictIdsType(
+            "conflict_ids must be a mapping like {'myapp.Project': {1, 2}}, got "
+            f"{type(conflict_ids).__name__}."
+        )
+    result: dict[str, set[str]] = {}
+    for label, ids in conflict_ids.items():
+        model = resolve_model(label)
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InvalidConflictIdsType(
+                f"conflict_ids[{label!r}] must be an iterable of pks (a set or list), got "
+                f"{type(ids).__name__} {ids!r}."
+            )
+        pks = result.setdefault(model._meta.label_lower, set())
+        pks.update(normalize_pk(model, pk) for pk in ids)
+    return {label: frozenset(pks) for label, pks in result.items() if pks}
+
+
+def to_keys(normalized: Mapping[str, Iterable[str]]) -> list[LockKey]:
+    """Lock keys in canonical (sorted) order, so concurrent acquirers never deadlock."""
+    return sorted((label, pk) for label, pks in normalized.items() for pk in pks)
+
+
+def to_json(normalized: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    return {label: sorted(pks) for label, pks in sorted(normalized.items())}
+
+
+def group_keys(keys: Iterable[LockKey]) -> dict[str, dict[str, Any]]:
+    """``[(label, pk)]`` -> ``{label: {pk: ...}}`` skeleton used to report conflicts."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for label, pk in keys:
+        grouped.setdefault(label, {})[pk] = None
+    return grouped

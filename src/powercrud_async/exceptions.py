@@ -1,0 +1,73 @@
+"""Every exception the package raises on purpose. Catch ``AsyncManagerError`` to catch them all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class AsyncManagerError(Exception):
+    """Base class of our errors. Do not raise directly."""
+
+
+class InvalidConflictIds(AsyncManagerError, ValueError):
+    """``conflict_ids`` is not a mapping of ``"app_label.Model"`` to an iterable of pks."""
+
+
+class InvalidConflictIdsType(InvalidConflictIds, TypeError):
+    """``conflict_ids`` (or one of its id collections) has the wrong type."""
+
+
+class UnknownModel(AsyncManagerError, LookupError):
+    """A conflict label names a model that is not installed."""
+
+
+class InvalidTaskName(AsyncManagerError, ValueError):
+    """A task name or key is empty, not a string, or too long."""
+
+
+class InvalidTaskFunction(AsyncManagerError, ValueError):
+    """``func`` cannot be imported, or is not a module-level callable django-q2 can find."""
+
+
+class InvalidProgress(AsyncManagerError, TypeError):
+    """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
+
+
+class ConflictError(AsyncManagerError):
+    """Some objects are locked by other tasks; nothing was locked or launched."""
+
+    def __init__(self, conflicts: Mapping[str, Mapping[str, str]], message: str | None = None):
+        #: ``{"app_label.model": {pk: holding_task_name}}``
+        self.conflicts = {label: dict(pks) for label, pks in conflicts.items()}
+        holders = sorted({h for pks in self.conflicts.values() for h in pks.values()})
+        if message is None:
+            parts = [
+                f"{label} {', '.join(sorted(pks))}" for label, pks in sorted(self.conflicts.items())
+            ]
+            message = (
+                f"Objects already locked by task {', '.join(holders)}: {'; '.join(parts)}."
+            )
+        self.holders = holders
+        super().__init__(message)
+
+
+class LockStoreUnavailable(AsyncManagerError):
+    """The lock/registry store failed after bounded retries. Never means "conflict"."""
+
+
+class EnqueueError(AsyncManagerError):
+    """django-q2 refused the job; every lock and registration made for it was rolled back."""
+
+
+class UnknownTask(AsyncManagerError, LookupError):
+    """No live or recently finished task has this key."""
+
+
+class TaskCancelled(AsyncManagerError):
+    """Raised inside a worker at its next progress call after ``cancel_task``."""
+
+
+class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):
+    """A ``field_map`` or record model does not fit the model it names."""

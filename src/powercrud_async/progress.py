@@ -1,0 +1,142 @@
+"""The hot, ephemeral state of a task in the cache: status, latest progress, owner.
+
+One cache entry per task holds everything the progress endpoint needs, so polling a running task
+costs one cache read and no SQL of ours. Writes from a running job are coalesced: the latest
+update is kept in memory and written at most once per ``PROGRESS_WRITE_INTERVAL``; the runner's
+ticker flushes what is pending, so pollers see it within about that interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+
+from . import conf
+
+KEY_PREFIX = "powercrud_async:task:"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressSnapshot:
+    task_name: str
+    status: str
+    message: str = ""
+    current: float | None = None
+    total: float | None = None
+    user_id: str | None = None
+    updated_at: float = 0.0
+
+    @property
+    def percent(self) -> float | None:
+        if self.current is None or not self.total:
+            return None
+        return max(0.0, min(100.0, round(100.0 * self.current / self.total, 1)))
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["percent"] = self.percent
+        data["progress"] = self.message
+        return data
+
+
+def cache() -> BaseCache:
+    return caches[conf.get("CACHE_NAME")]
+
+
+def cache_key(task_name: str) -> str:
+    return f"{KEY_PREFIX}{task_name}"
+
+
+def write(snapshot: ProgressSnapshot) -> None:
+    """Store a full snapshot (no read-modify-write: writers always hold the whole state)."""
+    snapshot = replace(snapshot, updated_at=time.time())
+    cache().set(cache_key(snapshot.task_name), asdict(snapshot), conf.get("PROGRESS_TTL"))
+
+
+def read(task_name: str) -> ProgressSnapshot | None:
+    data = cache().get(cache_key(task_name))
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ProgressSnapshot(**data)
+    except TypeError:
+        return None
+
+
+def delete(task_name: str) -> None:
+    cache().delete(cache_key(task_name))
+
+
+Emit = Callable[[ProgressSnapshot], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    snapshot: ProgressSnapshot
+    emit: Emit | None
+    dirty: bool = False
+    last_flush: float = 0.0
+    cancelled: threading.Event | None = None
+
+
+class ProgressBuffer:
+    """Per-process coalescing of progress writes for the tasks this process is running."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tracked: dict[str, _Pending] = {}
+
+    def track(self, snapshot: ProgressSnapshot, cancelled: threading.Event) -> None:
+        """Called by the runner: updates for this task are coalesced until ``untrack``."""
+        with self._lock:
+            self._tracked[snapshot.task_name] = _Pending(snapshot, None, cancelled=cancelled)
+
+    def untrack(self, task_name: str) -> None:
+        self.flush(task_name)
+        with self._lock:
+            self._tracked.pop(task_name, None)
+
+    def is_cancelled(self, task_name: str) -> bool:
+        pending = self._tracked.get(task_name)
+        return bool(pending and pending.cancelled and pending.cancelled.is_set())
+
+    def latest(self, task_name: str) -> ProgressSnapshot | None:
+        pending = self._tracked.get(task_name)
+        return pending.snapshot if pending else None
+
+    def offer(self, snapshot: ProgressSnapshot, emit: Emit) -> bool:
+        """Record an update; write it now if the interval has passed. Returns True if tracked."""
+        interval = conf.get("PROGRESS_WRITE_INTERVAL")
+        with self._lock:
+            pending = self._tracked.get(snapshot.task_name)
+            if pending is None:
+                return False
+            pending.snapshot, pending.emit, pending.dirty = snapshot, emit, True
+            due = time.monotonic() - pending.last_flush >= interval
+        if due:
+            self.flush(snapshot.task_name)
+        return True
+
+    def flush(self, task_name: str) -> None:
+        with self._lock:
+            pending = self._tracked.get(task_name)
+            if pending is None or not pending.dirty:
+                return
+            pending.dirty = False
+            pending.last_flush = time.monotonic()
+            snapshot, emit = pending.snapshot, pending.emit
+        write(snapshot)
+        if emit is not None:
+            emit(snapshot)
+
+    def flush_all(self) -> None:
+        for task_name in list(self._tracked):
+            self.flush(task_name)
+
+
+buffer = ProgressBuffer()

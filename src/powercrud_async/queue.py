@@ -1,0 +1,126 @@
+"""The only module that talks to django-q2: enqueue, look into the broker, cluster health."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+logger = logging.getLogger("powercrud_async.queue")
+
+RUNNER_PATH = "powercrud_async.runner.run_task"
+HOOK_PATH = "powercrud_async.async_hooks.task_completion_hook"
+
+
+def enqueue(
+    task_name: str,
+    envelope: dict[str, Any],
+    *,
+    group: str | None = None,
+    timeout: int | None = None,
+    sync: bool = False,
+    q_options: dict[str, Any] | None = None,
+) -> str:
+    """Put the runner on the queue for ``task_name``; returns django-q2's task id."""
+    from django_q.tasks import async_task
+
+    options: dict[str, Any] = {"ack_failure": True}
+    options.update(q_options or {})  # a fresh dict: django-q2 pops keys from it
+    options["task_name"] = task_name
+    options["hook"] = HOOK_PATH
+    options["sync"] = sync
+    if group is not None:
+        options["group"] = group
+    if timeout is not None:
+        options["timeout"] = timeout
+    return str(async_task(RUNNER_PATH, envelope, q_options=options))
+
+
+def _broker():  # type: ignore[no-untyped-def]
+    from django_q.brokers import get_broker
+
+    return get_broker()
+
+
+def _orm_rows(broker: Any) -> list[Any]:
+    return list(broker.get_connection().filter(key=broker.list_key))
+
+
+def broker_task_names() -> set[str] | None:
+    """Names of the jobs waiting in or claimed from the broker; ``None`` if we cannot tell."""
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import SignedPackage
+
+    broker = _broker()
+    try:
+        if isinstance(broker, ORM):
+            return {str(row.name()) for row in _orm_rows(broker)}
+        if isinstance(broker, Redis):
+            payloads = broker.connection.lrange(broker.list_key, 0, -1)
+            names = set()
+            for payload in payloads:
+                try:
+                    names.add(str(SignedPackage.loads(payload).get("name")))
+                except Exception:  # noqa: BLE001 - foreign or broken payloads are not ours
+                    continue
+            return names
+    except Exception:  # noqa: BLE001
+        logger.exception("Could not read the broker queue")
+    return None
+
+
+def remove_queued(task_name: str) -> bool:
+    """Delete a job that no worker has claimed yet. False if it is gone or already claimed."""
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import SignedPackage
+
+    broker = _broker()
+    if isinstance(broker, ORM):
+        now = timezone.now()
+        for row in _orm_rows(broker):
+            if row.name() == task_name and row.lock <= now:
+                return bool(broker.get_connection().filter(pk=row.pk, lock=row.lock).delete()[0])
+        return False
+    if isinstance(broker, Redis):
+        for payload in broker.connection.lrange(broker.list_key, 0, -1):
+            try:
+                if SignedPackage.loads(payload).get("name") == task_name:
+                    return bool(broker.connection.lrem(broker.list_key, 1, payload))
+            except Exception:  # noqa: BLE001
+                continue
+    return False
+
+
+def queue_depth() -> int | None:
+    try:
+        return int(_broker().queue_size())
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def cluster_stats() -> list[dict[str, Any]]:
+    """django-q2's own cluster heartbeat records (``Stat``), as plain dicts."""
+    from django_q.status import Stat
+
+    try:
+        stats = Stat.get_all()
+    except Exception:  # noqa: BLE001
+        logger.exception("Could not read django-q2 cluster stats")
+        return []
+    return [
+        {
+            "cluster_id": str(s.cluster_id),
+            "host": s.host,
+            "status": s.status,
+            "workers": len(s.workers),
+            "uptime": s.uptime(),
+            "task_q_size": s.task_q_size,
+            "done_q_size": s.done_q_size,
+            "reincarnations": s.reincarnations,
+            "timestamp": s.timestamp,
+        }
+        for s in stats
+    ]

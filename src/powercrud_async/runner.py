@@ -1,0 +1,189 @@
+"""The one function every job runs inside (django-q2 calls ``run_task``).
+
+It rehydrates the manager the launch used, moves the task queued → running by compare-and-set
+(so a redelivered job that already finished does not run twice), makes sure the job still holds
+its locks, enters the task context, captures logs, beats a heartbeat, honours cancellation and
+reports the outcome exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.db import close_old_connections, connections
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from . import conf, progress
+from .async_context import task_context
+from .async_manager import AsyncManager, format_exception
+from .callables import accepted_kwargs
+from .conflicts import to_keys
+from .exceptions import TaskCancelled
+from .progress import ProgressSnapshot
+from .statuses import TaskStatus
+from .stores import TaskInfo, get_store
+from .tasklogs import capture_logs
+
+logger = logging.getLogger("powercrud_async.runner")
+
+SKIP_KEY = "__powercrud_async_skipped__"
+
+
+def skip_marker(reason: str) -> dict[str, str]:
+    return {SKIP_KEY: reason}
+
+
+def is_skip_marker(result: Any) -> bool:
+    return isinstance(result, dict) and SKIP_KEY in result
+
+
+def dead_after() -> float:
+    """Seconds without a heartbeat after which a running job counts as dead."""
+    return 3 * float(conf.get("HEARTBEAT_INTERVAL"))
+
+
+class Ticker(threading.Thread):
+    """Flushes coalesced progress, beats the heartbeat, renews locks, notices cancellation."""
+
+    def __init__(self, task_name: str, cancelled: threading.Event):
+        super().__init__(name=f"powercrud-async-ticker-{task_name}", daemon=True)
+        self.task_name = task_name
+        self.cancelled = cancelled
+        self.stopped = threading.Event()
+        self.heartbeat = float(conf.get("HEARTBEAT_INTERVAL")) or 5.0
+        self.tick = min(float(conf.get("PROGRESS_WRITE_INTERVAL")) or 1.0, self.heartbeat)
+
+    def run(self) -> None:
+        last_beat = time.monotonic()
+        store = get_store()
+        try:
+            while not self.stopped.wait(self.tick):
+                try:
+                    progress.buffer.flush(self.task_name)
+                    if time.monotonic() - last_beat >= self.heartbeat:
+                        last_beat = time.monotonic()
+                        store.update(
+                            self.task_name, only_statuses=[TaskStatus.IN_PROGRESS],
+                            heartbeat_at=timezone.now(),
+                        )
+                        store.renew(self.task_name, conf.get("CONFLICT_TTL"))
+                    info = store.get(self.task_name)
+                    if info is None or info.cancel_requested or not info.is_active:
+                        self.cancelled.set()
+                except Exception:  # noqa: BLE001 - a failed beat is retried next tick
+                    logger.exception("Heartbeat of task %s failed", self.task_name)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
+def _start(info: TaskInfo) -> str | None:
+    """Move the task to running; returns why it must not run, or None to go ahead."""
+    store = get_store()
+    now = timezone.now()
+    if not info.is_active:
+        return f"already {info.status}"
+    if info.cancel_requested:
+        return "cancelled before it started"
+    if info.status == TaskStatus.IN_PROGRESS:
+        beat = info.heartbeat_at or info.started_at
+        if beat and (now - beat).total_seconds() < dead_after():
+            return "already running in another worker"
+    moved = store.transition(
+        info.task_name, [info.status], TaskStatus.IN_PROGRESS,
+        started_at=now, heartbeat_at=now, attempts=info.attempts + 1,
+    )
+    return None if moved else "another worker took it"
+
+
+def _lost_locks(manager: AsyncManager, info: TaskInfo) -> str | None:
+    """Make sure the job holds its locks (they may have expired while it was queued)."""
+    keys = to_keys(info.conflict_ids)
+    if not keys:
+        return None
+    store = get_store()
+    held = store.holders(keys)
+    if all(held.get(key) == info.task_name for key in keys):
+        return None
+    conflicts = store.acquire(info.task_name, keys, conf.get("CONFLICT_TTL"))
+    if not conflicts:
+        return None
+    holders = ", ".join(sorted(set(conflicts.values())))
+    return f"its locks were lost and are now held by {holders}; it did not run"
+
+
+def run_task(envelope: dict[str, Any]) -> Any:
+    """Entry point django-q2 executes for every job launched through ``AsyncManager``."""
+    task_name = envelope["task_name"]
+    manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
+    store = get_store()
+    info = store.get(task_name)
+    if info is None:
+        logger.warning("Task %s is not registered (purged or removed); not running it.", task_name)
+        return skip_marker("not registered")
+    refusal = _start(info)
+    if refusal is not None:
+        logger.warning("Task %s not run: %s.", task_name, refusal)
+        if refusal == "cancelled before it started":
+            manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started")
+        return skip_marker(refusal)
+    lost = _lost_locks(manager, info)
+    if lost is not None:
+        manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.")
+        return skip_marker(lost)
+
+    func = import_string(envelope["func"])
+    kwargs = dict(envelope.get("kwargs") or {})
+    extra = {"task_key": task_name, "manager_class": manager.class_path()}
+    for name in accepted_kwargs(func, list(extra)):
+        kwargs.setdefault(name, extra[name])
+
+    cancelled = threading.Event()
+    progress.buffer.track(
+        ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS, message="Started",
+                         user_id=info.user_id),
+        cancelled,
+    )
+    progress.write(ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS,
+                                    message="Started", user_id=info.user_id))
+    manager.emit("start", task_name, status=TaskStatus.IN_PROGRESS, message="Started",
+                 started_at=timezone.now(), attempt=info.attempts + 1)
+    ticker = Ticker(task_name, cancelled)
+    ticker.start()
+    outcome: tuple[TaskStatus, dict[str, Any]] = (
+        TaskStatus.FAILED, {"error": "The job was interrupted", "reason": "The job was interrupted"}
+    )
+    try:
+        with task_context(task_name, manager.class_path(), manager, manager.config), capture_logs(task_name):
+            try:
+                result = func(*envelope.get("args", ()), **kwargs)
+            except TaskCancelled:
+                outcome = (TaskStatus.CANCELLED, {"reason": "Cancelled while running"})
+                return skip_marker("cancelled")
+            except BaseException as exc:
+                error, tb = format_exception(exc)
+                if isinstance(exc, SystemExit) and type(exc).__name__ == "TimeoutException":
+                    error = f"Timed out: {error}"
+                outcome = (TaskStatus.FAILED, {"error": error, "traceback": tb, "reason": error})
+                raise
+            if result is False:
+                outcome = (TaskStatus.FAILED, {"error": "The worker returned False",
+                                               "reason": "The worker returned False", "result": False})
+            else:
+                outcome = (TaskStatus.SUCCESS, {"result": result})
+            return result
+    finally:
+        ticker.stop()
+        progress.buffer.untrack(task_name)
+        status, details = outcome
+        if status is TaskStatus.FAILED:
+            details.pop("result", None)
+        manager.finish(task_name, status, **details)
+        close_old_connections()

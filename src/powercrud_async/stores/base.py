@@ -1,0 +1,141 @@
+"""The store contract shared by the database and Redis implementations."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..conflicts import LockKey
+from ..statuses import TaskStatus
+
+#: Fields of TaskInfo that ``update``/``transition`` may change.
+MUTABLE_FIELDS = frozenset(
+    {
+        "status",
+        "q_task_id",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+        "cancel_requested",
+        "attempts",
+        "reason",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInfo:
+    """A registry row: what was launched, by whom, under which manager, and where it stands."""
+
+    task_name: str
+    status: str = TaskStatus.PENDING
+    func_path: str = ""
+    call: bytes | None = None
+    manager_class: str = ""
+    manager_config: dict[str, Any] | None = None
+    user_id: str | None = None
+    conflict_ids: dict[str, list[str]] = field(default_factory=dict)
+    q_task_id: str = ""
+    group: str = ""
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested: bool = False
+    attempts: int = 0
+    reason: str = ""
+    retry_of: str = ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockInfo:
+    model_label: str
+    object_pk: str
+    task_name: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+class TaskStore(abc.ABC):
+    """Locks plus the live-task registry. Every method is atomic; transient failures are retried
+    a bounded number of times and then raise ``LockStoreUnavailable`` (never a false conflict)."""
+
+    # -- locks -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def acquire(
+        self,
+        task_name: str,
+        keys: Sequence[LockKey],
+        ttl: float,
+        *,
+        adopt: Collection[str] = (),
+        register: TaskInfo | None = None,
+    ) -> dict[LockKey, str]:
+        """Lock every key for ``task_name`` or none of them.
+
+        Keys held by ``task_name`` already are fine (re-entrant); keys held by a name in
+        ``adopt`` change owner; an expired lock whose owner is not an active task is reclaimed.
+        With ``register``, the registry row is inserted in the same atomic step.
+        Returns ``{}`` on success, else ``{key: holder}`` of the conflicts (nothing changed).
+        """
+
+    @abc.abstractmethod
+    def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:
+        """Current (unexpired or still-owned) holder of each locked key among ``keys``."""
+
+    @abc.abstractmethod
+    def release(self, task_name: str) -> int:
+        """Release every lock ``task_name`` holds; returns how many."""
+
+    @abc.abstractmethod
+    def renew(self, task_name: str, ttl: float) -> int:
+        """Push the expiry of ``task_name``'s locks ``ttl`` seconds into the future."""
+
+    @abc.abstractmethod
+    def locks(
+        self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
+    ) -> list[LockInfo]:
+        """Locks held now, optionally filtered."""
+
+    @abc.abstractmethod
+    def lock_owners(self) -> set[str]:
+        """Every task name that holds at least one lock."""
+
+    # -- registry ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def register(self, info: TaskInfo) -> None:
+        """Insert a registry row; a name already present raises ``InvalidTaskName``."""
+
+    @abc.abstractmethod
+    def get(self, task_name: str) -> TaskInfo | None: ...
+
+    @abc.abstractmethod
+    def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]: ...
+
+    @abc.abstractmethod
+    def transition(
+        self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any
+    ) -> bool:
+        """Compare-and-set: move to ``to_status`` only from one of ``from_statuses``."""
+
+    @abc.abstractmethod
+    def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
+        """Change mutable fields (not the status), optionally only while in ``only_statuses``."""
+
+    @abc.abstractmethod
+    def active(self) -> list[TaskInfo]:
+        """Every queued or running task."""
+
+    @abc.abstractmethod
+    def finished_before(self, when: datetime) -> list[str]:
+        """Names of terminal tasks that finished before ``when``."""
+
+    @abc.abstractmethod
+    def delete(self, task_name: str) -> bool: ...

@@ -1,0 +1,323 @@
+"""The embedded default store: two tables, atomicity from a unique constraint and transactions.
+
+Acquisition is ``INSERT … ON CONFLICT DO NOTHING`` in canonical key order, in chunks, so locking N
+objects costs about N/1000 statements when nothing is in the way; only when a key is taken does it
+read the holders, and then it either repairs (own, adopted or reclaimable locks) or rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import fields
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..conflicts import LockKey
+from ..exceptions import InvalidTaskName
+from ..models import LiveTask, TaskLock
+from ..statuses import ACTIVE
+from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
+from .retry import retrying
+
+T = TypeVar("T")
+TRANSIENT = (OperationalError,)
+INFO_FIELDS = [f.name for f in fields(TaskInfo)]
+
+
+class _Conflict(Exception):
+    def __init__(self, conflicts: dict[LockKey, str]):
+        self.conflicts = conflicts
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _to_info(row: LiveTask) -> TaskInfo:
+    values = {name: getattr(row, name) for name in INFO_FIELDS}
+    values["call"] = bytes(row.call) if row.call is not None else None
+    values["conflict_ids"] = row.conflict_ids or {}
+    values["user_id"] = row.user_id
+    return TaskInfo(**values)
+
+
+def _to_lock(row: TaskLock) -> LockInfo:
+    return LockInfo(
+        model_label=row.model_label,
+        object_pk=row.object_pk,
+        task_name=row.task_name,
+        acquired_at=row.acquired_at,
+        expires_at=row.expires_at,
+    )
+
+
+class DatabaseTaskStore(TaskStore):
+    """Locks in ``TaskLock`` (unique on model label + pk), the registry in ``LiveTask``."""
+
+    def __init__(self, using: str | None = None):
+        self.using = using or router.db_for_write(TaskLock)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def connection(self):  # type: ignore[no-untyped-def]
+        return connections[self.using]
+
+    def _run(self, operation: str, func: Any) -> Any:
+        return retrying(operation, func, TRANSIENT)
+
+    def _chunk_size(self) -> int:
+        """Keys per statement: as many as the backend's parameter limit allows, up to 1000."""
+        conn = self.connection
+        if conn.vendor == "sqlite":
+            conn.ensure_connection()
+            import sqlite3
+
+            limit = conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            return max(50, min(1000, limit // 5 - 1))
+        return 1000
+
+    # -- locks -------------------------------------------------------------------------------
+    def acquire(
+        self,
+        task_name: str,
+        keys: Sequence[LockKey],
+        ttl: float,
+        *,
+        adopt: Collection[str] = (),
+        register: TaskInfo | None = None,
+    ) -> dict[LockKey, str]:
+        keys = sorted(set(keys))
+
+        def attempt() -> dict[LockKey, str]:
+            try:
+                with transaction.atomic(using=self.using):
+                    if register is not None:
+                        self._insert_task(register)
+                    if keys:
+                        self._acquire(task_name, keys, ttl, set(adopt))
+            except _Conflict as conflict:
+                return conflict.conflicts
+            return {}
+
+        return self._run(f"acquire locks for {task_name}", attempt)
+
+    def _acquire(self, task_name: str, keys: list[LockKey], ttl: float, adopt: set[str]) -> None:
+        now = timezone.now()
+        expires = now + timedelta(seconds=ttl)
+        size = self._chunk_size()
+        inserted = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(keys, size))
+        if inserted == len(keys):
+            return
+        # Slow path: some keys are taken. Classify every holder, repair or give up.
+        held = self._holder_rows(keys, size)
+        conflicts: dict[LockKey, str] = {}
+        reclaim: list[int] = []
+        adopt_ids: list[int] = []
+        owners = {row.task_name for row in held.values()} - {task_name}
+        active_owners = set(
+            LiveTask.objects.using(self.using)
+            .filter(task_name__in=owners, status__in=ACTIVE)
+            .values_list("task_name", flat=True)
+        )
+        for key, row in held.items():
+            if row.task_name == task_name:
+                continue
+            if row.task_name in adopt:
+                adopt_ids.append(row.pk)
+            elif row.expires_at <= now and row.task_name not in active_owners:
+                reclaim.append(row.pk)
+            else:
+                conflicts[key] = row.task_name
+        if conflicts:
+            raise _Conflict(conflicts)
+        manager = TaskLock.objects.using(self.using)
+        for ids in _chunks(adopt_ids, size):
+            manager.filter(pk__in=ids).update(task_name=task_name, expires_at=expires)
+        for ids in _chunks(reclaim, size):
+            manager.filter(pk__in=ids).delete()
+        missing = [key for key in keys if key not in held or held[key].pk in reclaim]
+        got = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(missing, size))
+        if got != len(missing):
+            # Someone else committed a lock on one of these keys in the meantime: they won.
+            now_held = self._holder_rows(missing, size)
+            raise _Conflict({k: r.task_name for k, r in now_held.items() if r.task_name != task_name})
+
+    def _insert_ignore(self, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any) -> int:
+        conn = self.connection
+        if conn.vendor not in ("sqlite", "postgresql"):
+            before = TaskLock.objects.using(self.using).filter(task_name=task_name).count()
+            TaskLock.objects.using(self.using).bulk_create(
+                [
+                    TaskLock(model_label=l, object_pk=p, task_name=task_name, acquired_at=now, expires_at=expires)
+                    for l, p in chunk
+                ],
+                ignore_conflicts=True,
+            )
+            return TaskLock.objects.using(self.using).filter(task_name=task_name).count() - before
+        qn = conn.ops.quote_name
+        table = qn(TaskLock._meta.db_table)
+        cols = ", ".join(qn(c) for c in ("model_label", "object_pk", "task_name", "acquired_at", "expires_at"))
+        acquired = conn.ops.adapt_datetimefield_value(now)
+        expiry = conn.ops.adapt_datetimefield_value(expires)
+        params: list[Any] = []
+        for label, pk in chunk:
+            params.extend((label, pk, task_name, acquired, expiry))
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+        sql = (
+            f"INSERT INTO {table} ({cols}) VALUES {values} "
+            f"ON CONFLICT ({qn('model_label')}, {qn('object_pk')}) DO NOTHING"
+        )
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return max(cursor.rowcount, 0)
+
+    def _holder_rows(self, keys: Sequence[LockKey], size: int) -> dict[LockKey, TaskLock]:
+        by_label: dict[str, list[str]] = {}
+        for label, pk in keys:
+            by_label.setdefault(label, []).append(pk)
+        rows: dict[LockKey, TaskLock] = {}
+        for label, pks in by_label.items():
+            for chunk in _chunks(pks, size):
+                for row in TaskLock.objects.using(self.using).filter(model_label=label, object_pk__in=chunk):
+                    rows[(row.model_label, row.object_pk)] = row
+        return rows
+
+    def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:
+        keys = sorted(set(keys))
+
+        def read() -> dict[LockKey, str]:
+            now = timezone.now()
+            rows = self._holder_rows(keys, self._chunk_size())
+            owners = {r.task_name for r in rows.values() if r.expires_at <= now}
+            active = set(
+                LiveTask.objects.using(self.using)
+                .filter(task_name__in=owners, status__in=ACTIVE)
+                .values_list("task_name", flat=True)
+            )
+            return {
+                key: row.task_name
+                for key, row in rows.items()
+                if row.expires_at > now or row.task_name in active
+            }
+
+        return self._run("read lock holders", read)
+
+    def release(self, task_name: str) -> int:
+        def delete() -> int:
+            return TaskLock.objects.using(self.using).filter(task_name=task_name).delete()[0]
+
+        return self._run(f"release locks of {task_name}", delete)
+
+    def renew(self, task_name: str, ttl: float) -> int:
+        expires = timezone.now() + timedelta(seconds=ttl)
+        return self._run(
+            f"renew locks of {task_name}",
+            lambda: TaskLock.objects.using(self.using).filter(task_name=task_name).update(expires_at=expires),
+        )
+
+    def locks(
+        self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
+    ) -> list[LockInfo]:
+        qs = TaskLock.objects.using(self.using).order_by("acquired_at", "model_label", "object_pk")
+        if task_name is not None:
+            qs = qs.filter(task_name=task_name)
+        if model_label is not None:
+            qs = qs.filter(model_label=model_label)
+        if object_pk is not None:
+            qs = qs.filter(object_pk=object_pk)
+        return self._run("list locks", lambda: [_to_lock(r) for r in qs])
+
+    def lock_owners(self) -> set[str]:
+        return self._run(
+            "list lock owners",
+            lambda: set(TaskLock.objects.using(self.using).values_list("task_name", flat=True).distinct()),
+        )
+
+    # -- registry ----------------------------------------------------------------------------
+    def _insert_task(self, info: TaskInfo) -> None:
+        values = {name: getattr(info, name) for name in INFO_FIELDS}
+        if values["created_at"] is None:
+            values["created_at"] = timezone.now()
+        try:
+            with transaction.atomic(using=self.using):
+                LiveTask.objects.using(self.using).create(**values)
+        except IntegrityError as exc:
+            raise InvalidTaskName(
+                f"A task named {info.task_name!r} already exists; task keys must be unique."
+            ) from exc
+
+    def register(self, info: TaskInfo) -> None:
+        self._run(f"register {info.task_name}", lambda: self._insert_task(info))
+
+    def get(self, task_name: str) -> TaskInfo | None:
+        def read() -> TaskInfo | None:
+            row = LiveTask.objects.using(self.using).filter(task_name=task_name).first()
+            return _to_info(row) if row else None
+
+        return self._run(f"read {task_name}", read)
+
+    def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]:
+        names = list(task_names)
+        return self._run(
+            "read tasks",
+            lambda: {
+                r.task_name: _to_info(r)
+                for r in LiveTask.objects.using(self.using).filter(task_name__in=names)
+            },
+        )
+
+    @staticmethod
+    def _check_changes(changes: dict[str, Any]) -> None:
+        unknown = set(changes) - MUTABLE_FIELDS
+        if unknown:
+            raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
+
+    def transition(
+        self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any
+    ) -> bool:
+        self._check_changes(changes)
+        qs = LiveTask.objects.using(self.using).filter(task_name=task_name, status__in=list(from_statuses))
+        return bool(self._run(f"move {task_name} to {to_status}", lambda: qs.update(status=to_status, **changes)))
+
+    def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
+        self._check_changes(changes)
+        if "status" in changes:
+            raise ValueError("Use transition() to change a task's status.")
+        qs = LiveTask.objects.using(self.using).filter(task_name=task_name)
+        if only_statuses:
+            qs = qs.filter(status__in=list(only_statuses))
+        return bool(self._run(f"update {task_name}", lambda: qs.update(**changes)))
+
+    def active(self) -> list[TaskInfo]:
+        return self._run(
+            "list active tasks",
+            lambda: [
+                _to_info(r)
+                for r in LiveTask.objects.using(self.using).filter(status__in=ACTIVE).order_by("created_at")
+            ],
+        )
+
+    def finished_before(self, when: Any) -> list[str]:
+        return self._run(
+            "list finished tasks",
+            lambda: list(
+                LiveTask.objects.using(self.using)
+                .exclude(status__in=ACTIVE)
+                .filter(Q(finished_at__lt=when) | Q(finished_at__isnull=True, created_at__lt=when))
+                .values_list("task_name", flat=True)
+            ),
+        )
+
+    def delete(self, task_name: str) -> bool:
+        return bool(
+            self._run(
+                f"delete {task_name}",
+                lambda: LiveTask.objects.using(self.using).filter(task_name=task_name).delete()[0],
+            )
+        )
+

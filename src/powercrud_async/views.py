@@ -1,0 +1,57 @@
+"""The progress endpoint: JSON for scripts, an HTML fragment for HTMX, HTTP 286 at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views import View
+
+from . import progress
+from .progress import ProgressSnapshot
+from .statuses import TaskStatus
+from .stores import get_store
+from .visibility import can_view
+
+STOP_POLLING = 286  # django_htmx.http.HttpResponseStopPolling's status
+
+
+def _snapshot(task_name: str) -> ProgressSnapshot | None:
+    """From the cache (no SQL of ours for a live task); the registry only after a cache miss."""
+    snapshot = progress.read(task_name)
+    if snapshot is not None:
+        return snapshot
+    info = get_store().get(task_name)
+    if info is None:
+        return None
+    return ProgressSnapshot(
+        task_name=task_name,
+        status=info.status,
+        message=info.reason or TaskStatus(info.status).label,
+        user_id=info.user_id,
+    )
+
+
+class ProgressView(View):
+    """``GET ?task_name=<key>`` → ``{task_name, status, progress, percent, ...}``."""
+
+    http_method_names = ["get", "head", "options"]
+    template_name = "powercrud_async/partials/progress.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        task_name = request.GET.get("task_name") or request.GET.get("task_key") or kwargs.get("task_name")
+        if not task_name:
+            return JsonResponse({"error": "The task_name query parameter is required."}, status=400)
+        snapshot = _snapshot(task_name)
+        if snapshot is None or not can_view(request, snapshot.user_id, task_name):
+            return JsonResponse({"error": "Unknown task.", "task_name": task_name}, status=404)
+        status = TaskStatus(snapshot.status)
+        code = STOP_POLLING if status.is_terminal else 200
+        data = snapshot.as_dict()
+        data.pop("user_id", None)
+        data.update(status_label=str(status.label), terminal=status.is_terminal)
+        if getattr(request, "htmx", False):
+            html = render_to_string(self.template_name, {"task": data, "status": status}, request=request)
+            return HttpResponse(html, status=code)
+        return JsonResponse(data, status=code)

@@ -1,0 +1,124 @@
+"""Real servers for the tests, started on 127.0.0.1 and a free port in a temporary directory.
+
+Locally a missing binary skips the tests that need it; with ``REQUIRE_SERVICES=1`` (set by
+``.ci/run``) it fails them instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+import pytest
+
+REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def missing(what: str) -> None:
+    """Skip locally, fail under CI."""
+    if REQUIRED:
+        pytest.fail(f"{what} is required (REQUIRE_SERVICES=1) but not available", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server")
+        self.dir = tempfile.mkdtemp(prefix="pca-redis-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly",
+             "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_bin() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+class PostgresServer:
+    """PostgreSQL refuses to run as root: run it as the ``postgres`` user in a dir it owns."""
+
+    def __init__(self) -> None:
+        bindir = postgres_bin()
+        if bindir is None:
+            raise FileNotFoundError("postgresql")
+        self.bindir = bindir
+        self.dir = tempfile.mkdtemp(prefix="pca-pg-")
+        self.port = free_port()
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self.prefix = prefix
+        run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([*prefix, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres"], **run)  # type: ignore[call-overload]
+        subprocess.run(
+            [*prefix, f"{bindir}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-o",
+             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+             "-l", f"{self.dir}/log", "start"],
+            **run,  # type: ignore[arg-type]
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.prefix, f"{self.bindir}/pg_ctl", "-D", f"{self.dir}/data", "stop", "-m", "fast"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_settings() -> dict[str, Any]:
+    """Start one PostgreSQL for this process tree (reused by qcluster subprocesses)."""
+    if "PCA_PG_PORT" not in os.environ:
+        server = PostgresServer()
+        atexit.register(server.stop)
+        os.environ["PCA_PG_PORT"] = str(server.port)
+    port = os.environ["PCA_PG_PORT"]
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("PCA_PG_NAME", "test_pca"),
+        "USER": "postgres",
+        "HOST": "127.0.0.1",
+        "PORT": port,
+        "TEST": {"NAME": "test_pca"},
+    }

@@ -1,0 +1,92 @@
+"""Module-level job functions the tests launch (workers import them by dotted path)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+logger = logging.getLogger("tests.jobs")
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": {k: v for k, v in kwargs.items()}}
+
+
+def seed_worker(project_id: int, *, task_key: str | None = None, manager_class: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The worker signature of seed 002."""
+    from powercrud_async.async_manager import AsyncManager
+
+    manager = AsyncManager.resolve_manager(manager_class)
+    steps = ["load", "rebuild", "save"]
+    for idx, step in enumerate(steps, start=1):
+        manager.update_progress(task_key, f"Step {idx}/{len(steps)}: {step}")
+    return {"project": project_id, "steps": len(steps), "manager": manager_class, "extra": kwargs}
+
+
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def return_false() -> bool:
+    return False
+
+
+def system_exit() -> None:
+    raise SystemExit("stopped")
+
+
+def slow(seconds: float, *, task_key: str | None = None, marker: str | None = None, steps: int = 10) -> str:
+    """Sleeps in steps, reporting progress (so it can be cancelled); writes its pid to ``marker``."""
+    from powercrud_async.async_context import update_progress
+
+    if marker:
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+    for step in range(1, steps + 1):
+        time.sleep(seconds / steps)
+        update_progress(f"step {step}/{steps}", current=step, total=steps)
+    return "slept"
+
+
+def chatty(count: int = 1000, *, task_key: str | None = None) -> int:
+    from powercrud_async.async_manager import AsyncManager
+
+    manager = AsyncManager.resolve_manager()
+    for i in range(count):
+        manager.update_progress(task_key, f"item {i + 1}/{count}", current=i + 1, total=count)
+    return count
+
+
+def logs(*, task_key: str | None = None) -> str:
+    logger.info("starting %s", "work")
+    logger.warning("careful")
+    logger.debug("not captured at INFO")
+    return "logged"
+
+
+def touch_children(parent_id: int) -> int:
+    from tests.testapp.models import Parent
+
+    parent = Parent.objects.get(pk=parent_id)
+    parent.save()
+    return parent.children.count()
+
+
+def save_parents(parent_ids: list[int], delay: float = 0.0) -> int:
+    from tests.testapp.models import Parent
+
+    for pk in parent_ids:
+        parent = Parent.objects.get(pk=pk)
+        parent.save()
+        time.sleep(delay)
+    return len(parent_ids)
+
+
+def noop() -> None:
+    return None
