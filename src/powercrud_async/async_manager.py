@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import conf, progress, queue, reservations
-from .callables import dumps_call, resolve_func
+from .callables import dumps_call, loads_call, resolve_func
 from .conflicts import LockKey, Normalized, normalize_conflict_ids, to_json, to_keys
 from .models import LiveTask
 from .exceptions import (
@@ -27,6 +27,8 @@ from .exceptions import (
     InvalidProgress,
     InvalidTaskName,
     TaskCancelled,
+    TaskNotRetryable,
+    TaskStillLive,
     UnknownTask,
 )
 from .progress import ProgressSnapshot
@@ -485,6 +487,47 @@ class AsyncManager:
         if store.update(task_key, only_statuses=ACTIVE, cancel_requested=True):
             return "requested"
         return "finished"
+
+    def retry_task(self, task_key: str, *, user: Any = None) -> str:
+        """Launch a finished task again: same callable, arguments, locks and manager.
+
+        The new task's ``retry_of`` names the original. Raises ``UnknownTask`` or
+        ``TaskNotRetryable`` (still live, or its arguments could not be kept).
+        """
+        info = get_store().get(task_key)
+        if info is None:
+            raise UnknownTask(f"No task with key {task_key!r} (it may have been purged).")
+        if info.is_active:
+            raise TaskNotRetryable(f"Task {task_key} is still {info.status}; cancel it first.")
+        call = loads_call(info.call)
+        if call is None or not info.func_path:
+            raise TaskNotRetryable(f"Task {task_key} kept no callable or arguments to run again.")
+        args, kwargs = call
+        manager = self.resolve_manager(info.manager_class or None, info.manager_config)
+        return manager.launch_async_task(
+            info.func_path, *args, conflict_ids=info.conflict_ids or None, user=user,
+            task_kwargs=kwargs, group=info.group or None, retry_of=task_key,
+        )
+
+    def release_task_locks(self, task_key: str, *, reason: str = "Locks released by an operator") -> int:
+        """Free the locks of a task that is dead, finished, or only a reservation.
+
+        A task still queued in the broker or running with a live heartbeat is refused with
+        ``TaskStillLive``. A dead task is ended ``failed`` with ``reason`` first.
+        """
+        from .cleanup import liveness
+
+        store = get_store()
+        info = store.get(task_key)
+        if info is not None and info.is_active:
+            alive, why = liveness(info)
+            if alive:
+                raise TaskStillLive(f"Task {task_key} is {why}; its locks stay until it ends.")
+            count = len(store.locks(task_name=task_key))
+            self.finish(task_key, TaskStatus.FAILED, error=reason, reason=reason)
+            return count
+        reservations.forget([task_key])
+        return store.release(task_key)
 
     # -- cleanup -------------------------------------------------------------------------------------
     def cleanup_completed_tasks(self, *, dry_run: bool = False) -> dict[str, Any]:

@@ -42,6 +42,12 @@ def _verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str,
     return "dead", f"Lost before it started: not in the broker {age:.0f} s after launch."
 
 
+def liveness(info: TaskInfo) -> tuple[bool, str]:
+    """``(alive, why)`` for one active task, by the same rules cleanup uses."""
+    action, reason = _verdict(info, timezone.now(), queue.broker_task_names())
+    return action != "dead", reason
+
+
 def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, Any]:
     store = get_store()
     now = timezone.now()

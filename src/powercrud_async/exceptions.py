@@ -65,6 +65,14 @@ class UnknownTask(AsyncManagerError, LookupError):
     """No live or recently finished task has this key."""
 
 
+class TaskNotRetryable(AsyncManagerError, ValueError):
+    """The task is still live, or its callable and arguments were not kept."""
+
+
+class TaskStillLive(AsyncManagerError):
+    """Refused: the task is queued in the broker or running with a live heartbeat."""
+
+
 class TaskCancelled(AsyncManagerError):
     """Raised inside a worker at its next progress call after ``cancel_task``."""
 
