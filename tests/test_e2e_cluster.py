@@ -118,3 +118,48 @@ def test_cleanup_leaves_queued_and_running_jobs(qcluster, tmp_path: Path, fast_h
     assert set(TaskLock.objects.values_list("task_name", flat=True)) == {running, queued}
     wait_until(lambda: finished(running) and finished(queued), timeout=60)
     assert status(running) == "success" and status(queued) == "success"
+
+
+def test_nested_saves_join_the_parent_job(qcluster) -> None:  # type: ignore[no-untyped-def]
+    """Seed 004 end to end: children are locked under the parent's key while it runs, a
+    conflicting launch is refused, no child job is enqueued, progress arrives under the parent."""
+    from django_q.models import Task
+
+    from powercrud_async.exceptions import ConflictError
+    from tests.testapp.models import Child, Parent
+
+    parents = [Parent.objects.create(name=f"parent{i}") for i in range(4)]
+    children = [Child.objects.create(parent=p) for p in parents for _ in range(3)]
+    OrmQ.objects.all().delete()  # the create() saves above launched child jobs of their own
+    LiveTask.objects.all().delete()
+    TaskLock.objects.all().delete()
+    manager = AsyncManager()
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.save_parents", [p.pk for p in parents], 1.5,
+        conflict_ids={"testapp.Parent": [p.pk for p in parents]},
+    )
+    tasks_before = Task.objects.count()
+    qcluster()
+    first_child = children[0].pk
+    wait_until(lambda: TaskLock.objects.filter(model_label="testapp.child", object_pk=str(first_child)).exists(),
+               timeout=60)
+    assert TaskLock.objects.get(model_label="testapp.child", object_pk=str(first_child)).task_name == key
+    with pytest.raises(ConflictError) as info:
+        manager.launch_async_task("tests.testapp.tasks.noop", conflict_ids={"testapp.Child": [first_child]})
+    assert info.value.holders == [key]
+    seen = wait_until(lambda: ((manager.get_progress(key) or {}).get("message") or "").startswith("parent"),
+                      timeout=30)
+    assert seen
+    message = manager.get_progress(key)["message"]
+    assert ": child " in message
+    wait_until(lambda: finished(key), timeout=60)
+    assert status(key) == "success"
+    assert not TaskLock.objects.exists()
+    assert set(Child.objects.values_list("touched", flat=True)) == {1}
+    # Exactly one django-q2 task ran: the parent. No child job was enqueued or executed.
+    assert LiveTask.objects.count() == 1
+    wait_until(lambda: Task.objects.count() > tasks_before, timeout=20)  # the monitor saves it last
+    time.sleep(1)
+    assert Task.objects.count() == tasks_before + 1
+    assert list(Task.objects.values_list("name", flat=True)) == [key]
+    assert not OrmQ.objects.exists()
