@@ -38,6 +38,7 @@ def test_success_failure_and_false(qcluster) -> None:  # type: ignore[no-untyped
     false = manager.launch_async_task("tests.testapp.tasks.return_false")
     logged = manager.launch_async_task("tests.testapp.tasks.logs")
     qcluster()
+    assert AsyncManager.validate_async_qcluster(timeout_ms=30_000)
     for key in (ok, bad, false, logged):
         wait_until(lambda key=key: finished(key), timeout=60)
     assert status(ok) == "success"

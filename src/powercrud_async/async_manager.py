@@ -73,6 +73,20 @@ def _group_conflicts(conflicts: Mapping[LockKey, str]) -> dict[str, dict[str, st
     return grouped
 
 
+class _instance_or_class_method:  # noqa: N801
+    """Call a method on an instance, or on the class (seed 002: ``AsyncManager.cleanup_completed_tasks()``),
+    in which case it runs on the project's default manager (or a plain instance of a subclass)."""
+
+    def __init__(self, func: Callable[..., Any]):
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance: Any, owner: type[AsyncManager]) -> Callable[..., Any]:
+        if instance is None:
+            instance = owner.resolve_manager(None) if owner is AsyncManager else owner()
+        return self.func.__get__(instance, owner)
+
+
 class AsyncManager:
     """Launch jobs under per-object conflict locks, report progress, emit lifecycle events.
 
@@ -530,6 +544,7 @@ class AsyncManager:
         return store.release(task_key)
 
     # -- cleanup -------------------------------------------------------------------------------------
+    @_instance_or_class_method
     def cleanup_completed_tasks(self, *, dry_run: bool = False) -> dict[str, Any]:
         """Reconcile the registry with django-q2 and reclaim what dead workers left behind.
 

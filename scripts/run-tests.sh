@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Run the whole test suite from a fresh clone: creates .venv-test, installs, builds the docs
+# strictly, runs the suite on SQLite (the embedded default), again on PostgreSQL for the
+# database-sensitive modules, and the sample project's tests. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv-test}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[dev]"
+
+echo "== docs: mkdocs build --strict"
+docs_out=$(mktemp -d)
+"$VENV/bin/python" -m mkdocs build --strict -q -d "$docs_out"
+rm -rf "$docs_out"
+
+echo "== migrations are up to date"
+PCA_TEST_DB=$(mktemp -d)/check.sqlite3 "$VENV/bin/python" -m django makemigrations --check --dry-run \
+  --settings=tests.settings powercrud_async testapp >/dev/null
+
+echo "== test suite on SQLite (embedded default)"
+"$VENV/bin/python" -m pytest tests --ignore=tests/sample "$@"
+
+echo "== database-sensitive tests on PostgreSQL"
+if compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+  PCA_DB=postgres "$VENV/bin/python" -m pytest -m "not browser and not e2e" \
+    $(ls tests/test_locks.py tests/test_launch.py tests/test_store_contract.py \
+         tests/test_async_dashboard.py tests/test_tracking_*.py 2>/dev/null) "$@"
+elif [ "${REQUIRE_SERVICES:-0}" = "1" ]; then
+  echo "PostgreSQL is required (REQUIRE_SERVICES=1) but not installed" >&2
+  exit 1
+else
+  echo "PostgreSQL not installed: skipping the PostgreSQL pass"
+fi
+
+if [ -d tests/sample ]; then
+  echo "== sample project tests"
+  "$VENV/bin/python" -m pytest tests/sample --ds=sample.test_settings "$@"
+fi
