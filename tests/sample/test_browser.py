@@ -1,0 +1,119 @@
+"""The newcomer walk in a real Chromium against a live server and a real qcluster: log in,
+launch a bulk update, watch its progress bar advance and finish, find it in the dashboard."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core.management import call_command
+
+from sample.models import Book
+from tests.sample.conftest import ROOT
+from tests.services import missing
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        missing("chromium")
+    # Playwright's sync API keeps an event loop around; the test's own ORM calls are synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(Path(ARTIFACTS) / f"sample-{name}.png"), full_page=True)
+
+
+def test_newcomer_walk(live_server: Any, sample_qcluster: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    call_command("demo_setup", "--skip-migrate", "--username", "walker", "--password", "walk-pass",
+                 stdout=StringIO())
+    cluster = sample_qcluster(SAMPLE_WORK_DELAY="0.3")
+    books = list(Book.objects.filter(chapters__isnull=False).distinct().order_by("title")[:3])
+
+    # Log in from the home page.
+    page.goto(f"{live_server.url}/")
+    expect(page.get_by_role("heading", name="What to try")).to_be_visible()
+    page.get_by_role("link", name="Log in").first.click()
+    page.fill("#id_username", "walker")
+    page.fill("#id_password", "walk-pass")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out walker")).to_be_visible()
+
+    # Select three books and launch the bulk update.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Books").click()
+    for book in books:
+        page.get_by_label(f"Select {book.title}", exact=True).check()
+    expect(page.locator("#selection-count")).to_have_text("3 selected:")
+    page.get_by_role("button", name="Update in background").click()
+    expect(page.locator(".message.success")).to_contain_text("Started task")
+    key = parse_qs(urlsplit(page.url).query)["watch"][0]
+    assert len(key) == 36
+
+    # The progress bar advances, never backwards, and finishes.
+    seen: list[float] = []
+    locked_rows = 0
+    status = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        panel = page.locator("#watch-progress .pca-progress")
+        status = panel.get_attribute("data-status") or ""
+        value = page.locator("#watch-progress progress").get_attribute("value")
+        if value:
+            seen.append(float(value))
+        locked_rows = max(locked_rows, page.locator("#book-table tr.locked").count())
+        if len(seen) == 3:
+            shot(page, "progress")
+        if status in ("success", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    assert status == "success", cluster.output()[-3000:]
+    assert seen == sorted(seen), seen
+    assert any(0 < v < 100 for v in seen), seen
+    assert seen[-1] == 100
+    assert locked_rows == 3  # the table marked the rows while they were locked
+    expect(page.locator("#watch-progress")).to_contain_text("Succeeded")
+    # Once nothing is locked the table stops refreshing itself and shows the rows idle.
+    expect(page.locator("#book-table tr.locked")).to_have_count(0, timeout=10_000)
+
+    # The record is in the dashboard.
+    page.get_by_role("link", name="Follow the task").click()
+    expect(page.locator("body")).to_contain_text(key)
+    expect(page.locator("body")).to_contain_text("Succeeded")
+    shot(page, "dashboard-detail")
+    page.goto(f"{live_server.url}/sample/async-dashboard/jobs/")
+    expect(page.locator("body")).to_contain_text(key[:8])
+    shot(page, "dashboard-list")
+    assert {b.revision for b in Book.objects.filter(pk__in=[b.pk for b in books])} == {1}
