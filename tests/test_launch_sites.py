@@ -281,5 +281,5 @@ def test_lock_states_say_who_holds_each_row(projects: list[Project]) -> None:
     assert str(states[str(projects[0].pk)]) == f"locked by task {key}, queued"
     manager.update_progress(key, "busy", current=7, total=20)
     state = lock_states(Project, [projects[0].pk], manager)[str(projects[0].pk)]
-    assert (state.percent, state.message, state.status_label) == (35.0, "busy", "Queued")
+    assert (state.task_key, state.percent, state.message) == (key, 35.0, "busy")
     assert str(state) == f"locked by task {key}, 35%"

@@ -109,7 +109,7 @@ class SampleAsyncDashboardTests(TransactionTestCase):
             self.assertEqual(book.revision, 1)
         self.assertFalse(Chapter.objects.filter(pk__in=chapter_ids, revision=0).exists())
         self.assertFalse(TaskLock.objects.exists())
-        self.assertEqual(AsyncManager.resolve_manager(None).get_progress(key)["percent"], 100.0)
+        self.assertEqual(AsyncManager.resolve_manager(None).get_status(key), "success")
 
     def test_overlapping_bulk_action_is_refused_naming_the_holder(self) -> None:
         books = books_with_chapters(4)
