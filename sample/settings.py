@@ -110,6 +110,7 @@ POWERCRUD_SETTINGS: dict[str, object] = {
     "HEARTBEAT_INTERVAL": 2,
     "PROGRESS_WRITE_INTERVAL": 0.5,
     "CLEANUP_GRACE_PERIOD": 3600,
+    "CLEANUP_SCHEDULE_INTERVAL": 60,  # demo_setup creates the django-q2 Schedule
 }
 
 Q_CLUSTER: dict[str, object] = {

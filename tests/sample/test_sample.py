@@ -362,6 +362,10 @@ def test_demo_setup_is_idempotent() -> None:
     assert "(0 books and 0 chapters added now)" in out.getvalue()
     assert Client().login(username="demo", password="demo-password")
     assert not LiveTask.objects.exists()  # seeding launches nothing
+    from django_q.models import Schedule
+
+    [schedule] = Schedule.objects.all()
+    assert (schedule.func, schedule.minutes) == ("powercrud_async.schedules.cleanup_async_artifacts", 1)
 
 
 @pytest.mark.django_db(transaction=True)

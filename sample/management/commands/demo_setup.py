@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from powercrud_async.schedules import ensure_cleanup_schedule
 from sample.demo_data import BOOKS, CHAPTER_WORDS
 from sample.models import Author, Book, Chapter
 
@@ -19,7 +20,10 @@ DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - a local demo account, printed
 
 
 class Command(BaseCommand):
-    help = "Migrate, create the cache table, the demo user and the demo books (idempotent)."
+    help = (
+        "Migrate, create the cache table, the demo user, the demo books and the cleanup schedule "
+        "(idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default=os.environ.get("SAMPLE_USERNAME", DEFAULT_USERNAME))
@@ -43,10 +47,13 @@ class Command(BaseCommand):
             user.set_password(password)  # always the printed one, so the login below works
             user.save()
             books_created, chapters_created = self.seed_library()
+            # The running qcluster reclaims what a dead worker leaves behind (locks, records).
+            schedule = ensure_cleanup_schedule()
         self.stdout.write(
             f"Demo library: {Book.objects.count()} books, {Chapter.objects.count()} chapters "
             f"({books_created} books and {chapters_created} chapters added now)."
         )
+        self.stdout.write(f"Cleanup schedule {schedule.name!r}: every {schedule.minutes} min.")
         self.stdout.write(self.style.SUCCESS(
             f"Demo user {'created' if created else 'ready'}. Log in with\n"
             f"    username: {username}\n    password: {password}"
