@@ -1,0 +1,1062 @@
+"""How ``ModelTrackingAsyncManager`` persists lifecycle events into a project's record model.
+
+The public facade is ``powercrud_async.async_dashboard``; this module holds the machinery:
+
+* ``resolve``/``check``: the effective configuration (class attributes, then config) reduced to a
+  ``Tracking`` (model, columns, options), and the system-check messages for a bad one.
+* ``changes_for``: one event's payload as column values, each tagged with the guard that keeps a
+  status from moving backwards.
+* ``persist``: one event costs at most one UPDATE of the record (plus the INSERT that creates it)
+  and one timeline INSERT. Progress is coalesced per task; a failed write is kept in memory and
+  merged into the next write for the task, so the next event repairs the record.
+* ``reconcile``: what ``cleanup_completed_tasks`` does to records (repairs from the registry,
+  ``cleaned_up`` flags).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from django.apps import apps
+from django.core import checks
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import Case, F, Q, Subquery, Value, When
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import import_string
+
+from . import conf, progress
+from .exceptions import InvalidFieldMap
+from .payloads import json_text
+from .statuses import TERMINAL, TaskStatus
+
+if TYPE_CHECKING:
+    from .async_dashboard import ModelTrackingAsyncManager
+
+logger = logging.getLogger("powercrud_async.tracking")
+
+#: Logical name -> column on ``AbstractAsyncTaskRecord``. Columns a model lacks are skipped.
+DEFAULT_FIELD_MAP: dict[str, str] = {
+    "task_name": "task_name",
+    "status": "status",
+    "message": "message",
+    "progress": "progress_payload",
+    "percent": "percent",
+    "user": "user_label",
+    "affected": "affected_objects",
+    "func_path": "func_path",
+    "args": "args_payload",
+    "kwargs": "kwargs_payload",
+    "result": "result_payload",
+    "cleaned": "cleaned_up",
+    "retry_of": "retry_of",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "started_at": "started_at",
+    "completed_at": "completed_at",
+    "failed_at": "failed_at",
+    "cancelled_at": "cancelled_at",
+    "duration": "duration",
+    "error": "error",
+    "traceback": "traceback",
+}
+
+#: Logical names whose payload key differs; any other logical name is its payload key.
+PAYLOAD_KEYS: dict[str, str] = {
+    "user": "user",
+    "affected": "affected_objects",
+    "args": "task_args",
+    "kwargs": "task_kwargs",
+    "cleaned": "cleaned_up",
+}
+
+#: Fields whose meaning depends on the task's state: written only while the status may still
+#: move to the event's status (a late ``progress`` never overwrites a finished record).
+GUARDED = frozenset(
+    {
+        "status", "message", "progress", "percent", "result", "completed_at", "failed_at",
+        "cancelled_at", "duration", "error", "traceback", "reason",
+    }
+)
+
+#: Rank of the status each event moves a task to (``cleanup`` moves nothing).
+EVENT_RANK: dict[str, int] = {
+    "create": TaskStatus.PENDING.rank,
+    "start": TaskStatus.IN_PROGRESS.rank,
+    "progress": TaskStatus.IN_PROGRESS.rank,
+    "complete": TaskStatus.SUCCESS.rank,
+    "fail": TaskStatus.FAILED.rank,
+    "cancel": TaskStatus.CANCELLED.rank,
+}
+TERMINAL_EVENTS = frozenset({"complete", "fail", "cancel"})
+#: The payload key holding the moment each event happened (others: when it was handled).
+EVENT_TIME_KEYS = {
+    "create": "created_at",
+    "start": "started_at",
+    "complete": "completed_at",
+    "fail": "failed_at",
+    "cancel": "cancelled_at",
+}
+_UNSET_STATUS = ("", TaskStatus.UNKNOWN.value)
+#: Current statuses a guarded field of an event of each rank may still overwrite.
+ALLOWED_FROM: dict[int, tuple[str, ...]] = {
+    0: (TaskStatus.PENDING.value, *_UNSET_STATUS),
+    1: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *_UNSET_STATUS),
+    2: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *_UNSET_STATUS),
+}
+TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+
+#: Config keys this manager reads (all plain data, so the config travels to workers).
+CONFIG_KEYS = (
+    "record_model_path", "field_map", "create_defaults", "progress_interval", "timeline",
+    "format_user", "format_affected", "format_payload",
+)
+FORMATTER_KEYS = ("format_user", "format_affected", "format_payload")
+
+#: Timeline rows another process may add for a task (``create`` from the launcher, ...).
+TIMELINE_SLACK = 5
+#: In-process task states kept at most (oldest idle ones are forgotten first).
+MAX_STATES = 10_000
+
+SKIP = object()
+
+
+# -- configuration ------------------------------------------------------------------------------
+def model_label(value: Any) -> Any:
+    """``"app_label.ModelName"`` for a model class; anything else unchanged."""
+    if isinstance(value, type) and issubclass(value, models.Model):
+        return value._meta.label
+    return value
+
+
+def callable_path(value: Any, what: str) -> Any:
+    """A dotted path for a module-level function (so it can travel); strings unchanged."""
+    if value is None or isinstance(value, str):
+        return value
+    if not callable(value):
+        raise TypeError(f"{what} must be a callable or a dotted path, got {value!r}.")
+    path = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+    try:
+        found = import_string(path)
+    except ImportError:
+        found = None
+    if found is not value:
+        raise TypeError(
+            f"{what} must be a module-level function so workers can import it; {value!r} is not "
+            "(lambdas, methods and nested functions cannot travel with the config)."
+        )
+    return path
+
+
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Reduce our keys to JSON-friendly data: model classes to labels, functions to paths."""
+    out = dict(config)
+    if "record_model" in out:
+        out.setdefault("record_model_path", out.pop("record_model"))
+    if "record_model_path" in out:
+        out["record_model_path"] = model_label(out["record_model_path"])
+    for key in FORMATTER_KEYS:
+        if key in out:
+            out[key] = callable_path(out[key], key)
+    for key in ("field_map", "create_defaults"):
+        if key in out and isinstance(out[key], Mapping):
+            out[key] = dict(out[key])
+    ours = {key: out[key] for key in CONFIG_KEYS if key in out}
+    try:
+        json.dumps(ours)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"ModelTrackingAsyncManager options must be plain data (they travel to workers as "
+            f"JSON): {exc}."
+        ) from exc
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    """The effective options of one manager class + config, before the model is looked at."""
+
+    owner: str
+    record_model_path: Any
+    field_map: dict[str, Any]
+    explicit: dict[str, Any]
+    invalid_map: Any
+    create_defaults: Any
+    progress_interval: Any
+    timeline: Any
+    formatters: dict[str, Any]
+
+
+def options_for(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> Options:
+    config = dict(config or {})
+    raw_class_map = getattr(cls, "field_map", None) or {}
+    class_map = dict(raw_class_map) if isinstance(raw_class_map, Mapping) else {}
+    config_map = config.get("field_map")
+    explicit = {**class_map, **(config_map if isinstance(config_map, Mapping) else {})}
+    field_map = {**DEFAULT_FIELD_MAP, **explicit}
+    invalid_map = None
+    if config_map is not None and not isinstance(config_map, Mapping):
+        invalid_map = config_map
+    elif not isinstance(raw_class_map, Mapping):
+        invalid_map = raw_class_map
+    create_defaults = config.get("create_defaults", None)
+    if create_defaults is None:
+        create_defaults = dict(getattr(cls, "create_defaults", None) or {})
+    elif isinstance(create_defaults, Mapping):
+        create_defaults = {**dict(getattr(cls, "create_defaults", None) or {}), **create_defaults}
+    return Options(
+        owner=f"{cls.__module__}.{cls.__qualname__}",
+        record_model_path=model_label(config.get("record_model_path") or cls.record_model_path),
+        field_map=field_map,
+        explicit=explicit,
+        invalid_map=invalid_map,
+        create_defaults=create_defaults,
+        progress_interval=config.get("progress_interval", cls.progress_interval),
+        timeline=config.get("timeline", cls.timeline_enabled),
+        formatters={key: config.get(key) for key in FORMATTER_KEYS if config.get(key)},
+    )
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """A resolved configuration: the record model and where each logical field goes."""
+
+    model: type[models.Model]
+    label: str
+    db: str
+    field_map: dict[str, str]
+    fields: dict[str, models.Field]
+    task_column: str
+    status_column: str | None
+    unique_task: bool
+    auto_now: tuple[str, ...]
+    create_defaults: dict[str, Any]
+    progress_interval: float | None
+    timeline: bool
+
+    def interval(self) -> float:
+        if self.progress_interval is not None:
+            return float(self.progress_interval)
+        return float(conf.get("PROGRESS_WRITE_INTERVAL"))
+
+    def timeline_limit(self) -> int:
+        return int(conf.get("TIMELINE_MAX_EVENTS")) if self.timeline else 0
+
+    def manager(self) -> models.Manager:
+        return self.model._base_manager.db_manager(self.db)
+
+
+def _columns(model: type[models.Model]) -> dict[str, models.Field]:
+    return {f.name: f for f in model._meta.concrete_fields}
+
+
+def _find_model(path: Any) -> type[models.Model]:
+    if not isinstance(path, str) or path.count(".") != 1:
+        raise LookupError(path)
+    return apps.get_model(path)
+
+
+def _field(model: type[models.Model], column: str) -> models.Field:
+    return cast(models.Field, model._meta.get_field(column))
+
+
+def _is_unique(model: type[models.Model], column: str) -> bool:
+    if _field(model, column).unique:
+        return True
+    for constraint in model._meta.constraints:
+        if isinstance(constraint, models.UniqueConstraint) and list(constraint.fields) == [column] \
+                and constraint.condition is None:
+            return True
+    return any(list(together) == [column] for together in model._meta.unique_together)
+
+
+def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage]]:
+    """Resolve ``options`` against the model; returns what works plus every problem found."""
+    problems: list[checks.CheckMessage] = []
+    owner = options.owner
+    path = options.record_model_path
+    if not path:
+        problems.append(checks.Error(
+            f"{owner} has no record model.",
+            hint='Set record_model_path = "myapp.AsyncTaskRecord" on the class, or pass '
+                 "record_model_path in its config.",
+            obj=owner, id="powercrud_async.E020",
+        ))
+        return None, problems
+    try:
+        model = _find_model(path)
+    except (LookupError, ValueError):
+        problems.append(checks.Error(
+            f"{owner}: record_model_path {path!r} is not an installed model.",
+            hint="Use 'app_label.ModelName' (e.g. 'myapp.AsyncTaskRecord') and make sure the app "
+                 "is in INSTALLED_APPS.",
+            obj=owner, id="powercrud_async.E021",
+        ))
+        return None, problems
+    label = model._meta.label
+    columns = _columns(model)
+    field_map = options.field_map
+    invalid = options.invalid_map
+    if invalid is not None:
+        problems.append(checks.Error(
+            f"{owner}: field_map must be a dict of logical name -> column, got {invalid!r}.",
+            hint='For example {"status": "state", "message": "note"}.',
+            obj=owner, id="powercrud_async.E024",
+        ))
+    effective: dict[str, str] = {}
+    for logical, column in field_map.items():
+        if column in (None, ""):
+            continue  # explicitly switched off
+        explicit = logical in options.explicit
+        if not isinstance(column, str) or not isinstance(logical, str):
+            problems.append(checks.Error(
+                f"{owner}: field_map entry {logical!r}: {column!r} is not a column name.",
+                hint="Map each logical name to the name of a field of the record model, or None.",
+                obj=owner, id="powercrud_async.E024",
+            ))
+            continue
+        if column not in columns:
+            if logical == "task_name":
+                problems.append(checks.Error(
+                    f"{owner}: record model {label} has no column {column!r} to hold the task "
+                    "key (task_name).",
+                    hint=f"Add task_name = models.CharField(max_length=255, unique=True) to {label}, "
+                         "or map 'task_name' to an existing unique column in field_map.",
+                    obj=owner, id="powercrud_async.E022",
+                ))
+            elif explicit:
+                close = difflib.get_close_matches(column, list(columns), n=1)
+                problems.append(checks.Error(
+                    f"{owner}: field_map maps {logical!r} to {column!r}, but record model {label} "
+                    f"has no column {column!r}.",
+                    hint=(f"Did you mean {close[0]!r}? " if close else "")
+                    + f"Columns of {label}: {', '.join(sorted(columns))}.",
+                    obj=owner, id="powercrud_async.E023",
+                ))
+            continue
+        effective[logical] = column
+    task_column = effective.get("task_name")
+    if task_column is not None and not _is_unique(model, task_column):
+        problems.append(checks.Warning(
+            f"{owner}: column {task_column!r} of record model {label} is not unique; concurrent "
+            "events could create two records for one task.",
+            hint=f"Declare {task_column} with unique=True.",
+            obj=owner, id="powercrud_async.W020",
+        ))
+    create_defaults = options.create_defaults
+    if not isinstance(create_defaults, Mapping):
+        problems.append(checks.Error(
+            f"{owner}: create_defaults must be a dict of column -> value, got {create_defaults!r}.",
+            hint="Remove it or give a dict.", obj=owner, id="powercrud_async.E024",
+        ))
+        create_defaults = {}
+    for column in create_defaults:
+        if column not in columns:
+            problems.append(checks.Error(
+                f"{owner}: create_defaults names column {column!r}, but record model {label} has "
+                "no such column.",
+                hint=f"Columns of {label}: {', '.join(sorted(columns))}.",
+                obj=owner, id="powercrud_async.E023",
+            ))
+    interval = options.progress_interval
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
+                                 or interval < 0):
+        problems.append(checks.Error(
+            f"{owner}: progress_interval must be a number of seconds >= 0, got {interval!r}.",
+            hint="Leave it unset to use PROGRESS_WRITE_INTERVAL.", obj=owner,
+            id="powercrud_async.E024",
+        ))
+        interval = None
+    timeline = options.timeline
+    if not isinstance(timeline, bool):
+        problems.append(checks.Error(
+            f"{owner}: timeline must be True or False, got {timeline!r}.",
+            hint="Set timeline_enabled = False on the class to switch the timeline off.",
+            obj=owner, id="powercrud_async.E024",
+        ))
+        timeline = bool(timeline)
+    for key, path_value in options.formatters.items():
+        try:
+            found = import_string(path_value) if isinstance(path_value, str) else path_value
+        except ImportError as exc:
+            found = exc
+        if not callable(found):
+            problems.append(checks.Error(
+                f"{owner}: {key} {path_value!r} is not an importable callable.",
+                hint="Give the dotted path of a module-level function taking one value.",
+                obj=owner, id="powercrud_async.E024",
+            ))
+    if task_column is None:
+        if not any(p.id == "powercrud_async.E022" for p in problems):
+            problems.append(checks.Error(
+                f"{owner}: field_map maps no column of record model {label} to task_name.",
+                hint="Map 'task_name' to a unique CharField of the model; it is the only "
+                     "required field.",
+                obj=owner, id="powercrud_async.E022",
+            ))
+        return None, problems
+    status_column = effective.get("status")
+    auto_now = tuple(
+        name for name, f in columns.items()
+        if getattr(f, "auto_now", False) and name not in effective.values()
+    )
+    tracking = Tracking(
+        model=model,
+        label=label,
+        db=router.db_for_write(model),
+        field_map=effective,
+        fields={column: columns[column] for column in set(effective.values())},
+        task_column=task_column,
+        status_column=status_column,
+        unique_task=_is_unique(model, task_column),
+        auto_now=auto_now,
+        create_defaults={k: v for k, v in create_defaults.items() if k in columns},
+        progress_interval=interval,
+        timeline=timeline,
+    )
+    return tracking, problems
+
+
+_resolved: dict[tuple[type, str], tuple[Tracking | None, list[checks.CheckMessage]]] = {}
+_resolved_lock = threading.Lock()
+_reported: set[tuple[type, str]] = set()
+
+
+def _cache_key(cls: type, config: Mapping[str, Any] | None) -> tuple[type, str]:
+    ours = {key: (config or {}).get(key) for key in CONFIG_KEYS}
+    return cls, json.dumps(ours, sort_keys=True, default=repr)
+
+
+def resolve(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> Tracking:
+    """The ``Tracking`` for a manager class and config (cached per process).
+
+    Raises ``InvalidFieldMap`` when the record model cannot be used at all; lesser problems
+    (a column that does not exist) are skipped here and reported by the system check.
+    """
+    key = _cache_key(cls, config)
+    with _resolved_lock:
+        found = _resolved.get(key)
+    if found is None:
+        found = analyse(options_for(cls, config))
+        with _resolved_lock:
+            _resolved[key] = found
+    tracking, problems = found
+    if tracking is None:
+        raise InvalidFieldMap(" ".join(f"{p.msg} {p.hint}" for p in problems if p.level >= checks.ERROR))
+    if problems and key not in _reported:
+        _reported.add(key)
+        for problem in problems:
+            logger.warning("%s (%s) %s", problem.msg, problem.id, problem.hint or "")
+    return tracking
+
+
+def check(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> list[checks.CheckMessage]:
+    """System-check messages for a manager class and config (``powercrud_async.E02x``)."""
+    try:
+        config = plain_config(config or {})
+    except TypeError as exc:
+        return [checks.Error(str(exc), hint="Use plain data and dotted paths in the config.",
+                             obj=cls.__qualname__, id="powercrud_async.E024")]
+    return analyse(options_for(cls, config))[1]
+
+
+def clear_cache() -> None:
+    with _resolved_lock:
+        _resolved.clear()
+        _reported.clear()
+
+
+# -- one event as column values ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A column value and the rank of the event it came from (``None``: not guarded)."""
+
+    value: Any
+    guard: int | None
+
+
+def merge(into: dict[str, Change], changes: Mapping[str, Change]) -> None:
+    """Later changes win, except a guarded value never loses to one from a lower-ranked event."""
+    for column, change in changes.items():
+        old = into.get(column)
+        if old is not None and old.guard is not None and change.guard is not None \
+                and change.guard < old.guard:
+            continue
+        into[column] = change
+
+
+def coerce(manager: ModelTrackingAsyncManager, field_obj: models.Field, value: Any) -> Any:
+    """``value`` in the shape the column takes, or ``SKIP`` if it cannot hold it."""
+    if isinstance(field_obj, models.JSONField):
+        return manager.format_payload(value)
+    if isinstance(field_obj, (models.CharField, models.TextField)):
+        text = value if isinstance(value, str) else json_text(manager.format_payload(value))
+        text = str(text)
+        limit = getattr(field_obj, "max_length", None)
+        if limit and len(text) > limit:
+            text = text[: limit - 1] + "…"
+        return text
+    if isinstance(field_obj, models.DateTimeField):
+        if isinstance(value, str):
+            value = parse_datetime(value)
+        return value if isinstance(value, datetime) else SKIP
+    if isinstance(field_obj, models.DurationField):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return timedelta(seconds=value)
+        return value if isinstance(value, timedelta) else SKIP
+    if isinstance(field_obj, models.BooleanField):
+        return bool(value)
+    if isinstance(field_obj, (models.FloatField, models.IntegerField, models.DecimalField)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return SKIP
+        if isinstance(field_obj, models.IntegerField):
+            return int(value)
+        return value
+    if field_obj.is_relation:
+        related = field_obj.related_model
+        if isinstance(value, models.Model) and isinstance(related, type) and isinstance(value, related):
+            return value.pk
+        return SKIP
+    return value
+
+
+def _user_value(manager: ModelTrackingAsyncManager, field_obj: models.Field, user: Any) -> Any:
+    if field_obj.is_relation:
+        authenticated = getattr(user, "is_authenticated", False) and getattr(user, "pk", None)
+        related = field_obj.related_model
+        fits = isinstance(related, type) and isinstance(user, related)
+        return user.pk if authenticated and fits else SKIP
+    return manager.format_user(user)
+
+
+def changes_for(
+    manager: ModelTrackingAsyncManager, tracking: Tracking, event: str, payload: Mapping[str, Any]
+) -> dict[str, Change]:
+    """The columns ``event`` writes: only the fields it carries, never a ``None``."""
+    rank = EVENT_RANK.get(event)
+    if rank is None and payload.get("status"):
+        try:
+            rank = TaskStatus(payload["status"]).rank
+        except ValueError:
+            rank = None
+    out: dict[str, Change] = {}
+    for logical, column in tracking.field_map.items():
+        if logical in ("task_name", "updated_at"):
+            continue
+        key = PAYLOAD_KEYS.get(logical, logical)
+        if key not in payload:
+            continue
+        raw = payload[key]
+        field_obj = tracking.fields[column]
+        if logical == "user":
+            value = _user_value(manager, field_obj, raw)
+        elif logical == "affected":
+            value = manager.format_affected(raw)
+        elif raw is None:
+            continue
+        else:
+            value = raw
+        if value is SKIP:
+            continue
+        value = coerce(manager, field_obj, value)
+        if value is SKIP:
+            continue
+        guard = rank if (logical in GUARDED and rank is not None) else None
+        merge(out, {column: Change(value, guard)})
+    return out
+
+
+def event_row(event: str, task_name: str, payload: Mapping[str, Any]) -> Any:
+    """The unsaved ``TaskEvent`` for one event (time: when it happened, if the payload says)."""
+    from .models import TaskEvent
+
+    when = payload.get(EVENT_TIME_KEYS.get(event, ""), None)
+    if not isinstance(when, datetime):
+        when = timezone.now()
+    status = payload.get("status")
+    message = payload.get("message")
+    if event == "cleanup" and not message:
+        released = payload.get("locks_released")
+        message = "Cleaned up" + (f": {released} lock(s) released" if released is not None else "")
+    elif event == "progress" and payload.get("percent") is not None:
+        message = f"{message or ''} ({payload['percent']:g}%)".strip()
+    return TaskEvent(
+        task_name=task_name,
+        event=str(event)[:20],
+        status=str(status) if status else "",
+        message=str(message or ""),
+        created_at=when,
+    )
+
+
+# -- writing ------------------------------------------------------------------------------------
+class RecordWriteError(Exception):
+    """Neither an UPDATE nor an INSERT could place the record (e.g. a required column)."""
+
+
+@contextmanager
+def _savepoint_if_atomic(using: str) -> Iterator[None]:
+    """Inside a caller's transaction, a failure of ours must not poison it: use a savepoint.
+    Outside one (the worker, on_commit callbacks) no extra statements are spent."""
+    if connections[using].in_atomic_block:
+        with transaction.atomic(using=using):
+            yield
+    else:
+        yield
+
+
+def _allowed(status_column: str, guard: int) -> Q:
+    allowed = ALLOWED_FROM[min(guard, 2)]
+    return Q(**{f"{status_column}__in": allowed}) | Q(**{f"{status_column}__isnull": True})
+
+
+def _update_values(tracking: Tracking, changes: Mapping[str, Change], now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    status_column = tracking.status_column
+    for column, change in changes.items():
+        field_obj = _field(tracking.model, column)
+        if change.guard is None or status_column is None:
+            values[column] = change.value
+        else:
+            values[column] = Case(
+                When(_allowed(status_column, change.guard),
+                     then=Value(change.value, output_field=field_obj)),
+                default=F(column),
+                output_field=field_obj,
+            )
+    for column in tracking.auto_now:
+        values.setdefault(column, now)
+    updated = tracking.field_map.get("updated_at")
+    if updated and isinstance(tracking.fields[updated], models.DateTimeField):
+        values.setdefault(updated, now)
+    return values
+
+
+def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> IntegrityError | None:
+    """Create the record. Returns the ``IntegrityError`` if that failed on a unique task column
+    (the record exists already, or a required column has no value); ``None`` if created."""
+    values: dict[str, Any] = dict(tracking.create_defaults)
+    for column, change in changes.items():
+        values[_field(tracking.model, column).attname] = change.value
+    values[tracking.task_column] = task_name
+    try:
+        with _savepoint_if_atomic(tracking.db):
+            tracking.model(**values).save(force_insert=True, using=tracking.db)
+    except IntegrityError as exc:
+        if not tracking.unique_task:
+            raise
+        return exc
+    return None
+
+
+def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Change], *,
+                 insert_first: bool = False) -> str:
+    """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``/``"inserted"``.
+
+    ``insert_first`` (a ``create`` event, unique task column, no open transaction) tries the
+    INSERT first, so the usual launch costs one statement instead of two.
+    """
+    records = tracking.manager().filter(**{tracking.task_column: task_name})
+    error: IntegrityError | None = None
+    with _savepoint_if_atomic(tracking.db):
+        if insert_first and tracking.unique_task and not connections[tracking.db].in_atomic_block:
+            error = _insert(tracking, task_name, changes)
+            if error is None:
+                return "inserted"
+        values = _update_values(tracking, changes, timezone.now())
+        if not values:  # nothing to write (a model with only task_name): make sure it exists
+            if records.exists():
+                return "updated"
+        elif records.update(**values):  # matched rows, even when no value changes
+            return "updated"
+        if error is None:
+            error = _insert(tracking, task_name, changes)
+            if error is None:
+                return "inserted"
+            # Created by another process between our UPDATE and INSERT: apply on top of it.
+            if records.update(**values) if values else records.exists():
+                return "updated"
+    raise RecordWriteError(
+        f"the record of task {task_name} could be neither updated nor created: {error}"
+    ) from error
+
+
+def trim_timeline(task_name: str, limit: int) -> int:
+    """Delete the oldest ``progress`` rows beyond the newest ``limit`` rows (one DELETE)."""
+    from .models import TaskEvent
+
+    db = router.db_for_write(TaskEvent)
+    newest = TaskEvent.objects.using(db).filter(task_name=task_name).order_by("-id").values("id")
+    cutoff = Subquery(newest[limit - 1 : limit])
+    deleted, _ = TaskEvent.objects.using(db).filter(
+        task_name=task_name, event="progress", id__lt=cutoff
+    ).delete()
+    return deleted
+
+
+def insert_rows(rows: list[Any]) -> None:
+    """One INSERT for the timeline rows (``save`` for a single row: on SQLite ``bulk_create``
+    adds its own BEGIN/COMMIT round trips)."""
+    from .models import TaskEvent
+
+    db = router.db_for_write(TaskEvent)
+    with _savepoint_if_atomic(db):
+        if len(rows) == 1:
+            rows[0].save(force_insert=True, using=db)
+        else:
+            TaskEvent.objects.using(db).bulk_create(rows)
+
+
+# -- per-process state --------------------------------------------------------------------------
+@dataclass(eq=False)
+class TaskState:
+    """What this process holds for one task: unsaved changes and timeline rows, coalescing."""
+
+    tracking: Tracking
+    task_name: str
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    changes: dict[str, Change] = field(default_factory=dict)
+    touch: bool = False
+    rows: list[Any] = field(default_factory=list)
+    deferred_row: Any = None
+    insert_first: bool = False
+    last_progress: float = float("-inf")
+    terminal: bool = False
+    saw_start: bool = False
+    saw_create: bool = False
+    buffered: bool = False
+    inserted: int = 0
+    trimmed_at: int = 0
+    timer: threading.Timer | None = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.changes or self.touch or self.rows or self.deferred_row is not None)
+
+
+_states: OrderedDict[tuple[str, str], TaskState] = OrderedDict()
+_states_lock = threading.Lock()
+#: Tasks this process saw end (bounded), so a late ``progress`` after cleanup is dropped.
+_finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
+def state_for(tracking: Tracking, task_name: str) -> TaskState:
+    key = (tracking.label, task_name)
+    with _states_lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = TaskState(tracking, task_name)
+            if len(_states) > MAX_STATES:
+                for old_key, old in list(_states.items()):
+                    if len(_states) <= MAX_STATES:
+                        break
+                    if not old.pending and old is not state:
+                        del _states[old_key]
+        else:
+            _states.move_to_end(key)
+        return state
+
+
+def forget(tracking: Tracking, task_name: str) -> None:
+    key = (tracking.label, task_name)
+    with _states_lock:
+        state = _states.pop(key, None)
+        _finished[key] = None
+        while len(_finished) > MAX_STATES:
+            _finished.popitem(last=False)
+    if state is not None and state.timer is not None:
+        state.timer.cancel()
+
+
+def reset_state() -> None:
+    """Forget every in-process task state and cancel pending timers (tests, forks)."""
+    with _states_lock:
+        states = list(_states.values())
+        _states.clear()
+        _finished.clear()
+    for state in states:
+        if state.timer is not None:
+            state.timer.cancel()
+
+
+def pending_states(task_name: str | None = None) -> list[TaskState]:
+    with _states_lock:
+        return [s for s in _states.values() if s.pending and task_name in (None, s.task_name)]
+
+
+def _flush(state: TaskState, *, event: str = "") -> bool:
+    """Write what ``state`` holds (caller holds ``state.lock``). True if nothing is left."""
+
+    tracking = state.tracking
+    if state.deferred_row is not None:
+        state.rows.append(state.deferred_row)
+        state.deferred_row = None
+    ok = True
+    if state.changes or state.touch:
+        try:
+            write_record(tracking, state.task_name, state.changes, insert_first=state.insert_first)
+        except Exception:  # noqa: BLE001 - never break the worker, hook or launch
+            ok = False
+            logger.exception(
+                "Could not write the record of task %s (%s) for its %r event; the next event for "
+                "this task or cleanup_completed_tasks() will repair it.",
+                state.task_name, tracking.label, event or "pending",
+            )
+        else:
+            state.changes = {}
+            state.touch = False
+            state.insert_first = False
+    if state.rows:
+        limit = tracking.timeline_limit()
+        if limit <= 0:
+            state.rows = []
+        else:
+            try:
+                insert_rows(state.rows)
+            except Exception:  # noqa: BLE001
+                ok = False
+                logger.exception("Could not write the timeline of task %s for its %r event.",
+                                 state.task_name, event or "pending")
+            else:
+                state.inserted += len(state.rows)
+                state.rows = []
+                _maybe_trim(state, event, limit)
+    return ok
+
+
+def _maybe_trim(state: TaskState, event: str, limit: int) -> None:
+    """Bound the timeline without a DELETE per event: only when this process has written
+    near ``limit`` rows for the task (a long job), or at the end of a task it saw neither
+    launched nor started (the completion hook or cleanup finishing a job another process ran)."""
+    step = max(1, limit // 10)
+    near = state.inserted + TIMELINE_SLACK > limit
+    due = (near and (event == "cleanup" or state.inserted - state.trimmed_at >= step)) or (
+        event == "cleanup" and not (state.saw_start or state.saw_create)
+    )
+    if not due:
+        return
+    try:
+        trim_timeline(state.task_name, limit)
+        state.trimmed_at = state.inserted
+    except Exception:  # noqa: BLE001
+        logger.exception("Could not trim the timeline of task %s.", state.task_name)
+
+
+def _on_timer(state: TaskState) -> None:
+    """Write a deferred progress once its interval is over (this process got no other event)."""
+    try:
+        with state.lock:
+            state.timer = None
+            if state.pending:
+                if state.deferred_row is not None or state.changes:
+                    state.last_progress = time.monotonic()
+                _flush(state, event="progress")
+    except Exception:  # noqa: BLE001
+        logger.exception("Deferred progress write of task %s failed", state.task_name)
+    finally:
+        connections.close_all()
+
+
+def _schedule(state: TaskState, delay: float) -> None:
+    if state.timer is not None:
+        return
+    timer = threading.Timer(max(0.0, delay), _on_timer, args=(state,))
+    timer.daemon = True
+    state.timer = timer
+    timer.start()
+
+
+def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
+            payload: Mapping[str, Any]) -> bool:
+    """Persist one event; returns True if it was written (False: deferred, dropped or failed)."""
+    tracking = manager.get_tracking()
+    changes = changes_for(manager, tracking, event, payload)
+    row = event_row(event, task_name, payload) if tracking.timeline_limit() > 0 else None
+    if event == "progress" and (tracking.label, task_name) in _finished:
+        return False  # a late progress never reopens a finished task
+    state = state_for(tracking, task_name)
+    with state.lock:
+        state.tracking = tracking  # the latest configuration writes what is pending
+        if event == "start":
+            state.saw_start = True
+        elif event == "create":
+            state.saw_create = True
+        if event == "progress":
+            if state.terminal:
+                return False  # a late progress never reopens a finished task
+            interval = tracking.interval()
+            now = time.monotonic()
+            # The runner's buffer already publishes at most once per PROGRESS_WRITE_INTERVAL;
+            # what it emits as it stops tracking a task is the final value: written at once.
+            tracked = progress.buffer.latest(task_name) is not None
+            buffered = (tracked or state.buffered) and interval <= float(
+                conf.get("PROGRESS_WRITE_INTERVAL")
+            )
+            state.buffered = tracked
+            if not buffered and now - state.last_progress < interval:
+                merge(state.changes, changes)
+                state.deferred_row = row if row is not None else state.deferred_row
+                _schedule(state, state.last_progress + interval - now)
+                return False
+            state.last_progress = now
+        merge(state.changes, changes)
+        state.touch = True
+        if state.deferred_row is not None:
+            state.rows.append(state.deferred_row)
+            state.deferred_row = None
+        if row is not None:
+            state.rows.append(row)
+        if event == "create":
+            state.insert_first = True
+        if event in TERMINAL_EVENTS:
+            state.terminal = True
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        ok = _flush(state, event=event)
+        if ok and event == "cleanup":
+            forget(tracking, task_name)
+        return ok
+
+
+def flush(task_name: str | None = None) -> int:
+    """Write every deferred or failed change this process holds; returns how many tasks."""
+    done = 0
+    for state in pending_states(task_name):
+        with state.lock:
+            if state.timer is not None:
+                state.timer.cancel()
+                state.timer = None
+            if _flush(state):
+                done += 1
+    return done
+
+
+# -- cleanup: repair records from the registry -----------------------------------------------
+def mark_cleaned(tracking: Tracking, task_names: list[str]) -> int:
+    """``cleaned_up = True`` on the records of ``task_names`` that are not yet; returns how many."""
+    column = tracking.field_map.get("cleaned")
+    if not column or not task_names:
+        return 0
+    values: dict[str, Any] = {column: True}
+    values.update(_update_values(tracking, {}, timezone.now()))
+    total = 0
+    for start in range(0, len(task_names), 500):
+        chunk = task_names[start : start + 500]
+        total += tracking.manager().filter(
+            **{f"{tracking.task_column}__in": chunk, column: False}
+        ).update(**values)
+    return total
+
+
+def reconcile(manager: ModelTrackingAsyncManager, *, dry_run: bool = False,
+              batch_size: int = 500) -> dict[str, Any]:
+    """Bring records in line with the registry: a finished task's record gets its terminal
+    status (if an event write was lost), a task the registry no longer knows gets ``failed``,
+    and records of tasks that hold no locks get ``cleaned_up = True``."""
+    from .runner import dead_after
+    from .stores import get_store
+
+    tracking = manager.get_tracking()
+    summary: dict[str, Any] = {"repaired": [], "cleaned": 0}
+    status_column = tracking.status_column
+    cleaned_column = tracking.field_map.get("cleaned")
+    if status_column is None and cleaned_column is None:
+        return summary
+    query = Q()
+    if status_column:
+        query |= ~Q(**{f"{status_column}__in": TERMINAL_VALUES}) | Q(**{f"{status_column}__isnull": True})
+    if cleaned_column:
+        query |= Q(**{cleaned_column: False})
+    fmap = tracking.field_map
+    seen_column = next((fmap[k] for k in ("updated_at", "created_at") if k in fmap
+                        and isinstance(tracking.fields[fmap[k]], models.DateTimeField)), None)
+    wanted = ["pk", tracking.task_column] + [c for c in (status_column, seen_column) if c]
+    store = get_store()
+    owners = store.lock_owners()
+    now = timezone.now()
+    grace = timedelta(seconds=dead_after())
+    to_clean: list[str] = []
+    last_pk: Any = None
+    base = tracking.manager().filter(query).order_by("pk")
+    while True:
+        page = base.filter(pk__gt=last_pk) if last_pk is not None else base
+        rows = list(page.values(*wanted)[:batch_size])
+        if not rows:
+            break
+        last_pk = rows[-1]["pk"]
+        infos = store.get_many([r[tracking.task_column] for r in rows])
+        for row in rows:
+            name = row[tracking.task_column]
+            info = infos.get(name)
+            if info is not None and info.is_active:
+                continue
+            status = row.get(status_column) if status_column else None
+            record_terminal = status in TERMINAL_VALUES
+            if status_column and not record_terminal:
+                payload = _repair_payload(info, row.get(seen_column) if seen_column else None,
+                                          now, grace)
+                if payload is None:
+                    continue
+                event, values = payload
+                if name not in owners:
+                    values["cleaned_up"] = True
+                summary["repaired"].append({"task_name": name, "status": values["status"],
+                                            "reason": values["message"]})
+                if not dry_run:
+                    repair(manager, tracking, event, name, values)
+                continue
+            if name not in owners:
+                to_clean.append(name)
+    summary["cleaned"] = len(to_clean) if dry_run else mark_cleaned(tracking, to_clean)
+    return summary
+
+
+def _repair_payload(info: Any, seen: datetime | None, now: datetime,
+                    grace: timedelta) -> tuple[str, dict[str, Any]] | None:
+    if info is None:
+        if seen is not None and now - seen < grace:
+            return None  # just written: its registration may still be on its way
+        reason = "No longer registered (removed or purged) before its end was recorded."
+        return "fail", {"status": TaskStatus.FAILED, "message": f"Failed: {reason}",
+                        "result": reason, "error": reason, "reason": reason, "failed_at": now}
+    status = TaskStatus(info.status)
+    finished = info.finished_at or now
+    duration = (finished - info.started_at).total_seconds() if info.started_at else None
+    if status is TaskStatus.SUCCESS:
+        return "complete", {"status": status, "message": "Completed", "completed_at": finished,
+                            "duration": duration}
+    if status is TaskStatus.CANCELLED:
+        return "cancel", {"status": status, "message": info.reason or "Cancelled",
+                          "result": info.reason or "Cancelled", "cancelled_at": finished,
+                          "duration": duration}
+    reason = info.reason or "The worker failed"
+    return "fail", {"status": status, "message": f"Failed: {reason}", "result": reason,
+                    "error": reason, "reason": reason, "failed_at": finished, "duration": duration}
+
+
+def repair(manager: ModelTrackingAsyncManager, tracking: Tracking, event: str, task_name: str,
+           payload: dict[str, Any]) -> None:
+    """Write a terminal state found by cleanup (no lifecycle hook is called: the event already
+    happened; only its record was lost). The timeline notes who recorded it."""
+
+    changes = changes_for(manager, tracking, event, payload)
+    try:
+        write_record(tracking, task_name, changes)
+        if tracking.timeline_limit() > 0:
+            row = event_row(event, task_name, {  # stamped now: when the repair happened
+                "status": payload["status"], "message": f"{payload['message']} (recorded by cleanup)",
+            })
+            insert_rows([row])
+    except Exception:  # noqa: BLE001
+        logger.exception("Cleanup could not repair the record of task %s", task_name)

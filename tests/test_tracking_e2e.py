@@ -1,0 +1,115 @@
+"""End to end through a real ``qcluster``: 200 tracked jobs (successes, failures, cancellations,
+progress-heavy) all end with the right record and an ordered timeline; none is left stuck."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from powercrud_async import tracking
+from powercrud_async.models import LiveTask, TaskEvent
+from tests.conftest import wait_until
+from tests.testapp.managers import TrackedManager
+from tests.testapp.models import AsyncTaskRecord
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+TERMINAL = ("success", "failed", "cancelled")
+
+
+@pytest.fixture(autouse=True)
+def fresh_tracking() -> Iterator[None]:
+    tracking.reset_state()
+    yield
+    tracking.reset_state()
+
+
+@pytest.fixture
+def fast_heartbeat(settings):  # type: ignore[no-untyped-def]
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "HEARTBEAT_INTERVAL": 1}
+
+
+def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: None) -> None:
+    started = time.monotonic()
+    manager = TrackedManager()
+    expected: dict[str, tuple[str, Any]] = {}
+    running_cancels = [
+        manager.launch_async_task("tests.testapp.tasks.slow", 30.0, steps=300,
+                                  conflict_ids={"testapp.Project": [10_000 + i]})
+        for i in range(8)
+    ]
+    for key in running_cancels:
+        expected[key] = ("cancelled", None)
+    for i in range(100):
+        key = manager.launch_async_task("tests.testapp.tasks.add", i, i,
+                                        conflict_ids={"testapp.Project": [i]})
+        expected[key] = ("success", 2 * i)
+    for i in range(30):
+        expected[manager.launch_async_task("tests.testapp.tasks.fail", f"bad {i}")] = ("failed", f"ValueError: bad {i}")
+    for _ in range(10):
+        expected[manager.launch_async_task("tests.testapp.tasks.return_false")] = ("failed", "The worker returned False")
+    heavy = [manager.launch_async_task("tests.testapp.managers.progress_job", 150, 0.002) for _ in range(30)]
+    for key in heavy:
+        expected[key] = ("success", 150)
+    queued_cancels = [manager.launch_async_task("tests.testapp.tasks.slow", 5.0) for _ in range(22)]
+    for key in queued_cancels:
+        assert manager.cancel_task(key) == "cancelled"
+        expected[key] = ("cancelled", None)
+    assert len(expected) == 200
+
+    qcluster(PCA_Q_WORKERS="4", PCA_HEARTBEAT="1")
+    waiting = set(running_cancels)
+    deadline = time.monotonic() + 60
+    while waiting and time.monotonic() < deadline:
+        for key in list(waiting):
+            if LiveTask.objects.get(task_name=key).status == "in_progress":
+                assert manager.cancel_task(key) == "requested"
+                waiting.discard(key)
+        time.sleep(0.05)
+    assert not waiting, "some long jobs never started"
+
+    def all_finished() -> bool:
+        return not LiveTask.objects.exclude(status__in=TERMINAL).exists() and \
+            AsyncTaskRecord.objects.filter(status__in=TERMINAL, cleaned_up=True).count() == 200
+
+    wait_until(all_finished, timeout=80, interval=0.25)
+
+    records = {r.task_name: r for r in AsyncTaskRecord.objects.all()}
+    assert set(records) == set(expected)
+    for key, (status, result) in expected.items():
+        row = records[key]
+        assert row.status == status, (key, row.status, row.message)
+        assert LiveTask.objects.get(task_name=key).status == status
+        assert row.cleaned_up is True and row.updated_at is not None
+        if status == "success":
+            assert row.result_payload == result and row.message == "Completed"
+            assert row.completed_at and row.started_at and row.duration is not None
+        elif status == "failed":
+            assert result in row.result_payload and row.message.startswith("Failed")
+            assert row.failed_at is not None
+        else:
+            assert row.cancelled_at is not None
+    for key in heavy:
+        assert records[key].percent == 100.0
+
+    events: dict[str, list[TaskEvent]] = {}
+    for event in TaskEvent.objects.order_by("created_at", "id"):
+        events.setdefault(event.task_name, []).append(event)
+    for key, (status, _) in expected.items():
+        names = [e.event for e in events[key]]
+        terminal = {"success": "complete", "failed": "fail", "cancelled": "cancel"}[status]
+        assert names[0] == "create", (key, names)
+        assert names[-2:] == [terminal, "cleanup"], (key, names)
+        middle = names[1:-2]
+        if key in queued_cancels:
+            assert middle == []
+        else:
+            assert middle[0] == "start" and set(middle[1:]) <= {"progress"}, (key, names)
+        stamps = [e.created_at for e in events[key]]
+        assert stamps == sorted(stamps)
+    for key in heavy:  # 150 updates in ~0.3 s: coalesced to a handful of writes
+        assert 1 <= [e.event for e in events[key]].count("progress") <= 3
+    assert time.monotonic() - started < 90
