@@ -100,6 +100,7 @@ Q_CLUSTER = {
     "poll": 0.1,
     "catch_up": False,
     "max_attempts": 3,
+    "save_limit": 0,
 }
 
 POWERCRUD_SETTINGS = {

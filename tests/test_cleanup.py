@@ -47,7 +47,8 @@ def test_dead_running_task_is_reclaimed_with_reason(manager: Recording) -> None:
     assert row.status == "failed" and "Worker died" in row.reason
     assert not TaskLock.objects.exists()
     assert [e for e, _, _ in Recording.events][-2:] == ["fail", "cleanup"]
-    assert progress.read(key).status == "failed"  # type: ignore[union-attr]
+    assert progress.read(key) is None  # released: the registry answers for it now
+    assert progress.resolve(key).status == "failed"  # type: ignore[union-attr]
 
 
 def test_live_running_and_queued_tasks_are_kept(manager: Recording) -> None:

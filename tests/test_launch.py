@@ -141,7 +141,8 @@ def test_sync_success_runs_lifecycle(manager: Recording) -> None:
                                   "extra": {"extra": 1}}
     assert LiveTask.objects.get().status == "success"
     assert not TaskLock.objects.exists()
-    snapshot = progress.read(key)
+    assert progress.read(key) is None  # progress released; the registry answers
+    snapshot = progress.resolve(key)
     assert snapshot is not None and snapshot.status == "success"
     assert not manager.is_active_task(key)
 

@@ -134,13 +134,23 @@ def test_coalescing_inside_a_job(django_assert_max_num_queries) -> None:  # type
     """1,000 updates in a running job cost a bounded number of cache writes."""
     cancelled = threading.Event()
     progress.buffer.track(ProgressSnapshot(task_name="busy", status="in_progress"), cancelled)
-    manager = AsyncManager()
+    events: list[str] = []
+
+    class Recording(AsyncManager):
+        def async_task_lifecycle(self, event: str, task_name: str, **payload) -> None:  # type: ignore[no-untyped-def]
+            events.append(payload["message"])
+
+    manager = Recording()
     with django_assert_max_num_queries(10):  # the DatabaseCache costs a few statements per write
         for i in range(1000):
             manager.update_progress("busy", f"item {i}", current=i, total=1000)
     assert manager.get_progress("busy")["message"] == "item 999"  # the latest, from the buffer
-    progress.buffer.untrack("busy")  # the final state is always written
+    assert len(events) <= 2  # coalesced: at most one write per PROGRESS_WRITE_INTERVAL
+    progress.buffer.flush("busy")  # what the runner's ticker does every interval
     assert progress.read("busy").message == "item 999"  # type: ignore[union-attr]
+    manager.update_progress("busy", "final")
+    progress.buffer.untrack("busy")  # the final state always reaches lifecycle handlers
+    assert events[-1] == "final"
 
 
 def test_cancel_flag_raises_at_next_progress_call() -> None:

@@ -252,11 +252,6 @@ class AsyncManager:
         if conflicts:
             raise ConflictError(_group_conflicts(conflicts))
         reservations.forget(adopt, keys)
-        progress.write(
-            ProgressSnapshot(
-                task_name=task_key, status=TaskStatus.PENDING, message="Queued", user_id=info.user_id
-            )
-        )
         envelope = {
             "task_name": task_key,
             "func": func_path,
@@ -280,7 +275,7 @@ class AsyncManager:
 
         def enqueue() -> None:
             try:
-                q_task_id = queue.enqueue(
+                queue.enqueue(
                     task_key, envelope, group=group, timeout=timeout, sync=sync,
                     q_options=dict(q_options or {}),
                 )
@@ -293,7 +288,6 @@ class AsyncManager:
                     f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
                     "Its locks and registration were rolled back."
                 ) from exc
-            get_store().update(task_key, q_task_id=q_task_id)
 
         using = router.db_for_write(LiveTask)
         if sync:
@@ -347,12 +341,12 @@ class AsyncManager:
         )
         if progress.buffer.offer(snapshot, self._emit_progress):
             return
-        existing = progress.read(task_key)
+        existing = progress.resolve(task_key)
         if existing is not None:
             if TaskStatus(existing.status).is_terminal:
                 return  # a late update never reopens a finished task
             snapshot = ProgressSnapshot(
-                task_name=task_key, status=existing.status, message=message,
+                task_name=task_key, status=TaskStatus.IN_PROGRESS, message=message,
                 current=current, total=total, user_id=existing.user_id,
             )
         progress.write(snapshot)
@@ -370,16 +364,13 @@ class AsyncManager:
 
     def get_progress(self, task_key: str) -> dict[str, Any] | None:
         """The latest progress snapshot of ``task_key`` as a dict, or ``None``."""
-        snapshot = progress.buffer.latest(task_key) or progress.read(task_key)
+        snapshot = progress.buffer.latest(task_key) or progress.resolve(task_key)
         return snapshot.as_dict() if snapshot else None
 
     def get_status(self, task_key: str) -> str:
         """One of ``STATUSES`` (``unknown`` for a key we never saw or already purged)."""
-        snapshot = progress.read(task_key)
-        if snapshot is not None:
-            return snapshot.status
-        info = get_store().get(task_key)
-        return info.status if info else TaskStatus.UNKNOWN
+        snapshot = progress.resolve(task_key)
+        return snapshot.status if snapshot else TaskStatus.UNKNOWN
 
     # -- registry ----------------------------------------------------------------------------------
     def get_active_tasks(self) -> set[str]:
@@ -411,34 +402,27 @@ class AsyncManager:
         error: str = "",
         traceback: str = "",
         reason: str = "",
+        info: TaskInfo | None = None,
     ) -> bool:
         """End a task exactly once (compare-and-set from queued/running).
 
-        The caller that wins releases locks, writes the terminal progress, and emits
-        ``complete``/``fail``/``cancel`` then ``cleanup``. Everyone else gets ``False``.
+        The caller that wins releases the locks and the progress entry (the registry row now
+        answers for the task) and emits ``complete``/``fail``/``cancel`` then ``cleanup``.
+        Everyone else gets ``False``. ``info`` spares a read when the caller has the row.
         """
         store = get_store()
         now = timezone.now()
         if not store.transition(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000]):
             return False
-        info = store.get(task_name)
-        latest = progress.buffer.latest(task_name) or progress.read(task_name)
+        if info is None:
+            info = store.get(task_name)
         message = {
             TaskStatus.SUCCESS: "Completed",
             TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
             TaskStatus.CANCELLED: reason or "Cancelled",
         }[status]
-        progress.write(
-            ProgressSnapshot(
-                task_name=task_name,
-                status=status,
-                message=message,
-                current=latest.current if latest else None,
-                total=latest.total if latest else None,
-                user_id=info.user_id if info else (latest.user_id if latest else None),
-            )
-        )
         released = store.release(task_name)
+        progress.delete(task_name)
         reservations.forget([task_name])
         started = info.started_at if info else None
         duration = (now - started).total_seconds() if started else None
@@ -492,11 +476,6 @@ class AsyncManager:
         if not info.is_active:
             return "finished"
         if info.status == TaskStatus.PENDING and queue.remove_queued(task_key):
-            return "cancelled" if self.finish(task_key, TaskStatus.CANCELLED, reason=reason) else "finished"
-        if info.status == TaskStatus.PENDING and not info.q_task_id and store.transition(
-            task_key, [TaskStatus.PENDING], TaskStatus.PENDING, cancel_requested=True
-        ):
-            # Not yet handed to the broker (launch inside an open transaction): it will not run.
             return "cancelled" if self.finish(task_key, TaskStatus.CANCELLED, reason=reason) else "finished"
         if store.update(task_key, only_statuses=ACTIVE, cancel_requested=True):
             return "requested"

@@ -72,6 +72,25 @@ def delete(task_name: str) -> None:
     cache().delete(cache_key(task_name))
 
 
+def resolve(task_name: str) -> ProgressSnapshot | None:
+    """The live snapshot from the cache; for a queued or finished task (no cache entry), what the
+    registry says. ``None`` for a key that was never launched or is purged."""
+    snapshot = read(task_name)
+    if snapshot is not None:
+        return snapshot
+    from .statuses import TaskStatus
+    from .stores import get_store
+
+    info = get_store().get(task_name)
+    if info is None:
+        return None
+    status = TaskStatus(info.status)
+    message = info.reason or {TaskStatus.PENDING: "Queued", TaskStatus.SUCCESS: "Completed"}.get(
+        status, str(status.label)
+    )
+    return ProgressSnapshot(task_name=task_name, status=status, message=message, user_id=info.user_id)
+
+
 Emit = Callable[[ProgressSnapshot], None]
 
 
@@ -94,12 +113,18 @@ class ProgressBuffer:
     def track(self, snapshot: ProgressSnapshot, cancelled: threading.Event) -> None:
         """Called by the runner: updates for this task are coalesced until ``untrack``."""
         with self._lock:
-            self._tracked[snapshot.task_name] = _Pending(snapshot, None, cancelled=cancelled)
+            # Dirty: the ticker's first tick publishes "running" unless an update beats it.
+            self._tracked[snapshot.task_name] = _Pending(
+                snapshot, None, dirty=True, last_flush=time.monotonic(), cancelled=cancelled
+            )
 
     def untrack(self, task_name: str) -> None:
-        self.flush(task_name)
+        """Stop coalescing. A pending update still reaches lifecycle handlers, so the final
+        progress is always recorded; the cache entry is left to the caller (``finish`` drops it)."""
         with self._lock:
-            self._tracked.pop(task_name, None)
+            pending = self._tracked.pop(task_name, None)
+        if pending is not None and pending.dirty and pending.emit is not None:
+            pending.emit(pending.snapshot)
 
     def is_cancelled(self, task_name: str) -> bool:
         pending = self._tracked.get(task_name)

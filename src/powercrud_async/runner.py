@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from django.db import close_old_connections, connections
@@ -84,23 +85,21 @@ class Ticker(threading.Thread):
         self.join(timeout=10)
 
 
-def _start(info: TaskInfo) -> str | None:
-    """Move the task to running; returns why it must not run, or None to go ahead."""
-    store = get_store()
+def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
+    """Move the task to running: ``(row as now stored, None)``, or ``(row, why it must not run)``."""
     now = timezone.now()
     if not info.is_active:
-        return f"already {info.status}"
+        return info, f"already {info.status}"
     if info.cancel_requested:
-        return "cancelled before it started"
+        return info, "cancelled before it started"
     if info.status == TaskStatus.IN_PROGRESS:
         beat = info.heartbeat_at or info.started_at
         if beat and (now - beat).total_seconds() < dead_after():
-            return "already running in another worker"
-    moved = store.transition(
-        info.task_name, [info.status], TaskStatus.IN_PROGRESS,
-        started_at=now, heartbeat_at=now, attempts=info.attempts + 1,
-    )
-    return None if moved else "another worker took it"
+            return info, "already running in another worker"
+    changes = {"started_at": now, "heartbeat_at": now, "attempts": info.attempts + 1}
+    if not get_store().transition(info.task_name, [info.status], TaskStatus.IN_PROGRESS, **changes):
+        return info, "another worker took it"
+    return replace(info, status=TaskStatus.IN_PROGRESS, **changes), None
 
 
 def _lost_locks(manager: AsyncManager, info: TaskInfo) -> str | None:
@@ -128,7 +127,7 @@ def run_task(envelope: dict[str, Any]) -> Any:
     if info is None:
         logger.warning("Task %s is not registered (purged or removed); not running it.", task_name)
         return skip_marker("not registered")
-    refusal = _start(info)
+    info, refusal = _start(info)
     if refusal is not None:
         logger.warning("Task %s not run: %s.", task_name, refusal)
         if refusal == "cancelled before it started":
@@ -151,10 +150,8 @@ def run_task(envelope: dict[str, Any]) -> Any:
                          user_id=info.user_id),
         cancelled,
     )
-    progress.write(ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS,
-                                    message="Started", user_id=info.user_id))
     manager.emit("start", task_name, status=TaskStatus.IN_PROGRESS, message="Started",
-                 started_at=timezone.now(), attempt=info.attempts + 1)
+                 started_at=info.started_at, attempt=info.attempts)
     ticker = Ticker(task_name, cancelled)
     ticker.start()
     outcome: tuple[TaskStatus, dict[str, Any]] = (
@@ -185,5 +182,5 @@ def run_task(envelope: dict[str, Any]) -> Any:
         status, details = outcome
         if status is TaskStatus.FAILED:
             details.pop("result", None)
-        manager.finish(task_name, status, **details)
+        manager.finish(task_name, status, info=info, **details)
         close_old_connections()

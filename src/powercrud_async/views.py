@@ -9,28 +9,10 @@ from django.template.loader import render_to_string
 from django.views import View
 
 from . import progress
-from .progress import ProgressSnapshot
 from .statuses import TaskStatus
-from .stores import get_store
 from .visibility import can_view
 
 STOP_POLLING = 286  # django_htmx.http.HttpResponseStopPolling's status
-
-
-def _snapshot(task_name: str) -> ProgressSnapshot | None:
-    """From the cache (no SQL of ours for a live task); the registry only after a cache miss."""
-    snapshot = progress.read(task_name)
-    if snapshot is not None:
-        return snapshot
-    info = get_store().get(task_name)
-    if info is None:
-        return None
-    return ProgressSnapshot(
-        task_name=task_name,
-        status=info.status,
-        message=info.reason or TaskStatus(info.status).label,
-        user_id=info.user_id,
-    )
 
 
 class ProgressView(View):
@@ -43,7 +25,7 @@ class ProgressView(View):
         task_name = request.GET.get("task_name") or request.GET.get("task_key") or kwargs.get("task_name")
         if not task_name:
             return JsonResponse({"error": "The task_name query parameter is required."}, status=400)
-        snapshot = _snapshot(task_name)
+        snapshot = progress.resolve(task_name)  # no SQL of ours while the job runs
         if snapshot is None or not can_view(request, snapshot.user_id, task_name):
             return JsonResponse({"error": "Unknown task.", "task_name": task_name}, status=404)
         status = TaskStatus(snapshot.status)

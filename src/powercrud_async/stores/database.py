@@ -97,11 +97,13 @@ class DatabaseTaskStore(TaskStore):
             try:
                 with transaction.atomic(using=self.using):
                     if register is not None:
-                        self._insert_task(register)
+                        LiveTask.objects.using(self.using).create(**self._row_values(register))
                     if keys:
                         self._acquire(task_name, keys, ttl, set(adopt))
             except _Conflict as conflict:
                 return conflict.conflicts
+            except IntegrityError as exc:  # only the registry insert can collide
+                raise self._duplicate(register) from exc
             return {}
 
         return self._run(f"acquire locks for {task_name}", attempt)
@@ -208,8 +210,13 @@ class DatabaseTaskStore(TaskStore):
         return self._run("read lock holders", read)
 
     def release(self, task_name: str) -> int:
-        def delete() -> int:
-            return TaskLock.objects.using(self.using).filter(task_name=task_name).delete()[0]
+        qn = self.connection.ops.quote_name
+        sql = f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s"
+
+        def delete() -> int:  # one statement: no signals or cascades hang off locks
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, [task_name])
+                return max(cursor.rowcount, 0)
 
         return self._run(f"release locks of {task_name}", delete)
 
@@ -239,17 +246,24 @@ class DatabaseTaskStore(TaskStore):
         )
 
     # -- registry ----------------------------------------------------------------------------
-    def _insert_task(self, info: TaskInfo) -> None:
+    @staticmethod
+    def _row_values(info: TaskInfo) -> dict[str, Any]:
         values = {name: getattr(info, name) for name in INFO_FIELDS}
         if values["created_at"] is None:
             values["created_at"] = timezone.now()
+        return values
+
+    @staticmethod
+    def _duplicate(info: TaskInfo | None) -> InvalidTaskName:
+        name = info.task_name if info else "?"
+        return InvalidTaskName(f"A task named {name!r} already exists; task keys must be unique.")
+
+    def _insert_task(self, info: TaskInfo) -> None:
         try:
             with transaction.atomic(using=self.using):
-                LiveTask.objects.using(self.using).create(**values)
+                LiveTask.objects.using(self.using).create(**self._row_values(info))
         except IntegrityError as exc:
-            raise InvalidTaskName(
-                f"A task named {info.task_name!r} already exists; task keys must be unique."
-            ) from exc
+            raise self._duplicate(info) from exc
 
     def register(self, info: TaskInfo) -> None:
         self._run(f"register {info.task_name}", lambda: self._insert_task(info))

@@ -1,0 +1,101 @@
+"""Launch-to-complete throughput: 500 trivial jobs through a real qcluster with 2 workers,
+launched through ``AsyncManager`` (locks, registry, runner, lifecycle) and by bare
+``django_q.tasks.async_task`` on the same cluster. The ratio is the cost of our safety.
+
+Run from the repository root: ``python -m benchmarks.bench_throughput [JOBS]``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from benchmarks._setup import ROOT, setup_django, table
+
+
+def start_cluster() -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", "PCA_Q_WORKERS": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "qcluster", "--settings=tests.settings"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def wait(done: Callable[[], bool], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("jobs did not finish in time")
+        time.sleep(0.05)
+
+
+def run(label: str, launch: Callable[[int], None], done: Callable[[], bool], jobs: int) -> tuple[str, float, float]:
+    start = time.perf_counter()
+    for i in range(jobs):
+        launch(i)
+    launched = time.perf_counter() - start
+    wait(done)
+    total = time.perf_counter() - start
+    return label, launched, total
+
+
+def main() -> None:
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    setup_django()
+    from django_q.models import OrmQ, Task
+    from django_q.tasks import async_task
+
+    from powercrud_async.async_manager import AsyncManager
+    from powercrud_async.models import LiveTask
+
+    manager = AsyncManager()
+    cluster = start_cluster()
+    try:
+        async_task("tests.testapp.tasks.noop")  # warm the cluster up
+        wait(lambda: Task.objects.count() == 1)
+        Task.objects.all().delete()
+        results = []
+        for round_ in range(2):
+            Task.objects.all().delete()
+            results.append(run(
+                "bare django_q async_task",
+                lambda i: async_task("tests.testapp.tasks.noop"),
+                lambda: Task.objects.count() >= jobs and not OrmQ.objects.exists(),
+                jobs,
+            ))
+            LiveTask.objects.all().delete()
+            Task.objects.all().delete()
+            results.append(run(
+                "AsyncManager.launch_async_task (1 lock each)",
+                lambda i, r=round_: manager.launch_async_task(
+                    "tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [r * jobs + i]}
+                ),
+                lambda: not LiveTask.objects.filter(status__in=["pending", "in_progress"]).exists()
+                and not OrmQ.objects.exists(),
+                jobs,
+            ))
+    finally:
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
+    best: dict[str, tuple[float, float]] = {}
+    for label, launched, total in results:
+        if label not in best or total < best[label][1]:
+            best[label] = (launched, total)
+    rows = [(label, f"{launched:.2f}", f"{total:.2f}", f"{jobs / total:.1f}") for label, (launched, total) in best.items()]
+    print(f"{jobs} trivial jobs, qcluster with 2 workers, SQLite + ORM broker (best of 2 rounds):")
+    print(table(rows, ("launcher", "launch s", "launch-to-complete s", "jobs/s")))
+    bare = jobs / best["bare django_q async_task"][1]
+    ours = jobs / best["AsyncManager.launch_async_task (1 lock each)"][1]
+    print(f"Ratio ours/bare: {ours / bare:.2f} (target >= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
