@@ -1,0 +1,356 @@
+"""The record model the dashboard reads, its columns (through the manager's field map), and the
+plain view-model (``Job``) templates render, so templates need no custom tags."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
+from django.utils import timezone
+
+from ..statuses import ACTIVE, TaskStatus
+
+#: Logical columns the dashboard knows, named as on ``AbstractAsyncTaskRecord``.
+LOGICAL_FIELDS = (
+    "task_name", "status", "message", "progress_payload", "percent", "user_label",
+    "affected_objects", "func_path", "args_payload", "kwargs_payload", "result_payload",
+    "cleaned_up", "retry_of", "created_at", "updated_at", "started_at", "completed_at",
+    "failed_at", "cancelled_at", "duration", "error", "traceback",
+)
+
+#: Lifecycle payload keys that feed each logical column (what a ``field_map`` is keyed by).
+PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
+    "user_label": ("user", "user_label"),
+    "result_payload": ("result", "result_payload"),
+    "args_payload": ("task_args", "args", "args_payload"),
+    "kwargs_payload": ("task_kwargs", "kwargs", "kwargs_payload"),
+    "progress_payload": ("progress", "progress_payload"),
+    "affected_objects": ("affected_objects", "affected", "objects"),
+    "cleaned_up": ("cleaned", "cleaned_up"),
+}
+
+
+def default_manager() -> Any:
+    from ..async_manager import AsyncManager
+
+    return AsyncManager.resolve_manager()
+
+
+def resolve_record_model(view_model: type[models.Model] | None = None,
+                         configured: str | None = None) -> type[models.Model]:
+    """The view's ``model``, else ``DASHBOARD["RECORD_MODEL"]``, else the default manager's."""
+    if view_model is not None:
+        return view_model
+    if configured:
+        try:
+            return apps.get_model(configured)
+        except (LookupError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f'POWERCRUD_SETTINGS["DASHBOARD"]["RECORD_MODEL"] is {configured!r}, which is not an '
+                "installed model ('app_label.ModelName')."
+            ) from exc
+    getter = getattr(default_manager(), "get_record_model", None)
+    model = getter() if callable(getter) else None
+    if model is None:
+        raise ImproperlyConfigured(
+            "The task dashboard has no record model: set `model` on your dashboard view, "
+            'POWERCRUD_SETTINGS["DASHBOARD"]["RECORD_MODEL"], or point '
+            'POWERCRUD_SETTINGS["ASYNC_MANAGER_DEFAULT"] at a ModelTrackingAsyncManager subclass '
+            "with a record_model_path."
+        )
+    return model
+
+
+def manager_field_map(model: type[models.Model]) -> dict[str, str]:
+    """The default manager's field map, if that manager tracks ``model``."""
+    manager = default_manager()
+    get_model = getattr(manager, "get_record_model", None)
+    get_map = getattr(manager, "get_field_map", None)
+    if not callable(get_model) or not callable(get_map):
+        return {}
+    try:
+        if get_model() is not model:
+            return {}
+        return dict(get_map() or {})
+    except Exception:  # noqa: BLE001 - a broken map must not take the dashboard down
+        return {}
+
+
+class RecordSchema:
+    """Where each logical column lives on a project's record model (``None`` if nowhere)."""
+
+    def __init__(self, model: type[models.Model], field_map: dict[str, str] | None = None):
+        self.model = model
+        self.names = {f.name for f in model._meta.concrete_fields}
+        self.columns: dict[str, str | None] = {}
+        field_map = field_map or {}
+        for logical in LOGICAL_FIELDS:
+            self.columns[logical] = self._find(logical, field_map)
+
+    def _find(self, logical: str, field_map: dict[str, str]) -> str | None:
+        keys = {logical, *PAYLOAD_KEYS.get(logical, ())}
+        for key, value in field_map.items():
+            if key in keys and isinstance(value, str) and value in self.names:
+                return value
+        for key, value in field_map.items():  # a map written the other way round
+            if isinstance(value, str) and value in keys and key in self.names:
+                return key
+        return logical if logical in self.names else None
+
+    def __getitem__(self, logical: str) -> str | None:
+        return self.columns.get(logical)
+
+    def has(self, logical: str) -> bool:
+        return self.columns.get(logical) is not None
+
+    def value(self, obj: Any, logical: str, default: Any = None) -> Any:
+        name = self.columns.get(logical)
+        return getattr(obj, name, default) if name else default
+
+    def verbose_name(self, name: str) -> str:
+        try:
+            found: Any = self.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return name.replace("_", " ")
+        return str(getattr(found, "verbose_name", name.replace("_", " ")))
+
+    @cached_property
+    def text_search_fields(self) -> list[str]:
+        wanted = ("task_name", "func_path", "user_label", "message", "affected_objects")
+        return [self.columns[k] for k in wanted if self.columns.get(k)]  # type: ignore[misc]
+
+
+_EXC_RE = re.compile(r"^([A-Za-z_][\w.]*)\s*:\s*(.*)$", re.S)
+
+
+def split_error(text: str) -> tuple[str, str]:
+    """``"ValueError: boom"`` -> ``("ValueError", "boom")``; free text -> ``("", text)``."""
+    text = (text or "").strip()
+    for prefix in ("Failed: ", "Failed:"):
+        if text.startswith(prefix):
+            text = text[len(prefix):].strip()
+    prefix = ""
+    if text.startswith("Timed out: "):
+        prefix, text = "Timed out: ", text[len("Timed out: "):]
+    first = text.splitlines()[0] if text else ""
+    match = _EXC_RE.match(first)
+    if match and (match.group(1)[:1].isupper() or "." in match.group(1)):
+        return match.group(1), (prefix + match.group(2)).strip()
+    return "", (prefix + first).strip()
+
+
+def short(text: str, limit: int = 140) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def pretty(value: Any) -> str:
+    """Readable JSON for results and arguments; strings that hold JSON are parsed first."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    try:
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0.0, float(seconds))
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def relative(when: datetime | None, now: datetime | None = None) -> str:
+    """Compact, one format everywhere: "just now", "42 s ago", "3 min ago", "in 5 min"."""
+    if when is None:
+        return ""
+    now = now or timezone.now()
+    delta = (now - when).total_seconds()
+    future = delta < 0
+    delta = abs(delta)
+    if delta < 5:
+        return "just now"
+    if delta < 60:
+        text = f"{delta:.0f} s"
+    elif delta < 3570:
+        text = f"{round(delta / 60):.0f} min"
+    elif delta < 86400 * 2:
+        text = f"{round(delta / 3600):.0f} h"
+    else:
+        text = f"{round(delta / 86400):.0f} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def absolute(when: datetime | None) -> str:
+    if when is None:
+        return ""
+    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def iso(when: datetime | None) -> str:
+    return when.isoformat() if when else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A time shown as "3 min ago" with the exact time in its tooltip and ``datetime``."""
+
+    value: datetime | None
+    text: str
+    exact: str
+    iso: str
+
+    @classmethod
+    def of(cls, when: datetime | None, now: datetime | None = None) -> Moment:
+        return cls(when, relative(when, now), absolute(when), iso(when))
+
+    def __bool__(self) -> bool:
+        return self.value is not None
+
+
+def status_of(raw: Any) -> TaskStatus:
+    try:
+        return TaskStatus(raw)
+    except ValueError:
+        return TaskStatus.UNKNOWN
+
+
+@dataclass(slots=True)
+class Job:
+    """One record as the templates see it."""
+
+    record: Any
+    key: str
+    name: str
+    func_path: str
+    status: TaskStatus
+    percent: float | None
+    message: str
+    error_type: str
+    error_message: str
+    user: str
+    affected: str
+    created: Moment
+    updated: Moment
+    started: Moment
+    finished: Moment
+    duration: str
+    duration_seconds: float | None
+    retry_of: str
+    cleaned_up: bool | None
+    url: str = ""
+    stuck: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+    @property
+    def can_delete(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def status_value(self) -> str:
+        return str(self.status.value)
+
+    @property
+    def status_label(self) -> str:
+        return str(self.status.label)
+
+    @property
+    def short_key(self) -> str:
+        return self.key if len(self.key) <= 13 else self.key[:8] + "…"
+
+    @property
+    def percent_int(self) -> int | None:
+        return None if self.percent is None else int(round(self.percent))
+
+
+def finished_time(schema: RecordSchema, obj: Any) -> datetime | None:
+    for logical in ("completed_at", "failed_at", "cancelled_at"):
+        when = schema.value(obj, logical)
+        if when:
+            return when
+    return None
+
+
+def build_job(schema: RecordSchema, obj: Any, now: datetime, *, url: str = "",
+              stuck: str = "") -> Job:
+    status = status_of(schema.value(obj, "status", TaskStatus.UNKNOWN))
+    func_path = str(schema.value(obj, "func_path", "") or "")
+    message = str(schema.value(obj, "message", "") or "")
+    error_type = error_message = ""
+    if status == TaskStatus.FAILED:
+        error_text = schema.value(obj, "error") or ""
+        result = schema.value(obj, "result_payload")
+        if not error_text and isinstance(result, dict):
+            error_text = str(result.get("error") or "")
+        if not error_text and isinstance(result, str):
+            error_text = result
+        error_type, error_message = split_error(str(error_text or message))
+    started = schema.value(obj, "started_at")
+    finished = finished_time(schema, obj)
+    seconds = schema.value(obj, "duration")
+    if seconds is None and started is not None:
+        end = finished or (now if status in ACTIVE else None)
+        seconds = (end - started).total_seconds() if end else None
+    percent = schema.value(obj, "percent")
+    if status == TaskStatus.SUCCESS and percent is None:
+        percent = 100.0
+    key = str(schema.value(obj, "task_name", "") or obj.pk)
+    return Job(
+        record=obj,
+        key=key,
+        name=func_path.rsplit(".", 1)[-1] if func_path else "",
+        func_path=func_path,
+        status=status,
+        percent=float(percent) if percent is not None else None,
+        message=message,
+        error_type=error_type,
+        error_message=short(error_message, 160),
+        user=str(schema.value(obj, "user_label", "") or ""),
+        affected=str(schema.value(obj, "affected_objects", "") or ""),
+        created=Moment.of(schema.value(obj, "created_at"), now),
+        updated=Moment.of(schema.value(obj, "updated_at"), now),
+        started=Moment.of(started, now),
+        finished=Moment.of(finished, now),
+        duration=human_duration(seconds),
+        duration_seconds=seconds,
+        retry_of=str(schema.value(obj, "retry_of", "") or ""),
+        cleaned_up=schema.value(obj, "cleaned_up"),
+        url=url,
+        stuck=stuck,
+    )

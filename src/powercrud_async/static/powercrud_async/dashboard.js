@@ -1,0 +1,165 @@
+/* powercrud-async dashboard: live indicator, pause, selection, modal. htmx does the rest;
+   everything here is an enhancement (pages read fine without it). */
+(function () {
+  "use strict";
+  var PAUSE_KEY = "pca-live-paused";
+  var lastUpdate = Date.now();
+
+  function paused() {
+    try { return window.localStorage.getItem(PAUSE_KEY) === "1"; } catch (e) { return false; }
+  }
+  function setPaused(value) {
+    try { window.localStorage.setItem(PAUSE_KEY, value ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  function selected() {
+    return document.querySelectorAll('input[name="tasks"][form="pca-bulk"]:checked').length;
+  }
+  function confirming() {
+    return !!document.querySelector("#pca-flash [data-pca-confirm]");
+  }
+  function menuOpen() {
+    return !!document.querySelector("[data-pca-region] details.pca-menu[open]");
+  }
+
+  /* The filter every poller uses: one request per region, only when it can be seen and used. */
+  window.pcaPoll = function () {
+    return !document.hidden && !paused() && selected() === 0 && !confirming() && !menuOpen();
+  };
+
+  function ago(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 2) return "just now";
+    if (s < 60) return s + " s ago";
+    return Math.floor(s / 60) + " min ago";
+  }
+
+  var lastState = "";
+  function renderLive() {
+    var live = document.querySelector("[data-pca-live]");
+    if (!live) return;
+    live.hidden = false;
+    var text = live.querySelector("[data-pca-live-text]");
+    var toggle = live.querySelector("[data-pca-live-toggle]");
+    var status = live.querySelector("[data-pca-live-status]");
+    var n = selected();
+    var state, label;
+    if (paused()) {
+      state = "paused";
+      label = "Paused · updated " + ago(Date.now() - lastUpdate);
+    } else if (n > 0) {
+      state = "held";
+      label = "Paused while " + n + (n === 1 ? " job is" : " jobs are") + " selected";
+    } else if (confirming() || menuOpen()) {
+      state = "held";
+      label = "Paused while you choose";
+    } else {
+      state = "live";
+      label = "Live · updated " + ago(Date.now() - lastUpdate);
+    }
+    live.setAttribute("data-state", state);
+    text.textContent = label;
+    toggle.textContent = paused() ? "Resume" : "Pause";
+    toggle.setAttribute("aria-pressed", paused() ? "true" : "false");
+    if (state !== lastState) {
+      status.textContent = state === "live" ? "Live updates on" : label;
+      lastState = state;
+    }
+  }
+
+  function refreshNow() {
+    if (window.htmx) window.htmx.trigger(document.body, "pca-refresh");
+  }
+
+  function updateSelection() {
+    var n = selected();
+    var out = document.querySelector("[data-pca-selected]");
+    if (out) out.textContent = n + " selected";
+    document.querySelectorAll("[data-pca-bulk]").forEach(function (b) { b.disabled = n === 0; });
+    var all = document.querySelector("[data-pca-select-all]");
+    if (all) {
+      var boxes = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]');
+      all.checked = boxes.length > 0 && n === boxes.length;
+      all.indeterminate = n > 0 && n < boxes.length;
+    }
+    renderLive();
+  }
+
+  document.addEventListener("change", function (event) {
+    var t = event.target;
+    if (t.matches && t.matches("[data-pca-select-all]")) {
+      document.querySelectorAll('input[name="tasks"][form="pca-bulk"]').forEach(function (b) { b.checked = t.checked; });
+    }
+    if (t.matches && (t.matches("[data-pca-select-all]") || t.matches('input[name="tasks"]'))) updateSelection();
+  });
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-pca-live-toggle]");
+    if (toggle) {
+      setPaused(!paused());
+      renderLive();
+      if (!paused()) refreshNow();
+      return;
+    }
+    var dismiss = event.target.closest && event.target.closest("[data-pca-dismiss]");
+    if (dismiss) {
+      event.preventDefault();
+      var flash = document.getElementById("pca-flash");
+      if (flash) flash.innerHTML = "";
+      renderLive();
+      return;
+    }
+    document.querySelectorAll("details.pca-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("details.pca-menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      var summary = menu.querySelector("summary");
+      if (summary) summary.focus();
+    });
+  });
+
+  document.addEventListener("toggle", function () { renderLive(); }, true);
+
+  document.addEventListener("visibilitychange", function () {
+    var ms = parseInt(document.body.getAttribute("data-refresh-ms") || "0", 10);
+    if (!document.hidden && ms && Date.now() - lastUpdate > ms && window.pcaPoll()) refreshNow();
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target) return;
+    if (target.id === "pca-modal-body") {
+      var dialog = document.getElementById("pca-modal");
+      if (dialog && !dialog.open && dialog.showModal) dialog.showModal();
+    }
+    if (target.id === "pca-flash" && !target.querySelector("[data-pca-confirm]")) {
+      document.querySelectorAll('input[name="tasks"][form="pca-bulk"]:checked').forEach(function (b) { b.checked = false; });
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (event.detail.successful && elt && elt.hasAttribute && elt.hasAttribute("data-pca-region")) {
+      lastUpdate = Date.now();
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () { updateSelection(); });
+
+  document.addEventListener("close", function (event) {
+    if (event.target && event.target.id === "pca-modal") {
+      var body = document.getElementById("pca-modal-body");
+      if (body) body.innerHTML = "";
+    }
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    lastUpdate = Date.now();
+    updateSelection();
+    window.setInterval(renderLive, 1000);
+  });
+})();

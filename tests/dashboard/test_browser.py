@@ -1,0 +1,184 @@
+"""The dashboard in a real Chromium (Playwright) against ``live_server``, with a real qcluster
+for the live-update tests. Screenshots go to ``test-artifacts/screenshots/``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.dashboard import demo
+from tests.dashboard.conftest import SCREENSHOTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dashboard.urls"),
+              pytest.mark.django_db(transaction=True)]
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+@pytest.mark.parametrize("width,height", [(1400, 1000), (480, 900)])
+def test_screenshots(browse: Any, tracked: None, width: int, height: int) -> None:
+    keys = demo.build()
+    page = browse(width, height)
+    for name, url in (("overview", "/tasks/"), ("list", "/tasks/jobs/"),
+                      ("detail", f"/tasks/jobs/{keys['running']}/"),
+                      ("detail-failed", f"/tasks/jobs/{keys['failed']}/"),
+                      ("locks", "/tasks/locks/")):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        shoot(page, f"{name}-{width}x{height}")
+
+
+# -- live behaviour against a real qcluster -------------------------------------------------------
+@pytest.fixture
+def fast_dashboard(settings: Any, tracked: None) -> None:
+    """Refresh every second so the tests stay short."""
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "DASHBOARD": {"REFRESH_INTERVAL": 1}}
+
+
+@pytest.fixture
+def cluster(qcluster: Any) -> Any:
+    """The ``qcluster`` fixture, stopped by SIGTERM to its leader only: django-q2 then stops its
+    workers itself in about two seconds (a signal to the whole group makes it hang)."""
+    started: list[Any] = []
+
+    def start(**env: str) -> Any:
+        found = qcluster(**env)
+        started.append(found)
+        return found
+
+    yield start
+    for found in started:
+        if found.proc.poll() is None:
+            os.kill(found.proc.pid, signal.SIGTERM)
+            try:
+                found.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass  # the qcluster fixture kills the group
+
+
+def launch(func: str, *args: Any, **kwargs: Any) -> str:
+    from tests.dashboard.managers import DashboardManager
+
+    return DashboardManager().launch_async_task(func, *args, **kwargs)
+
+
+def test_new_job_appears_live_and_filters_survive(browse: Any, fast_dashboard: None, cluster: Any) -> None:
+    from playwright.sync_api import expect
+
+    cluster()
+    page = browse()
+    page.goto("/tasks/jobs/")
+    page.fill("#pca-q", "slow")
+    expect(page).to_have_url(re.compile(r"/tasks/jobs/\?q=slow$"))
+    page.evaluate("window.__no_reload = true")
+    other = launch("tests.testapp.tasks.add", 1, 2)
+    key = launch("tests.testapp.tasks.slow", 1.0, steps=4)
+    row = page.locator("#pca-results tr", has_text=key[:8])
+    expect(row).to_be_visible(timeout=20_000)
+    assert page.evaluate("window.__no_reload") is True  # no reload happened
+    expect(page.locator("#pca-q")).to_have_value("slow")
+    expect(page).to_have_url(re.compile(r"\?q=slow$"))
+    expect(page.locator("#pca-results", has_text=other[:8])).to_have_count(0)
+    expect(row.locator(".pca-badge")).to_have_text(re.compile("Succeeded"), timeout=30_000)
+    # Selecting a row pauses polling, and says so.
+    row.locator("input[type=checkbox]").check()
+    expect(page.locator("[data-pca-live-text]")).to_have_text(re.compile("Paused while 1 job is selected"))
+    shoot(page, "list-live-1400x1000")
+
+
+def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, cluster: Any) -> None:
+    from playwright.sync_api import expect
+
+    key = launch("tests.testapp.tasks.slow", 4.0, steps=8)
+    page = browse()
+    progress_calls: list[float] = []
+    page.on("request", lambda r: progress_calls.append(time.monotonic()) if "/progress/" in r.url else None)
+    page.goto(f"/tasks/jobs/{key}/")
+    bar = page.locator("#pca-progress progress")
+    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Queued"))
+    cluster()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        value = bar.get_attribute("value")
+        if value is not None:
+            seen.add(value)
+        if page.locator("#pca-progress .pca-badge", has_text="Succeeded").count():
+            break
+        page.wait_for_timeout(200)
+    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Succeeded"))
+    expect(bar).to_have_attribute("value", "100")
+    partial = {v for v in seen if v not in ("0", "100")}
+    assert len(partial) >= 2, f"the bar should advance through several values, saw {sorted(seen)}"
+    # The endpoint answered 286: polling stops, and the rest of the page caught up.
+    expect(page.locator("#pca-detail-body .pca-timeline")).to_contain_text("Complete", timeout=10_000)
+    stopped_at = len(progress_calls)
+    page.wait_for_timeout(2500)
+    assert len(progress_calls) == stopped_at, "progress polling must stop at the end"
+    expect(page.locator("#pca-detail-body")).to_contain_text("slept")
+    shoot(page, "detail-finished-1400x1000")
+
+
+def test_cancel_and_retry_from_the_ui(browse: Any, fast_dashboard: None, cluster: Any) -> None:
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import LiveTask
+
+    key = launch("tests.testapp.tasks.slow", 6.0, steps=60)
+    cluster()
+    wait_until(lambda: LiveTask.objects.get(task_name=key).status == "in_progress", timeout=30)
+    page = browse()
+    page.goto(f"/tasks/jobs/{key}/")
+    page.get_by_role("button", name="Cancel job").click()
+    confirm = page.locator("#pca-flash [data-pca-confirm]")
+    expect(confirm).to_contain_text("Cancel 1 job?")
+    expect(confirm).to_contain_text(key)
+    confirm.get_by_role("button", name=re.compile("Yes, cancel 1 job")).click()
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(re.compile("asked 1 running job to stop|cancelled 1 job", re.I))
+    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Cancelled"), timeout=20_000)
+    retry = page.locator("#pca-detail-body").get_by_role("button", name="Retry")
+    expect(retry).to_be_visible(timeout=10_000)
+    retry.click()
+    report = page.locator("#pca-flash .pca-report")
+    expect(report).to_contain_text("Retried 1 job")
+    report.get_by_role("link").last.click()
+    expect(page.locator("#pca-detail-body")).to_contain_text("Retry of")
+    new_key = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert new_key != key
+    expect(page.locator(f"#pca-detail-body a[href$='/jobs/{key}/']")).to_be_visible()
+    from powercrud_async.async_manager import AsyncManager
+
+    AsyncManager.resolve_manager().cancel_task(new_key)  # don't leave a 6 s job running
+
+
+def test_bulk_cancel(browse: Any, fast_dashboard: None) -> None:
+    from playwright.sync_api import expect
+
+    keys = [launch("tests.testapp.tasks.slow", 5.0) for _ in range(3)]
+    done = launch("tests.testapp.tasks.add", 1, 1)
+    from powercrud_async.async_manager import AsyncManager
+
+    AsyncManager.resolve_manager().cancel_task(done)  # one that has already finished
+    page = browse()
+    page.goto("/tasks/jobs/")
+    for key in [*keys, done]:
+        page.locator("#pca-results tr", has_text=key[:8]).locator("input[type=checkbox]").check()
+    expect(page.locator("[data-pca-selected]")).to_have_text("4 selected")
+    page.locator("#pca-bulk").get_by_role("button", name="Cancel").click()
+    confirm = page.locator("#pca-flash [data-pca-confirm]")
+    expect(confirm).to_contain_text("Cancel 4 jobs?")
+    confirm.get_by_role("button", name=re.compile("Yes, cancel 4 jobs")).click()
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text("Cancelled 3 jobs, 1 had already finished")
+    for key in keys:
+        expect(page.locator("#pca-results tr", has_text=key[:8]).locator(".pca-badge")).to_have_text(re.compile("Cancelled"))
+    shoot(page, "list-bulk-1400x1000")
