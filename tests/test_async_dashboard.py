@@ -413,3 +413,38 @@ def test_seed_000_section_5_cleanup_dashboard_data_override() -> None:
         summary = manager.cleanup_completed_tasks()
     assert summary["purged"] == [key] and summary["dashboard_artifacts_removed"] == 0
     assert AsyncTaskRecord.objects.get(task_name=key).cleaned_up is True
+
+
+# -- seed 001: launch sites and the completion hook use the configured manager -------------------
+def test_view_mixin_launches_into_the_configured_manager() -> None:
+    from django.test import RequestFactory
+    from django.views import View
+
+    from powercrud_async.launch import AsyncMixin
+
+    class ProjectBulkView(AsyncMixin, View):
+        model = Project
+        async_manager_class_path = "tests.testapp.managers.TrackedManager"
+
+    projects = [Project.objects.create(name=name) for name in ("Alpha", "Beta")]
+    view = ProjectBulkView()
+    view.request = RequestFactory().post("/")
+    view.request.user = User.objects.create(username="dora")
+    result = view.launch_async("tests.testapp.tasks.echo", projects, sync=True)
+    record = AsyncTaskRecord.objects.get(task_name=result.task_key)
+    assert (record.status, record.user_label, record.affected_objects) == ("success", "dora", "Alpha, Beta")
+    assert record.args_payload == [[p.pk for p in projects]]
+    assert [e.event for e in TrackedManager().get_timeline(result.task_key)][-2:] == ["complete", "cleanup"]
+
+
+def test_completion_hook_reports_failure_through_the_configured_manager() -> None:
+    manager = CustomFieldsManager()
+    key = manager.launch_async_task("tests.testapp.tasks.fail", "late")
+    row = OrmQ.objects.get()
+    LiveTask.objects.filter(task_name=key).update(status="in_progress")
+    fake = mock.Mock(func=row.func(), args=row.args(), success=False, result="ValueError: late : trace")
+    fake.name = key
+    task_completion_hook(fake)
+    record = CustomRecord.objects.get(key=key)
+    assert record.state == "failed" and record.note.startswith("Failed: ValueError: late")
+    assert record.output.startswith("ValueError: late")

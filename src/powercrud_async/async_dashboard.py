@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 
 from . import tracking
 from .async_manager import AsyncManager
+from .exceptions import InvalidFieldMap
 from .payloads import default_format_objects, default_format_user, json_safe
 
 __all__ = ["AsyncDashboardConfig", "ModelTrackingAsyncManager"]
@@ -158,6 +159,8 @@ class ModelTrackingAsyncManager(AsyncManager):
         run its own side effects when the database is down."""
         try:
             tracking.persist(self, event, task_name, payload)
+        except InvalidFieldMap as exc:
+            logger.error("The %r event of task %s was not recorded: %s", event, task_name, exc)
         except Exception:  # noqa: BLE001
             logger.exception("Could not persist the %r event of task %s", event, task_name)
 
