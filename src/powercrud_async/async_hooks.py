@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from .async_manager import AsyncManager
-from .queue import RUNNER_PATH
+from .queue import HOOK_PATH, RUNNER_PATH
 
 __all__ = ["task_completion_hook"]
 
@@ -41,7 +41,19 @@ def task_completion_hook(task: Any) -> None:
     _complete(task.func, task.args, task.name, bool(task.success), task.result)
 
 
+def _hook_fired(task: dict[str, Any]) -> bool:
+    """Whether django-q2 saved a ``Task`` row for this result, so our hook already ran."""
+    from django_q.conf import Conf
+
+    if task.get("hook") != HOOK_PATH or task.get("cached"):
+        return False
+    return not task.get("success") or (task.get("save", True) is not False and Conf.SAVE_LIMIT >= 0)
+
+
 def on_post_execute(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
-    """``django_q.signals.post_execute`` receiver: also fires when no ``Task`` row is saved."""
+    """``django_q.signals.post_execute`` receiver: covers results django-q2 did not save (and so
+    sent to no hook): ``save=False``, ``cached`` jobs."""
+    if _hook_fired(task):
+        return
     _complete(task.get("func"), task.get("args"), task.get("name"), bool(task.get("success")),
               task.get("result"))

@@ -412,7 +412,8 @@ class AsyncManager:
         """
         store = get_store()
         now = timezone.now()
-        if not store.transition(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000]):
+        released = store.finish(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000])
+        if released is None:
             return False
         if info is None:
             info = store.get(task_name)
@@ -421,7 +422,6 @@ class AsyncManager:
             TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
             TaskStatus.CANCELLED: reason or "Cancelled",
         }[status]
-        released = store.release(task_name)
         progress.delete(task_name)
         reservations.forget([task_name])
         started = info.started_at if info else None

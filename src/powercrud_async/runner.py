@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -102,10 +102,18 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
     return replace(info, status=TaskStatus.IN_PROGRESS, **changes), None
 
 
-def _lost_locks(manager: AsyncManager, info: TaskInfo) -> str | None:
-    """Make sure the job holds its locks (they may have expired while it was queued)."""
+def _lost_locks(info: TaskInfo) -> str | None:
+    """Make sure the job holds its locks.
+
+    Locks taken at launch cannot be reclaimed before ``CONFLICT_TTL`` has passed, so a first run
+    within that time holds them; a takeover after a dead attempt, or a job that waited longer in
+    the queue, checks (and re-acquires) them.
+    """
     keys = to_keys(info.conflict_ids)
     if not keys:
+        return None
+    waited = (timezone.now() - info.created_at).total_seconds() if info.created_at else float("inf")
+    if info.attempts <= 1 and waited < 0.9 * conf.get("CONFLICT_TTL"):
         return None
     store = get_store()
     held = store.holders(keys)
@@ -133,7 +141,7 @@ def run_task(envelope: dict[str, Any]) -> Any:
         if refusal == "cancelled before it started":
             manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started")
         return skip_marker(refusal)
-    lost = _lost_locks(manager, info)
+    lost = _lost_locks(info)
     if lost is not None:
         manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.")
         return skip_marker(lost)
@@ -183,4 +191,3 @@ def run_task(envelope: dict[str, Any]) -> Any:
         if status is TaskStatus.FAILED:
             details.pop("result", None)
         manager.finish(task_name, status, info=info, **details)
-        close_old_connections()

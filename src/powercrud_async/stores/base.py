@@ -125,6 +125,15 @@ class TaskStore(abc.ABC):
     ) -> bool:
         """Compare-and-set: move to ``to_status`` only from one of ``from_statuses``."""
 
+    def finish(self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any) -> int | None:
+        """``transition`` then ``release``: ``None`` if the transition lost, else locks released.
+
+        Stores that can do both in one atomic step override this.
+        """
+        if not self.transition(task_name, from_statuses, to_status, **changes):
+            return None
+        return self.release(task_name)
+
     @abc.abstractmethod
     def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
         """Change mutable fields (not the status), optionally only while in ``only_statuses``."""

@@ -209,14 +209,17 @@ class DatabaseTaskStore(TaskStore):
 
         return self._run("read lock holders", read)
 
-    def release(self, task_name: str) -> int:
+    def _delete_locks(self, task_name: str) -> int:
+        """One statement: no signals or cascades hang off locks."""
         qn = self.connection.ops.quote_name
         sql = f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [task_name])
+            return max(cursor.rowcount, 0)
 
-        def delete() -> int:  # one statement: no signals or cascades hang off locks
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql, [task_name])
-                return max(cursor.rowcount, 0)
+    def release(self, task_name: str) -> int:
+        def delete() -> int:
+            return self._delete_locks(task_name)
 
         return self._run(f"release locks of {task_name}", delete)
 
@@ -297,6 +300,18 @@ class DatabaseTaskStore(TaskStore):
         self._check_changes(changes)
         qs = LiveTask.objects.using(self.using).filter(task_name=task_name, status__in=list(from_statuses))
         return bool(self._run(f"move {task_name} to {to_status}", lambda: qs.update(status=to_status, **changes)))
+
+    def finish(self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any) -> int | None:
+        self._check_changes(changes)
+        qs = LiveTask.objects.using(self.using).filter(task_name=task_name, status__in=list(from_statuses))
+
+        def both() -> int | None:
+            with transaction.atomic(using=self.using):
+                if not qs.update(status=to_status, **changes):
+                    return None
+                return self._delete_locks(task_name)
+
+        return self._run(f"finish {task_name}", both)
 
     def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
         self._check_changes(changes)
