@@ -177,6 +177,41 @@ def progress_run(paced: float) -> dict[str, Any]:
     }
 
 
+def prune_run(records: int = 20_000, batch_size: int = 1000) -> dict[str, Any]:
+    """``pcrud_prune_async``'s work on a table of finished records with two timeline rows and
+    one log row each (half of them old enough to go)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from powercrud_async.models import TaskEvent, TaskLogEntry
+    from powercrud_async.retention import prune
+    from tests.testapp.managers import TrackedManager
+    from tests.testapp.models import AsyncTaskRecord
+
+    old, new = timezone.now() - timedelta(days=60), timezone.now()
+    AsyncTaskRecord.objects.bulk_create(
+        (AsyncTaskRecord(task_name=f"prune-{i}", status="success", completed_at=old if i % 2 else new)
+         for i in range(records)), batch_size=2000,
+    )
+    TaskEvent.objects.bulk_create(
+        (TaskEvent(task_name=f"prune-{i}", event=event) for i in range(records)
+         for event in ("create", "complete")), batch_size=2000,
+    )
+    TaskLogEntry.objects.bulk_create(
+        (TaskLogEntry(task_name=f"prune-{i}", level=20, level_name="INFO", message="x")
+         for i in range(records)), batch_size=2000,
+    )
+    with count_statements() as seen:
+        began = time.perf_counter()
+        summary = prune(TrackedManager().get_tracking(), older_than=timedelta(days=30),
+                        batch_size=batch_size)
+        elapsed = time.perf_counter() - began
+    assert summary.records == records // 2 and AsyncTaskRecord.objects.filter(task_name__startswith="prune-").count() == records - records // 2
+    return {"seconds": elapsed, "statements": len(seen), "records": summary.records,
+            "events": summary.events, "logs": summary.logs, "batches": summary.batches}
+
+
 def main() -> None:
     setup_django()
     from django.db import connection
@@ -203,6 +238,12 @@ def main() -> None:
     for label, run in (("burst", burst), ("paced", paced)):
         assert run["record_percent"] == 100.0, (label, run)
         assert run["record_message"] == f"item {CALLS}/{CALLS}", (label, run)
+    pruned = prune_run()
+    print(f"\npcrud_prune_async: {pruned['records']:,} of 20,000 finished records (with "
+          f"{pruned['events']:,} timeline rows and {pruned['logs']:,} log rows) in "
+          f"{pruned['seconds']:.2f} s, {pruned['statements']} statements in "
+          f"{pruned['batches']} batches of 1,000 "
+          f"({pruned['records'] / pruned['seconds']:,.0f} records/s).")
     print(
         f"\nThe final progress is in the record after both runs (percent "
         f"{burst['record_percent']:.0f}). Targets: <= 100 statements -> "
