@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.urls import URLPattern
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -34,6 +34,7 @@ from .exceptions import (
 from .progress import ProgressSnapshot
 from .statuses import ACTIVE, TaskStatus
 from .stores import TaskInfo, get_store
+from .stores.retry import retrying
 
 __all__ = ["STATUSES", "AsyncManager"]
 
@@ -245,13 +246,8 @@ class AsyncManager:
             created_at=timezone.now(),
             retry_of=retry_of,
         )
+        store = get_store()
         adopt = reservations.holders_of(keys) - {task_key}
-        conflicts = get_store().acquire(
-            task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info
-        )
-        if conflicts:
-            raise ConflictError(_group_conflicts(conflicts))
-        reservations.forget(adopt, keys)
         envelope = {
             "task_name": task_key,
             "func": func_path,
@@ -273,34 +269,56 @@ class AsyncManager:
             "created_at": info.created_at,
         }
 
-        def enqueue() -> None:
+        def lock_and_register() -> None:
+            conflicts = store.acquire(task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info)
+            if conflicts:
+                raise ConflictError(_group_conflicts(conflicts))
+
+        def enqueue(*, rollback: bool) -> None:
             try:
                 queue.enqueue(
                     task_key, envelope, group=group, timeout=timeout, sync=sync,
                     q_options=dict(q_options or {}),
                 )
             except BaseException as exc:
-                ran = get_store().get(task_key) if sync else None
+                ran = store.get(task_key) if sync else None
                 if ran is not None and not ran.is_active:
                     raise  # a sync job ran and failed: django-q2 re-raises the job's own error
-                self._rollback_launch(task_key)
+                if rollback:
+                    self._rollback_launch(task_key)
                 raise EnqueueError(
                     f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
                     "Its locks and registration were rolled back."
                 ) from exc
 
         using = router.db_for_write(LiveTask)
+        in_transaction = connections[using].in_atomic_block
+        if not sync and not in_transaction and queue.orm_broker_alias() == getattr(store, "using", None):
+            # Locks, registration and the broker row share a database: one transaction holds them
+            # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
+            def launch_atomically() -> None:
+                with transaction.atomic(using=using):
+                    lock_and_register()
+                    enqueue(rollback=False)
+
+            retrying(f"launch {task_key}", launch_atomically, (OperationalError,))
+            reservations.forget(adopt, keys)
+            self.emit("create", task_key, **create_payload)
+            return task_key
+
+        lock_and_register()
+        reservations.forget(adopt, keys)
         if sync:
             self.emit("create", task_key, **create_payload)
-            enqueue()
-        elif connections[using].in_atomic_block:
+            enqueue(rollback=True)
+        elif in_transaction:
             def on_commit() -> None:
-                enqueue()
+                enqueue(rollback=True)
                 self.emit("create", task_key, **create_payload)
 
             transaction.on_commit(on_commit, using=using)
         else:
-            enqueue()
+            enqueue(rollback=True)
             self.emit("create", task_key, **create_payload)
         return task_key
 

@@ -37,6 +37,15 @@ def enqueue(
     return str(async_task(RUNNER_PATH, envelope, q_options=options))
 
 
+def orm_broker_alias() -> str | None:
+    """The database alias of django-q2's ORM broker, or ``None`` for another broker."""
+    from django_q.conf import Conf
+
+    if Conf.ORM and not getattr(Conf, "BROKER_CLASS", None) and not Conf.IRON_MQ and not Conf.SQS:
+        return str(Conf.ORM)
+    return None
+
+
 def _broker():  # type: ignore[no-untyped-def]
     from django_q.brokers import get_broker
 
