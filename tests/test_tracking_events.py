@@ -339,6 +339,33 @@ def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later() -> N
     assert timeline(name).count("progress") == 2
 
 
+def test_deferred_progress_never_brings_a_deleted_record_back() -> None:
+    manager = TrackedManager(progress_interval=0.2)
+    name = key()
+    manager.emit("create", name, **create())
+    manager.emit("progress", name, **prog(1))
+    manager.emit("progress", name, **prog(2))  # deferred
+    AsyncTaskRecord.objects.filter(task_name=name).delete()  # e.g. an operator deleted it
+    TaskEvent.objects.filter(task_name=name).delete()
+    state = tracking.state_for(manager.get_tracking(), name)
+    wait_until(lambda: state.timer is None and not state.pending, timeout=5)
+    assert not AsyncTaskRecord.objects.filter(task_name=name).exists()
+    assert not TaskEvent.objects.filter(task_name=name).exists()
+
+
+def test_inside_a_transaction_deferred_progress_waits_for_the_next_event() -> None:
+    manager = TrackedManager(progress_interval=0.1)
+    name = key()
+    with transaction.atomic():
+        manager.emit("create", name, **create())
+        manager.emit("progress", name, **prog(1))
+        manager.emit("progress", name, **prog(7))
+        assert tracking.state_for(manager.get_tracking(), name).timer is None
+        assert record(name).percent == 10.0
+        assert manager.flush_pending(name) == 1
+        assert record(name).percent == 70.0
+
+
 def test_final_progress_is_written_with_the_terminal_event() -> None:
     name = key()
     manager = TrackedManager()

@@ -660,8 +660,9 @@ def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -
 
 
 def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Change], *,
-                 insert_first: bool = False) -> str:
-    """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``/``"inserted"``.
+                 insert_first: bool = False, create: bool = True) -> str:
+    """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``,
+    ``"inserted"``, or ``"missing"`` (no record and ``create`` is false).
 
     ``insert_first`` (a ``create`` event, unique task column, no open transaction) tries the
     INSERT first, so the usual launch costs one statement instead of two.
@@ -679,6 +680,8 @@ def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Chang
                 return "updated"
         elif records.update(**values):  # matched rows, even when no value changes
             return "updated"
+        if not create:
+            return "missing"
         if error is None:
             error = _insert(tracking, task_name, changes)
             if error is None:
@@ -794,9 +797,11 @@ def pending_states(task_name: str | None = None) -> list[TaskState]:
         return [s for s in _states.values() if s.pending and task_name in (None, s.task_name)]
 
 
-def _flush(state: TaskState, *, event: str = "") -> bool:
-    """Write what ``state`` holds (caller holds ``state.lock``). True if nothing is left."""
+def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
+    """Write what ``state`` holds (caller holds ``state.lock``). True if nothing is left.
 
+    ``create=False`` (a timer's deferred write) drops what it holds when the record is gone
+    instead of bringing a deleted record back."""
     tracking = state.tracking
     if state.deferred_row is not None:
         state.rows.append(state.deferred_row)
@@ -804,7 +809,8 @@ def _flush(state: TaskState, *, event: str = "") -> bool:
     ok = True
     if state.changes or state.touch:
         try:
-            write_record(tracking, state.task_name, state.changes, insert_first=state.insert_first)
+            outcome = write_record(tracking, state.task_name, state.changes,
+                                   insert_first=state.insert_first, create=create)
         except Exception:  # noqa: BLE001 - never break the worker, hook or launch
             ok = False
             logger.exception(
@@ -816,6 +822,8 @@ def _flush(state: TaskState, *, event: str = "") -> bool:
             state.changes = {}
             state.touch = False
             state.insert_first = False
+            if outcome == "missing":
+                state.rows = []
     if state.rows:
         limit = tracking.timeline_limit()
         if limit <= 0:
@@ -853,14 +861,16 @@ def _maybe_trim(state: TaskState, event: str, limit: int) -> None:
 
 
 def _on_timer(state: TaskState) -> None:
-    """Write a deferred progress once its interval is over (this process got no other event)."""
+    """Write a deferred progress once its interval is over (this process got no other event).
+    Only onto an existing record, and only while the state is still the current one."""
     try:
         with state.lock:
             state.timer = None
-            if state.pending:
-                if state.deferred_row is not None or state.changes:
-                    state.last_progress = time.monotonic()
-                _flush(state, event="progress")
+            with _states_lock:
+                current = _states.get((state.tracking.label, state.task_name)) is state
+            if current and state.pending:
+                state.last_progress = time.monotonic()
+                _flush(state, event="progress", create=False)
     except Exception:  # noqa: BLE001
         logger.exception("Deferred progress write of task %s failed", state.task_name)
     finally:
@@ -906,7 +916,10 @@ def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
             if not buffered and now - state.last_progress < interval:
                 merge(state.changes, changes)
                 state.deferred_row = row if row is not None else state.deferred_row
-                _schedule(state, state.last_progress + interval - now)
+                if not connections[tracking.db].in_atomic_block:
+                    # Another thread could not see this transaction's record: inside one, the
+                    # deferred value waits for the task's next event (or flush_pending()).
+                    _schedule(state, state.last_progress + interval - now)
                 return False
             state.last_progress = now
         merge(state.changes, changes)
