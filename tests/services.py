@@ -89,15 +89,17 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
         self.prefix = prefix
-        run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run([*prefix, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres"], **run)  # type: ignore[call-overload]
-        subprocess.run(
+        self._run([*prefix, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres"])
+        self._run(
             [*prefix, f"{bindir}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-o",
              f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
              "-l", f"{self.dir}/log", "start"],
-            **run,  # type: ignore[arg-type]
         )
         wait_for_port(self.port)
+
+    @staticmethod
+    def _run(args: list[str]) -> None:
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         subprocess.run(

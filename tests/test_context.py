@@ -7,6 +7,7 @@ import uuid
 import pytest
 from django_q.models import OrmQ
 
+from powercrud_async import progress
 from powercrud_async.async_context import (
     TaskContext,
     clear_current_task,
@@ -22,7 +23,6 @@ from powercrud_async.async_context import (
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import ConflictError, InvalidConflictIds, UnknownModel
 from powercrud_async.models import TaskLock
-from powercrud_async import progress
 from tests.testapp.models import Child, Document, Parent
 
 

@@ -63,8 +63,8 @@ def test_pending_then_running_then_286(users) -> None:  # type: ignore[no-untype
     response = client.get(URL, {"task_name": key})
     assert response.status_code == 200
     assert response.json()["progress"] == "half way" and response.json()["percent"] == 50.0
-    from powercrud_async.statuses import TaskStatus
     from powercrud_async.models import LiveTask
+    from powercrud_async.statuses import TaskStatus
 
     LiveTask.objects.filter(task_name=key).update(status="in_progress")
     manager.finish(key, TaskStatus.SUCCESS, result=3)

@@ -20,7 +20,6 @@ from django.utils.module_loading import import_string
 from . import conf, progress, queue, reservations
 from .callables import dumps_call, loads_call, resolve_func
 from .conflicts import LockKey, Normalized, normalize_conflict_ids, to_json, to_keys
-from .models import LiveTask
 from .exceptions import (
     ConflictError,
     EnqueueError,
@@ -31,6 +30,7 @@ from .exceptions import (
     TaskStillLive,
     UnknownTask,
 )
+from .models import LiveTask
 from .progress import ProgressSnapshot
 from .statuses import ACTIVE, TaskStatus
 from .stores import TaskInfo, get_store

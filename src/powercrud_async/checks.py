@@ -186,8 +186,8 @@ def _check_sqlite() -> list[checks.CheckMessage]:
                     f"SQLite database {alias!r} is shared by web and worker processes without "
                     "immediate transactions and a busy timeout; writers can fail with "
                     "'database is locked'.",
-                    hint="Set DATABASES[%r]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
-                    "'timeout': 20, 'init_command': 'PRAGMA journal_mode=WAL;'}." % alias,
+                    hint=f"Set DATABASES[{alias!r}]['OPTIONS'] = {{'transaction_mode': 'IMMEDIATE', "
+                    "'timeout': 20, 'init_command': 'PRAGMA journal_mode=WAL;'}.",
                     id=_id("W004"),
                 )
             )

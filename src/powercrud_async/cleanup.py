@@ -76,16 +76,16 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
     owners = store.lock_owners()
     known = store.get_many(owners)
     for owner in sorted(owners):
-        info = known.get(owner)
-        if info is not None and info.is_active:
+        holder = known.get(owner)
+        if holder is not None and holder.is_active:
             continue
-        if info is None:
+        if holder is None:
             # A reservation made with add_conflict_ids and never launched: keep it until it expires.
             if any(lock.expires_at > now for lock in store.locks(task_name=owner)):
                 continue
             reason = "reservation expired"
         else:
-            reason = f"task already {info.status}"
+            reason = f"task already {holder.status}"
         count = 0 if dry_run else store.release(owner)
         summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})
 

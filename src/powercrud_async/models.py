@@ -40,7 +40,7 @@ class LiveTask(models.Model):
     call = models.BinaryField(blank=True, null=True, help_text="Pickled (args, kwargs) for retry.")
     manager_class = models.CharField(max_length=255, blank=True)
     manager_config = models.JSONField(blank=True, null=True)
-    user_id = models.CharField(max_length=255, blank=True, null=True)
+    user_id = models.CharField(max_length=255, blank=True, null=True)  # noqa: DJ001 - None: no user
     conflict_ids = models.JSONField(blank=True, null=True)
     q_task_id = models.CharField(max_length=64, blank=True)
     group = models.CharField(max_length=100, blank=True)

@@ -96,10 +96,14 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
         beat = info.heartbeat_at or info.started_at
         if beat and (now - beat).total_seconds() < dead_after():
             return info, "already running in another worker"
-    changes = {"started_at": now, "heartbeat_at": now, "attempts": info.attempts + 1}
-    if not get_store().transition(info.task_name, [info.status], TaskStatus.IN_PROGRESS, **changes):
+    attempts = info.attempts + 1
+    if not get_store().transition(
+        info.task_name, [info.status], TaskStatus.IN_PROGRESS,
+        started_at=now, heartbeat_at=now, attempts=attempts,
+    ):
         return info, "another worker took it"
-    return replace(info, status=TaskStatus.IN_PROGRESS, **changes), None
+    started = replace(info, status=TaskStatus.IN_PROGRESS, started_at=now, heartbeat_at=now, attempts=attempts)
+    return started, None
 
 
 def _lost_locks(info: TaskInfo) -> str | None:

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ class TaskLogHandler(logging.Handler):
         self.limit = limit
         self.kept = 0
         self.dropped = 0
-        self.pending: list[object] = []
+        self.pending: list[Any] = []
         self._lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:

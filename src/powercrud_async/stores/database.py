@@ -155,8 +155,8 @@ class DatabaseTaskStore(TaskStore):
             before = TaskLock.objects.using(self.using).filter(task_name=task_name).count()
             TaskLock.objects.using(self.using).bulk_create(
                 [
-                    TaskLock(model_label=l, object_pk=p, task_name=task_name, acquired_at=now, expires_at=expires)
-                    for l, p in chunk
+                    TaskLock(model_label=label, object_pk=pk, task_name=task_name, acquired_at=now, expires_at=expires)
+                    for label, pk in chunk
                 ],
                 ignore_conflicts=True,
             )
