@@ -52,6 +52,16 @@ def _broker():  # type: ignore[no-untyped-def]
     return get_broker()
 
 
+def _redis_broker_class() -> type | None:
+    """django-q2's Redis broker class; None without the optional ``redis`` package (its module
+    imports it), which is the embedded default's case."""
+    try:
+        from django_q.brokers.redis_broker import Redis
+    except ImportError:
+        return None
+    return Redis
+
+
 def _orm_rows(broker: Any) -> list[Any]:
     return list(broker.get_connection().filter(key=broker.list_key))
 
@@ -59,14 +69,14 @@ def _orm_rows(broker: Any) -> list[Any]:
 def broker_task_names() -> set[str] | None:
     """Names of the jobs waiting in or claimed from the broker; ``None`` if we cannot tell."""
     from django_q.brokers.orm import ORM
-    from django_q.brokers.redis_broker import Redis
+    Redis = _redis_broker_class()
     from django_q.signing import SignedPackage
 
     broker = _broker()
     try:
         if isinstance(broker, ORM):
             return {str(row.name()) for row in _orm_rows(broker)}
-        if isinstance(broker, Redis):
+        if Redis is not None and isinstance(broker, Redis):
             payloads = broker.connection.lrange(broker.list_key, 0, -1)
             names = set()
             for payload in payloads:
@@ -83,7 +93,7 @@ def broker_task_names() -> set[str] | None:
 def remove_queued(task_name: str) -> bool:
     """Delete a job that no worker has claimed yet. False if it is gone or already claimed."""
     from django_q.brokers.orm import ORM
-    from django_q.brokers.redis_broker import Redis
+    Redis = _redis_broker_class()
     from django_q.signing import SignedPackage
 
     broker = _broker()
@@ -93,7 +103,7 @@ def remove_queued(task_name: str) -> bool:
             if row.name() == task_name and row.lock <= now:
                 return bool(broker.get_connection().filter(pk=row.pk, lock=row.lock).delete()[0])
         return False
-    if isinstance(broker, Redis):
+    if Redis is not None and isinstance(broker, Redis):
         for payload in broker.connection.lrange(broker.list_key, 0, -1):
             try:
                 if SignedPackage.loads(payload).get("name") == task_name:

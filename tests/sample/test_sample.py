@@ -394,6 +394,19 @@ def test_demo_jobs_launches_the_scripted_mix() -> None:
     assert "HTTP 503" in failed.message or "HTTP 503" in json.dumps(failed.result_payload)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_demo_jobs_runs_without_the_optional_redis_package() -> None:
+    """A fresh ``pip install -e .`` has no ``redis``: cancelling must not need it."""
+    seed()
+    blocked = {"redis": None, "django_q.brokers.redis_broker": None}
+    with mock.patch.dict(sys.modules, blocked):
+        with pytest.raises(ImportError):
+            import django_q.brokers.redis_broker  # noqa: F401
+        out = StringIO()
+        call_command("demo_jobs", "--long-steps", "2", "--pause", "0.01", stdout=out)
+    assert "(cancelled)" in out.getvalue()
+
+
 # --- settings: the production tier from environment variables ---------------------------------------
 def settings_with(env: dict[str, str]) -> dict[str, Any]:
     code = (
