@@ -150,12 +150,6 @@ def run_task(envelope: dict[str, Any]) -> Any:
         manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.")
         return skip_marker(lost)
 
-    func = import_string(envelope["func"])
-    kwargs = dict(envelope.get("kwargs") or {})
-    extra = {"task_key": task_name, "manager_class": manager.class_path()}
-    for name in accepted_kwargs(func, list(extra)):
-        kwargs.setdefault(name, extra[name])
-
     cancelled = threading.Event()
     progress.buffer.track(
         ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS, message="Started",
@@ -172,7 +166,7 @@ def run_task(envelope: dict[str, Any]) -> Any:
     try:
         with task_context(task_name, manager.class_path(), manager, manager.config), capture_logs(task_name):
             try:
-                result = func(*envelope.get("args", ()), **kwargs)
+                result = _call(envelope, task_name, manager)
             except TaskCancelled:
                 outcome = (TaskStatus.CANCELLED, {"reason": "Cancelled while running"})
                 return skip_marker("cancelled")
@@ -183,8 +177,8 @@ def run_task(envelope: dict[str, Any]) -> Any:
                 outcome = (TaskStatus.FAILED, {"error": error, "traceback": tb, "reason": error})
                 raise
             if result is False:
-                outcome = (TaskStatus.FAILED, {"error": "The worker returned False",
-                                               "reason": "The worker returned False", "result": False})
+                returned_false = "The worker returned False"
+                outcome = (TaskStatus.FAILED, {"error": returned_false, "reason": returned_false})
             else:
                 outcome = (TaskStatus.SUCCESS, {"result": result})
             return result
@@ -192,6 +186,14 @@ def run_task(envelope: dict[str, Any]) -> Any:
         ticker.stop()
         progress.buffer.untrack(task_name)
         status, details = outcome
-        if status is TaskStatus.FAILED:
-            details.pop("result", None)
         manager.finish(task_name, status, info=info, **details)
+
+
+def _call(envelope: dict[str, Any], task_name: str, manager: AsyncManager) -> Any:
+    """Import and call the job's function, adding ``task_key``/``manager_class`` if it takes them."""
+    func = import_string(envelope["func"])
+    kwargs = dict(envelope.get("kwargs") or {})
+    extra = {"task_key": task_name, "manager_class": manager.class_path()}
+    for name in accepted_kwargs(func, list(extra)):
+        kwargs.setdefault(name, extra[name])
+    return func(*envelope.get("args", ()), **kwargs)

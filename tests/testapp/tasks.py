@@ -90,3 +90,10 @@ def save_parents(parent_ids: list[int], delay: float = 0.0) -> int:
 
 def noop() -> None:
     return None
+
+
+def raise_timeout() -> None:
+    """What django-q2's timer raises inside a job that overran its timeout."""
+    from django_q.exceptions import TimeoutException
+
+    raise TimeoutException("Task exceeded maximum timeout value (1 seconds)")
