@@ -107,8 +107,9 @@ def browse(chromium: Any, live_server: Any, staff: Any) -> Callable[..., Any]:
     client.force_login(staff)
     session = client.cookies[dj_settings.SESSION_COOKIE_NAME].value
 
-    def open_page(width: int = 1400, height: int = 1000) -> Any:
-        context = chromium.new_context(viewport={"width": width, "height": height}, base_url=live_server.url)
+    def open_page(width: int = 1400, height: int = 1000, *, javascript: bool = True) -> Any:
+        context = chromium.new_context(viewport={"width": width, "height": height}, base_url=live_server.url,
+                                       java_script_enabled=javascript)
         context.add_cookies([{"name": dj_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
         context.set_default_timeout(15_000)
         contexts.append(context)

@@ -25,14 +25,16 @@ def shoot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-@pytest.mark.parametrize("width,height", [(1400, 1000), (480, 900)])
+@pytest.mark.parametrize("width,height", [(1400, 1000), (480, 900), (1280, 900)])
 def test_screenshots(browse: Any, tracked: None, width: int, height: int) -> None:
     keys = demo.build()
     page = browse(width, height)
-    for name, url in (("overview", "/tasks/"), ("list", "/tasks/jobs/"),
-                      ("detail", f"/tasks/jobs/{keys['running']}/"),
-                      ("detail-failed", f"/tasks/jobs/{keys['failed']}/"),
-                      ("locks", "/tasks/locks/")):
+    pages = [("overview", "/tasks/"), ("list", "/tasks/jobs/"), ("detail", f"/tasks/jobs/{keys['running']}/"),
+             ("detail-failed", f"/tasks/jobs/{keys['failed']}/"), ("locks", "/tasks/locks/"),
+             ("audit", "/tasks/audit/")]
+    if width == 1280:
+        pages = pages[1:2]
+    for name, url in pages:
         page.goto(url)
         page.wait_for_load_state("networkidle")
         shoot(page, f"{name}-{width}x{height}")
@@ -170,7 +172,7 @@ def test_bulk_cancel(browse: Any, fast_dashboard: None) -> None:
 
     AsyncManager.resolve_manager().cancel_task(done)  # one that has already finished
     page = browse()
-    page.goto("/tasks/jobs/")
+    page.goto("/tasks/jobs/?q=tests.testapp.tasks")
     for key in [*keys, done]:
         page.locator("#pca-results tr", has_text=key[:8]).locator("input[type=checkbox]").check()
     expect(page.locator("[data-pca-selected]")).to_have_text("4 selected")
@@ -181,4 +183,91 @@ def test_bulk_cancel(browse: Any, fast_dashboard: None) -> None:
     expect(page.locator("#pca-flash .pca-report")).to_contain_text("Cancelled 3 jobs, 1 had already finished")
     for key in keys:
         expect(page.locator("#pca-results tr", has_text=key[:8]).locator(".pca-badge")).to_have_text(re.compile("Cancelled"))
+    # the filter survived the action and the refresh
+    expect(page).to_have_url(re.compile(r"\?q=tests.testapp.tasks$"))
+    expect(page.locator("#pca-q")).to_have_value("tests.testapp.tasks")
+    expect(page.locator("[data-pca-selected]")).to_have_text("0 selected")
     shoot(page, "list-bulk-1400x1000")
+
+
+# -- without a cluster: JavaScript off, keyboard, names, the modal ---------------------------------
+def test_readable_and_usable_without_javascript(browse: Any) -> None:
+    from playwright.sync_api import expect
+
+    keys = demo.build()
+    page = browse(javascript=False)
+    page.goto("/tasks/jobs/")
+    # (Playwright's switch leaves the parser's scripting flag on, so <noscript> stays unrendered
+    # here; the view tests check it is served.) The live indicator needs JavaScript to show.
+    expect(page.locator("[data-pca-live]")).to_be_hidden()
+    expect(page.locator("#pca-results tbody tr")).to_have_count(25)
+    page.fill("#pca-q", "quarterly")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"\?q=quarterly$"))
+    page.locator(".pca-chips").get_by_role("link", name=re.compile("^Failed")).click()
+    expect(page).to_have_url(re.compile(r"\?q=quarterly&status=failed$"))
+    expect(page.locator("#pca-results tbody tr")).to_have_count(1)
+    page.goto(f"/tasks/jobs/{keys['success']}/")
+    expect(page.locator("#pca-detail-body")).to_contain_text("Timeline")
+    page.get_by_role("button", name="Delete record").click()
+    expect(page.get_by_role("heading", name="Delete 1 job record?")).to_be_visible()
+    page.get_by_role("button", name="Yes, delete 1 record").click()
+    expect(page).to_have_url(re.compile(r"/tasks/jobs/$"))
+    expect(page.locator(".pca-messages")).to_contain_text("Deleted 1 job record.")
+
+
+def test_keyboard_only_bulk_action(browse: Any) -> None:
+    from playwright.sync_api import expect
+
+    demo.build()
+    page = browse()
+    page.goto("/tasks/jobs/?status=succeeded&per_page=10")
+
+    def tab_to(selector: str, key: str = "Tab", limit: int = 80) -> None:
+        for _ in range(limit):
+            if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+                return
+            page.keyboard.press(key)
+        raise AssertionError(f"could not reach {selector} with {key}")
+
+    tab_to('#pca-results tbody input[name="tasks"]')
+    page.keyboard.press("Space")
+    expect(page.locator("[data-pca-selected]")).to_have_text("1 selected")
+    tab_to('#pca-bulk button[value="delete"]', key="Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pca-flash [data-pca-confirm]")).to_contain_text("Delete 1 job record?")
+    expect(page.locator("#pca-flash button[type=submit]")).to_be_focused()  # autofocus after the swap
+    page.keyboard.press("Enter")
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text("Deleted 1 job record.")
+
+
+def test_every_control_has_a_name(browse: Any) -> None:
+    keys = demo.build()
+    page = browse()
+    unnamed_script = """() => [...document.querySelectorAll(
+        'a[href], button, input:not([type=hidden]), select, textarea, summary')]
+      .filter(el => {
+        const label = el.getAttribute('aria-label') || (el.labels ? [...el.labels].map(l => l.textContent).join(' ') : '')
+          || el.textContent || el.getAttribute('title') || el.getAttribute('placeholder') || '';
+        return !label.trim();
+      }).map(el => el.outerHTML.slice(0, 120))"""
+    for url in ("/tasks/", "/tasks/jobs/", f"/tasks/jobs/{keys['failed']}/", "/tasks/locks/", "/tasks/audit/"):
+        page.goto(url)
+        assert page.evaluate(unnamed_script) == [], url
+
+
+def test_detail_opens_in_a_modal_for_the_seed_view(browse: Any) -> None:
+    from playwright.sync_api import expect
+
+    keys = demo.build()
+    page = browse()
+    page.goto("/sample/asynctaskrecord/")
+    page.locator("#pca-results tr", has_text=keys["failed"][:8]).get_by_role("link").first.click()
+    dialog = page.locator("dialog#pca-modal")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Open full page")
+    expect(dialog.locator(".pca-error-summary")).to_contain_text("KeyError")
+    shoot(page, "seed-modal-1400x1000")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/sample/asynctaskrecord/$"))

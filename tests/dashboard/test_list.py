@@ -242,3 +242,10 @@ def test_the_page_works_without_javascript(staff_client: Any, some: Any, dashboa
     assert '<form id="pca-bulk" class="pca-bulk" method="post" action="/tasks/actions/"' in html
     assert html.count('name="csrfmiddlewaretoken"') >= 2
     assert "<noscript>" in html
+
+
+def test_a_form_submitted_without_javascript_lands_on_the_clean_url(staff_client: Any, some: Any) -> None:
+    response = staff_client.get(f"{LIST}?q=bad&user=&from=&to=&window=&cleaned=&per_page=25")
+    assert response.status_code == 302 and response["Location"] == f"{LIST}?q=bad"
+    assert staff_client.get(f"{LIST}?q=&status=").status_code == 302
+    assert staff_client.get(f"{LIST}?from=nope&q=").status_code == 200  # keeps the error visible

@@ -208,7 +208,7 @@ def relative(when: datetime | None, now: datetime | None = None) -> str:
 def absolute(when: datetime | None) -> str:
     if when is None:
         return ""
-    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S")  # the zone is said once per page
 
 
 def iso(when: datetime | None) -> str:

@@ -492,6 +492,10 @@ class TaskDashboardMixin:
     def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         context = self.list_context()
         target = self.htmx_target()
+        empty = [key for key, values in request.GET.lists() if all(v == "" for v in values)]
+        if not getattr(request, "htmx", False) and empty and not context["state"].errors:
+            # A filter form submitted without JavaScript: land on the clean, shareable URL.
+            return HttpResponseRedirect(context["self_url"] or self.page_url("list"))
         if target == "pca-results":
             htmx = request.htmx  # type: ignore[attr-defined]
             context["oob_filters"] = htmx.trigger not in ("pca-results", "pca-filters")
