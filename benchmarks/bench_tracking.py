@@ -1,8 +1,7 @@
 """Lifecycle tracking: SQL statements per event, and 1,000 ``update_progress`` calls on one
 tracked task (the embedded default: SQLite + DatabaseCache for progress).
 
-Run from the repository root: ``python -m benchmarks.bench_tracking``
-(``PCA_DB=postgres`` runs it on a throwaway PostgreSQL server instead).
+Run from the repository root: ``python -m benchmarks.bench_tracking``.
 
 The running job is simulated the way the runner sets it up: the task is tracked in the progress
 buffer and the runner's ``Ticker`` flushes it every ``PROGRESS_WRITE_INTERVAL``. Statements are
