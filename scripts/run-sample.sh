@@ -4,7 +4,8 @@
 # From a fresh clone: creates .venv, installs the project into it, migrates, creates the cache
 # table, prepares the demo user and books, then runs the web server and one qcluster together.
 # Ctrl-C stops both. Safe to run again. Environment: PORT (default 8000), HOST (127.0.0.1),
-# PYTHON (python3), VENV (.venv); DATABASE_URL / REDIS_URL switch to the production tier.
+# PYTHON (python3), VENV (.venv), STOP_GRACE (seconds to wait for a clean stop, default 15);
+# DATABASE_URL / REDIS_URL switch to the production tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,25 +41,29 @@ echo "== demo data"
 
 web=""
 worker=""
+force=""
+GRACE="${STOP_GRACE:-15}"
 stop() {
-  trap - INT TERM EXIT
+  trap 'force=1' INT TERM  # a second Ctrl-C stops waiting
+  trap - EXIT
   echo
-  echo "== stopping the web server and the qcluster"
-  # qcluster's main process stops its own workers (a job in progress may finish first);
-  # signalling its whole group would kill them under it and leave it waiting forever.
+  echo "== stopping the web server and the qcluster (a running job may finish first; Ctrl-C again to force)"
+  # qcluster's main process stops its own workers; signalling its whole group would kill them
+  # under it and leave it waiting for them.
   if [ -n "$worker" ]; then kill -TERM "$worker" 2>/dev/null || true; fi
   if [ -n "$web" ]; then kill -TERM -- "-$web" 2>/dev/null || true; fi
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 $((GRACE * 2))); do
+    [ -n "$force" ] && break
     alive=""
     for pid in $web $worker; do
       if kill -0 -- "-$pid" 2>/dev/null; then alive=1; fi
     done
     [ -z "$alive" ] && break
-    sleep 0.5
+    sleep 0.5 || true  # interrupted by a second Ctrl-C: errexit must not skip the kill
   done
   for pid in $web $worker; do
     if kill -0 -- "-$pid" 2>/dev/null; then
-      echo "run-sample: process group $pid did not stop within 30 s; killing it" >&2
+      echo "run-sample: process group $pid still running; killing it (cleanup reclaims a job cut short)" >&2
       kill -KILL -- "-$pid" 2>/dev/null || true
     fi
   done
@@ -97,7 +102,7 @@ while true; do
     status=1
     break
   fi
-  sleep 1
+  sleep 1 || true
 done
 stop
 exit "$status"
