@@ -21,6 +21,7 @@ rm -rf "$docs_out"
 echo "== migrations are up to date"
 PCA_TEST_DB=$(mktemp -d)/check.sqlite3 "$VENV/bin/python" -m django makemigrations --check --dry-run \
   --settings=tests.settings powercrud_async testapp >/dev/null
+"$VENV/bin/python" -m django makemigrations --check --dry-run --settings=sample.test_settings sample >/dev/null
 
 echo "== test suite on SQLite (embedded default)"
 "$VENV/bin/python" -m pytest tests --ignore=tests/sample "$@"
