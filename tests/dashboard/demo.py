@@ -124,5 +124,19 @@ def build(count: int = 36) -> dict[str, Any]:
                             result=f"\"Column 'revenue_eur' missing\" : {TRACEBACK}")
     except Exception:  # noqa: BLE001 - the traceback fallback is optional
         pass
+    from powercrud_async.models import AuditEntry
+
+    cancelled = [r.task_name for r in records if r.status == "cancelled"]
+    failed_keys = [r.task_name for r in records if r.status == "failed"]
+    for minutes, (user, action, targets, outcome, ok, refused) in enumerate([
+        ("alice", "cancel", cancelled, f"Cancelled {len(cancelled)} jobs.", len(cancelled), 0),
+        ("bob", "retry", failed_keys[:1], "Retried 1 job.", 1, 0),
+        ("alice", "release", [running[0].task_name], f"Refused to release the locks of {running[0].task_name}: "
+         "still live (running with a live heartbeat; its locks stay until it ends).", 0, 1),
+        ("carol", "delete", [r.task_name for r in records[-3:]], "Deleted 3 job records.", 3, 0),
+    ]):
+        AuditEntry.objects.create(created_at=now - timedelta(minutes=5 + minutes * 13), username=user,
+                                  user_id="1", action=action, targets=targets, outcome=outcome,
+                                  succeeded=ok, refused=refused)
     return {"running": running[0].task_name, "failed": failed.task_name, "success": keys["success"],
             "dead": dead.task_name}

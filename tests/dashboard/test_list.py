@@ -249,3 +249,11 @@ def test_a_form_submitted_without_javascript_lands_on_the_clean_url(staff_client
     assert response.status_code == 302 and response["Location"] == f"{LIST}?q=bad"
     assert staff_client.get(f"{LIST}?q=&status=").status_code == 302
     assert staff_client.get(f"{LIST}?from=nope&q=").status_code == 200  # keeps the error visible
+
+
+def test_an_unknown_column_is_a_configuration_error(staff_client: Any, dashboard_settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    dashboard_settings(COLUMNS=["task", "colour"])
+    with pytest.raises(ImproperlyConfigured, match="Dashboard column 'colour' is neither"):
+        staff_client.get(LIST)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from django.apps import apps
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.messages import constants as message_levels
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Count, QuerySet
@@ -376,15 +376,18 @@ class TaskDashboardMixin:
             if key in ALL_COLUMNS:
                 logical = COLUMN_FIELDS.get(key)
                 field_name = self.schema[logical] if logical else None
-                if key == "task" and not field_name:
-                    field_name = None
                 if key not in ("task", "progress") and field_name is None:
-                    continue  # the model does not keep it
+                    continue  # this record model does not keep it
                 if key == "progress" and not self.schema["status"]:
                     continue
                 columns.append(Column(key, COLUMN_LABELS[key], key, field_name))
             elif key in self.schema.names:
                 columns.append(Column(key, self.schema.verbose_name(key).capitalize(), "field", key))
+            else:
+                raise ImproperlyConfigured(
+                    f"Dashboard column {key!r} is neither one of {', '.join(ALL_COLUMNS)} nor a field of "
+                    f"{self.record_model._meta.label}."
+                )
         if not any(c.kind == "task" for c in columns):
             columns.insert(0, Column("task", "Job", "task", self.schema["task_name"]))
         return columns

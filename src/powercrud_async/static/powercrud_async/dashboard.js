@@ -20,10 +20,16 @@
   function menuOpen() {
     return !!document.querySelector("[data-pca-region] details.pca-menu[open]");
   }
+  function navigating() {
+    /* A keyboard user inside a live region would lose their place at every refresh. */
+    var active = document.activeElement;
+    return !!(active && active !== document.body && active.closest && active.closest("[data-pca-region]")
+      && active.matches(":focus-visible"));
+  }
 
   /* The filter every poller uses: one request per region, only when it can be seen and used. */
   window.pcaPoll = function () {
-    return !document.hidden && !paused() && selected() === 0 && !confirming() && !menuOpen();
+    return !document.hidden && !paused() && selected() === 0 && !confirming() && !menuOpen() && !navigating();
   };
 
   function ago(ms) {
@@ -52,6 +58,9 @@
     } else if (confirming() || menuOpen()) {
       state = "held";
       label = "Paused while you choose";
+    } else if (navigating()) {
+      state = "held";
+      label = "Paused while you move through the list";
     } else {
       state = "live";
       label = "Live · updated " + ago(Date.now() - lastUpdate);
@@ -159,6 +168,11 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     lastUpdate = Date.now();
+    /* Small screens: fold the less used filters unless one of them is in use. */
+    var more = document.querySelector("[data-pca-more]");
+    if (more && !more.hasAttribute("data-active") && window.matchMedia("(max-width: 640px)").matches) {
+      more.open = false;
+    }
     updateSelection();
     window.setInterval(renderLive, 1000);
   });
