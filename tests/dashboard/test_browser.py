@@ -128,6 +128,7 @@ def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, c
     page.wait_for_timeout(2500)
     assert len(progress_calls) == stopped_at, "progress polling must stop at the end"
     expect(page.locator("#pca-detail-body")).to_contain_text("slept")
+    expect(page.locator("[data-pca-live]")).to_be_hidden()  # nothing live left to report
     shoot(page, "detail-finished-1400x1000")
 
 

@@ -43,7 +43,10 @@
   function renderLive() {
     var live = document.querySelector("[data-pca-live]");
     if (!live) return;
-    live.hidden = false;
+    /* A region that stopped polling (a job that finished) has nothing live to report. */
+    var region = document.querySelector(live.getAttribute("data-region") || "[data-pca-region]");
+    live.hidden = !region || (region.getAttribute("hx-trigger") || "").indexOf("every") < 0;
+    if (live.hidden) return;
     var text = live.querySelector("[data-pca-live-text]");
     var toggle = live.querySelector("[data-pca-live-toggle]");
     var status = live.querySelector("[data-pca-live-status]");
