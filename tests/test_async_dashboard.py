@@ -128,15 +128,17 @@ def test_settings_default_reaches_launcher_worker_hook_and_cleanup() -> None:
         # Worker path (sync runs the runner in this process, rebuilt from the envelope).
         ran = manager.launch_async_task("tests.testapp.tasks.add", 4, 4, sync=True)
         assert CustomRecord.objects.get(key=ran).output == 8
-        # Hook path: the job is queued; django-q2's hook reports the outcome.
+        # Hook path: the job is queued; its worker was killed on a timeout, so only django-q2's
+        # hook reports the outcome (a failure: on success the runner has finished it already).
         queued = AsyncManager.resolve_manager().launch_async_task("tests.testapp.tasks.add", 1, 1)
         row = OrmQ.objects.get()
         assert CustomRecord.objects.get(key=queued).state == "pending"
-        fake = mock.Mock(func=row.func(), args=row.args(), name=queued, success=True, result=2)
+        fake = mock.Mock(func=row.func(), args=row.args(), success=False,
+                         result="Task exceeded maximum timeout value (5 seconds) : traceback")
         fake.name = queued
         task_completion_hook(fake)
         record = CustomRecord.objects.get(key=queued)
-        assert (record.state, record.output) == ("success", 2)
+        assert record.state == "failed" and "maximum timeout" in str(record.output)
         # Cleanup command resolves the same manager.
         call_command("pcrud_cleanup_async", "--json", stdout=mock.Mock())
 

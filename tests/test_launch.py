@@ -209,11 +209,14 @@ def test_cancel_queued_task(manager: Recording) -> None:
 def test_completion_exactly_once(manager: Recording) -> None:
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     LiveTask.objects.filter(task_name=key).update(status="in_progress")
-    assert manager.complete_from_broker(key, True, 3)
+    assert not manager.complete_from_broker(key, True, 3)  # success: the runner finished it itself
+    assert LiveTask.objects.get().status == "in_progress"
+    assert manager.complete_from_broker(key, False, "ValueError: boom : Traceback ...")
     assert not manager.complete_from_broker(key, False, "late failure")
-    assert not manager.finish(key, TaskStatus.FAILED, error="x")
-    assert [e[0] for e in Recording.events].count("complete") == 1
-    assert LiveTask.objects.get().status == "success"
+    assert not manager.finish(key, TaskStatus.SUCCESS)
+    assert [e[0] for e in Recording.events].count("fail") == 1
+    row = LiveTask.objects.get()
+    assert row.status == "failed" and row.reason == "ValueError: boom"
 
 
 def test_remove_active_task(manager: Recording) -> None:

@@ -73,11 +73,13 @@ def test_function_gone_in_the_worker_fails_with_the_reason() -> None:
     assert row.status == "failed" and "ImportError" in row.reason
 
 
-def test_cancel_requested_before_start() -> None:
-    key, envelope = launch("tests.testapp.tasks.add", 1, 2)
-    LiveTask.objects.update(cancel_requested=True)
+def test_cancelled_after_a_worker_claimed_it_does_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "runs"
+    key, envelope = launch("tests.testapp.tasks.slow", 0.01, steps=1, marker=str(marker))
+    OrmQ.objects.update(lock=timezone.now() + timedelta(minutes=1))  # claimed: cannot be removed
+    assert AsyncManager().cancel_task(key) == "cancelled"
     assert runner.is_skip_marker(runner.run_task(envelope))
-    assert LiveTask.objects.get().status == "cancelled"
+    assert LiveTask.objects.get().status == "cancelled" and not marker.exists()
 
 
 def test_unregistered_job_is_not_run() -> None:

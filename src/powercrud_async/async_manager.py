@@ -255,6 +255,10 @@ class AsyncManager:
             "kwargs": worker_kwargs,
             "manager_class": self.class_path(),
             "manager_config": self.config or None,
+            # What the runner needs to start without reading the registry row first.
+            "user_id": info.user_id,
+            "created_at": info.created_at,
+            "conflict_ids": info.conflict_ids,
         }
         create_payload = {
             "status": TaskStatus.PENDING,
@@ -464,38 +468,41 @@ class AsyncManager:
         return self.complete_from_broker(str(task.name), bool(task.success), task.result)
 
     def complete_from_broker(self, task_name: str, success: bool, result: Any) -> bool:
-        from .runner import is_skip_marker
+        """Finish a job from django-q2's report of it.
 
-        if is_skip_marker(result):
+        A successful report means the runner returned normally, so its ``finally`` already
+        finished the task: nothing to do, no query. A failure may mean the runner never got there
+        (a timeout killed the worker process), so the task is ended ``failed`` if still active.
+        """
+        if success:
             return False
         info = get_store().get(task_name)
         if info is None or not info.is_active:
             return False
-        if success and result is not False:
-            return self.finish(task_name, TaskStatus.SUCCESS, result=result)
         error = str(result) if result is not None else "The worker failed"
-        first_line = error.split(" : ")[0].strip()
-        return self.finish(
-            task_name, TaskStatus.FAILED, error=first_line or error, traceback=error,
-            reason=first_line if success is False else "The worker returned False",
-        )
+        first_line = error.split(" : ")[0].strip() or error
+        return self.finish(task_name, TaskStatus.FAILED, error=first_line, traceback=error, reason=first_line)
 
     # -- cancellation --------------------------------------------------------------------------------
     def cancel_task(self, task_key: str, *, reason: str = "Cancelled") -> str:
         """Cancel a queued or running task.
 
-        Returns ``"cancelled"`` (it ended now), ``"requested"`` (running: it stops at its next
-        progress call or heartbeat) or ``"finished"`` (nothing to cancel). Raises ``UnknownTask``.
+        Returns ``"cancelled"`` (a queued job: it ended now and will not run, even if a worker
+        already claimed it), ``"requested"`` (running: it stops at its next progress call) or
+        ``"finished"`` (nothing to cancel). Raises ``UnknownTask``.
         """
         store = get_store()
         info = store.get(task_key)
         if info is None:
             raise UnknownTask(f"No task with key {task_key!r}.")
-        if not info.is_active:
-            return "finished"
-        if info.status == TaskStatus.PENDING and queue.remove_queued(task_key):
-            return "cancelled" if self.finish(task_key, TaskStatus.CANCELLED, reason=reason) else "finished"
-        if store.update(task_key, only_statuses=ACTIVE, cancel_requested=True):
+        if info.status == TaskStatus.PENDING:
+            queue.remove_queued(task_key)
+            if self.finish(task_key, TaskStatus.CANCELLED, reason=reason):
+                return "cancelled"
+            info = store.get(task_key) or info  # it started meanwhile: ask it to stop
+        if info.status == TaskStatus.IN_PROGRESS and store.update(
+            task_key, only_statuses=[TaskStatus.IN_PROGRESS], cancel_requested=True
+        ):
             return "requested"
         return "finished"
 

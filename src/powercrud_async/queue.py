@@ -52,39 +52,44 @@ def _broker():  # type: ignore[no-untyped-def]
     return get_broker()
 
 
-def _redis_broker_class() -> type | None:
-    """django-q2's Redis broker class; None without the optional ``redis`` package (its module
-    imports it), which is the embedded default's case."""
+def _is_redis(broker: Any) -> bool:
+    """Whether ``broker`` is django-q2's Redis broker (whose module needs the optional ``redis``
+    package, absent on the embedded default)."""
     try:
         from django_q.brokers.redis_broker import Redis
     except ImportError:
-        return None
-    return Redis
+        return False
+    return isinstance(broker, Redis)
 
 
 def _orm_rows(broker: Any) -> list[Any]:
     return list(broker.get_connection().filter(key=broker.list_key))
 
 
+def _redis_jobs(broker: Any) -> list[tuple[bytes, str | None]]:
+    """``(payload, task name)`` of every job waiting in a Redis broker's list."""
+    from django_q.signing import SignedPackage
+
+    jobs = []
+    for payload in broker.connection.lrange(broker.list_key, 0, -1):
+        try:
+            name = SignedPackage.loads(payload).get("name")
+        except Exception:  # noqa: BLE001 - foreign or broken payloads are not ours
+            name = None
+        jobs.append((payload, None if name is None else str(name)))
+    return jobs
+
+
 def broker_task_names() -> set[str] | None:
     """Names of the jobs waiting in or claimed from the broker; ``None`` if we cannot tell."""
     from django_q.brokers.orm import ORM
-    Redis = _redis_broker_class()
-    from django_q.signing import SignedPackage
 
     broker = _broker()
     try:
         if isinstance(broker, ORM):
             return {str(row.name()) for row in _orm_rows(broker)}
-        if Redis is not None and isinstance(broker, Redis):
-            payloads = broker.connection.lrange(broker.list_key, 0, -1)
-            names = set()
-            for payload in payloads:
-                try:
-                    names.add(str(SignedPackage.loads(payload).get("name")))
-                except Exception:  # noqa: BLE001 - foreign or broken payloads are not ours
-                    continue
-            return names
+        if _is_redis(broker):
+            return {name for _, name in _redis_jobs(broker) if name is not None}
     except Exception:  # noqa: BLE001
         logger.exception("Could not read the broker queue")
     return None
@@ -93,8 +98,6 @@ def broker_task_names() -> set[str] | None:
 def remove_queued(task_name: str) -> bool:
     """Delete a job that no worker has claimed yet. False if it is gone or already claimed."""
     from django_q.brokers.orm import ORM
-    Redis = _redis_broker_class()
-    from django_q.signing import SignedPackage
 
     broker = _broker()
     if isinstance(broker, ORM):
@@ -103,13 +106,10 @@ def remove_queued(task_name: str) -> bool:
             if row.name() == task_name and row.lock <= now:
                 return bool(broker.get_connection().filter(pk=row.pk, lock=row.lock).delete()[0])
         return False
-    if Redis is not None and isinstance(broker, Redis):
-        for payload in broker.connection.lrange(broker.list_key, 0, -1):
-            try:
-                if SignedPackage.loads(payload).get("name") == task_name:
-                    return bool(broker.connection.lrem(broker.list_key, 1, payload))
-            except Exception:  # noqa: BLE001
-                continue
+    if _is_redis(broker):
+        for payload, name in _redis_jobs(broker):
+            if name == task_name:
+                return bool(broker.connection.lrem(broker.list_key, 1, payload))
     return False
 
 

@@ -106,6 +106,30 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
     return started, None
 
 
+def _begin(envelope: dict[str, Any]) -> tuple[TaskInfo | None, str | None]:
+    """Claim the task for this run: ``(row, None)`` to go ahead, or ``(row or None, why not)``.
+
+    The usual case — first delivery of a queued task — is one compare-and-set with what the launch
+    put in the envelope; anything else (redelivery, takeover, purged) reads the row and decides.
+    """
+    task_name = envelope["task_name"]
+    store = get_store()
+    now = timezone.now()
+    if "created_at" in envelope and store.transition(
+        task_name, [TaskStatus.PENDING], TaskStatus.IN_PROGRESS,
+        started_at=now, heartbeat_at=now, attempts=1,
+    ):
+        return TaskInfo(
+            task_name=task_name, status=TaskStatus.IN_PROGRESS, user_id=envelope.get("user_id"),
+            conflict_ids=envelope.get("conflict_ids") or {}, created_at=envelope["created_at"],
+            started_at=now, heartbeat_at=now, attempts=1,
+        ), None
+    info = store.get(task_name)
+    if info is None:
+        return None, "not registered (purged or removed)"
+    return _start(info)
+
+
 def _lost_locks(info: TaskInfo) -> str | None:
     """Make sure the job holds its locks.
 
@@ -134,17 +158,12 @@ def run_task(envelope: dict[str, Any]) -> Any:
     """Entry point django-q2 executes for every job launched through ``AsyncManager``."""
     task_name = envelope["task_name"]
     manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
-    store = get_store()
-    info = store.get(task_name)
-    if info is None:
-        logger.warning("Task %s is not registered (purged or removed); not running it.", task_name)
-        return skip_marker("not registered")
-    info, refusal = _start(info)
-    if refusal is not None:
+    info, refusal = _begin(envelope)
+    if info is None or refusal is not None:
         logger.warning("Task %s not run: %s.", task_name, refusal)
         if refusal == "cancelled before it started":
             manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started")
-        return skip_marker(refusal)
+        return skip_marker(refusal or "not run")
     lost = _lost_locks(info)
     if lost is not None:
         manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.")
