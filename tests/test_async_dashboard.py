@@ -149,7 +149,8 @@ def test_accessors() -> None:
     assert manager.get_record_model() is AsyncTaskRecord
     field_map = manager.get_field_map()
     assert field_map["user"] == "user_label" and field_map["cleaned"] == "cleaned_up"
-    assert "error" not in field_map and "traceback" not in field_map  # no such columns
+    assert field_map["error"] == "error" and field_map["traceback"] == "traceback"
+    assert "reason" not in field_map  # no such column: skipped
     custom = CustomFieldsManager().get_field_map()
     assert custom == {"task_name": "key", "status": "state", "message": "note", "user": "who",
                       "result": "output", "completed_at": "done_at"}
@@ -450,3 +451,12 @@ def test_completion_hook_reports_failure_through_the_configured_manager() -> Non
     record = CustomRecord.objects.get(key=key)
     assert record.state == "failed" and record.note.startswith("Failed: ValueError: late")
     assert record.output.startswith("ValueError: late")
+
+
+def test_failed_job_keeps_error_and_traceback_on_the_default_record() -> None:
+    manager = TrackedManager()
+    with pytest.raises(ValueError):
+        manager.launch_async_task("tests.testapp.tasks.fail", "bad row", sync=True)
+    record = AsyncTaskRecord.objects.get()
+    assert record.status == "failed" and record.error == "ValueError: bad row"
+    assert record.traceback.startswith("Traceback") and "bad row" in record.traceback
