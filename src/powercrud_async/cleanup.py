@@ -16,8 +16,11 @@ if TYPE_CHECKING:
     from .async_manager import AsyncManager
 
 
-def _verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str, str]:
-    """``(action, reason)`` for one active task: keep, dead or overdue."""
+def verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str, str]:
+    """``(action, reason)`` for one active task: ``keep``, ``dead`` or ``overdue``.
+
+    The one place liveness is judged, for cleanup, ``release_task_locks`` and the dashboard.
+    """
     limit = dead_after()
     if info.status == TaskStatus.IN_PROGRESS:
         beat = info.heartbeat_at or info.started_at or info.created_at
@@ -44,7 +47,7 @@ def _verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str,
 
 def liveness(info: TaskInfo) -> tuple[bool, str]:
     """``(alive, why)`` for one active task, by the same rules cleanup uses."""
-    action, reason = _verdict(info, timezone.now(), queue.broker_task_names())
+    action, reason = verdict(info, timezone.now(), queue.broker_task_names())
     return action != "dead", reason
 
 
@@ -62,7 +65,7 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
     }
     in_broker = queue.broker_task_names()
     for info in store.active():
-        action, reason = _verdict(info, now, in_broker)
+        action, reason = verdict(info, now, in_broker)
         if action == "keep":
             summary["kept"] += 1
         elif action == "dead":

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import queue
-from ..cleanup import _verdict
+from ..cleanup import verdict
 from ..runner import dead_after
 from ..statuses import TaskStatus
 from ..stores import TaskInfo, get_store
@@ -35,7 +35,7 @@ def stuck_tasks(now: datetime, active: list[TaskInfo] | None = None) -> dict[str
     in_broker: set[str] | None = queue.broker_task_names() if needs_broker else set()
     found: dict[str, Stuck] = {}
     for info in infos:
-        action, reason = _verdict(info, now, in_broker)
+        action, reason = verdict(info, now, in_broker)
         if action != "keep":
             found[info.task_name] = Stuck(info.task_name, action, reason, info)
     return found
