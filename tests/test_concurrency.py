@@ -21,7 +21,7 @@ import pytest
 
 from powercrud_async.models import LiveTask, TaskLock
 from powercrud_async.stores import TaskStore
-from tests.conftest import ROOT
+from tests.cluster import ROOT
 from tests.services import RedisServer
 from tests.test_store_contract import configured_store
 

@@ -12,7 +12,7 @@ from django_q.models import OrmQ
 
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.models import LiveTask, TaskLock, TaskLogEntry
-from tests.conftest import wait_until
+from tests.cluster import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

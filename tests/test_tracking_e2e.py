@@ -11,7 +11,7 @@ import pytest
 
 from powercrud_async import tracking
 from powercrud_async.models import LiveTask, TaskEvent
-from tests.conftest import wait_until
+from tests.cluster import wait_until
 from tests.testapp.managers import TrackedManager
 from tests.testapp.models import AsyncTaskRecord
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.cluster import wait_until
 from tests.dashboard import demo
 from tests.dashboard.conftest import SCREENSHOTS
 

@@ -8,18 +8,15 @@ collected at all, so a plain ``pytest`` never fails on it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cluster import QCluster, wait_until
+
+__all__ = ["QCluster", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,64 +52,15 @@ def run_queued() -> list[Any]:
             results.append(exc)
 
 
-class SampleCluster:
-    """A real ``qcluster`` process on the sample's test database."""
-
-    def __init__(self, env: dict[str, str]):
-        # Not settings.SETTINGS_MODULE: it reads None while settings are overridden in a test.
-        settings_module = os.environ["DJANGO_SETTINGS_MODULE"]
-        self.log_path = Path(tempfile.mkdtemp(prefix="pca-sample-q-")) / "qcluster.log"
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "qcluster", f"--settings={settings_module}"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            # The main process stops its workers; a SIGTERM to the whole group would kill them
-            # under it and leave it waiting for them until the timeout.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of the group
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.log_path.parent, ignore_errors=True)
-
-
 @pytest.fixture
-def sample_qcluster(transactional_db: Any) -> Iterator[Callable[..., SampleCluster]]:
-    clusters: list[SampleCluster] = []
+def sample_qcluster(transactional_db: Any) -> Iterator[Callable[..., QCluster]]:
+    clusters: list[QCluster] = []
 
-    def start(**env: str) -> SampleCluster:
-        cluster = SampleCluster(env)
+    def start(**env: str) -> QCluster:
+        cluster = QCluster(env)
         clusters.append(cluster)
         return cluster
 
     yield start
     for cluster in clusters:
         cluster.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
