@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import tracking
+from powercrud_async import tracking, tracking_config
 from powercrud_async.async_dashboard import AsyncDashboardConfig, ModelTrackingAsyncManager
 from powercrud_async.async_hooks import task_completion_hook
 from powercrud_async.async_manager import AsyncManager
@@ -45,11 +45,11 @@ CUSTOM_MAP = {
 @pytest.fixture(autouse=True)
 def fresh_tracking() -> Iterator[None]:
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
     managers.NOTIFIED.clear()
     yield
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
 
 
 def ids(messages: Iterable[Any]) -> list[str]:

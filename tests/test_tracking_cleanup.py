@@ -18,7 +18,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from powercrud_async import tracking
+from powercrud_async import tracking, tracking_config
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
 from powercrud_async.models import LiveTask, TaskEvent, TaskLock, TaskLogEntry
 from powercrud_async.statuses import TaskStatus
@@ -33,10 +33,10 @@ TRACKED = {"ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.testapp.managers.Tr
 @pytest.fixture(autouse=True)
 def fresh_tracking() -> Iterator[None]:
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
     yield
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
 
 
 def record(task_name: str) -> AsyncTaskRecord:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import progress, tracking
+from powercrud_async import progress, tracking, tracking_config
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.models import TaskEvent
 from powercrud_async.progress import ProgressSnapshot
@@ -43,10 +43,10 @@ class EveryProgress(TrackedManager):
 @pytest.fixture(autouse=True)
 def fresh_tracking() -> Iterator[None]:
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
     yield
     tracking.reset_state()
-    tracking.clear_cache()
+    tracking_config.clear_cache()
 
 
 def key() -> str:

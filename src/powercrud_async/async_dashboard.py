@@ -23,7 +23,7 @@ from django.core.checks import CheckMessage
 from django.db import models
 from django.utils.module_loading import import_string
 
-from . import tracking
+from . import tracking, tracking_config
 from .async_manager import AsyncManager
 from .exceptions import InvalidFieldMap
 from .payloads import default_format_objects, default_format_user, json_safe
@@ -67,10 +67,10 @@ class AsyncDashboardConfig:
             config["progress_interval"] = self.progress_interval
         if self.timeline is not None:
             config["timeline"] = self.timeline
-        for key in tracking.FORMATTER_KEYS:
+        for key in tracking_config.FORMATTER_KEYS:
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
-        return tracking.plain_config(config)
+        return tracking_config.plain_config(config)
 
 
 @lru_cache(maxsize=256)
@@ -111,20 +111,20 @@ class ModelTrackingAsyncManager(AsyncManager):
                 options.pop(key)
                 options.update(value.as_config())
         super().__init__(config, **options)
-        self.config = tracking.plain_config(self.config)
-        self._tracking: tracking.Tracking | None = None
+        self.config = tracking_config.plain_config(self.config)
+        self._tracking: tracking_config.Tracking | None = None
 
     # -- configuration -----------------------------------------------------------------------
     @classmethod
     def check_configuration(cls, config: Mapping[str, Any] | None = None) -> list[CheckMessage]:
         """System-check messages (``powercrud_async.E020``–``E024``, ``W020``) for this class
         with ``config``; ``manage.py check`` runs it for ``ASYNC_MANAGER_DEFAULT``."""
-        return tracking.check(cls, config)
+        return tracking_config.check(cls, config)
 
-    def get_tracking(self) -> tracking.Tracking:
+    def get_tracking(self) -> tracking_config.Tracking:
         """The resolved configuration; raises ``InvalidFieldMap`` if the model is unusable."""
         if self._tracking is None:
-            self._tracking = tracking.resolve(type(self), self.config)
+            self._tracking = tracking_config.resolve(type(self), self.config)
         return self._tracking
 
     def get_record_model(self) -> type[models.Model]:

@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .statuses import TERMINAL
-from .tracking import Tracking
+from .tracking_config import Tracking
 
 TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 FINISH_FIELDS = ("completed_at", "failed_at", "cancelled_at")
