@@ -15,15 +15,9 @@ from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import TaskNotRetryable, TaskStillLive, UnknownTask
 from powercrud_async.models import LiveTask, TaskLock
 from powercrud_async.schedules import cleanup_async_artifacts, ensure_cleanup_schedule
+from tests.testapp.managers import Recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Recording(AsyncManager):
-    events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
-        Recording.events.append((event, task_name, payload))
 
 
 @pytest.fixture

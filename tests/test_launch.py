@@ -17,15 +17,9 @@ from powercrud_async.exceptions import (
 )
 from powercrud_async.models import LiveTask, TaskLock
 from powercrud_async.statuses import TaskStatus
+from tests.testapp.managers import Recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Recording(AsyncManager):
-    events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
-        Recording.events.append((event, task_name, payload))
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def test_launch_enqueues_registers_and_locks(manager: Recording) -> None:
     assert len(key) == 36
     row = LiveTask.objects.get()
     assert (row.task_name, row.status, row.func_path) == (key, "pending", "tests.testapp.tasks.add")
-    assert row.manager_class == "tests.test_launch.Recording"
+    assert row.manager_class == "tests.testapp.managers.Recording"
     assert list(TaskLock.objects.values_list("object_pk", "task_name")) == [("7", key)]
     queued = OrmQ.objects.get()
     assert queued.name() == key  # django-q2's task_name is our key
@@ -137,7 +131,7 @@ def test_sync_success_runs_lifecycle(manager: Recording) -> None:
     assert events[0] == "create" and events[1] == "start"
     assert events[-2:] == ["complete", "cleanup"]
     complete = next(p for e, _, p in Recording.events if e == "complete")
-    assert complete["result"] == {"project": 5, "steps": 3, "manager": "tests.test_launch.Recording",
+    assert complete["result"] == {"project": 5, "steps": 3, "manager": "tests.testapp.managers.Recording",
                                   "extra": {"extra": 1}}
     assert LiveTask.objects.get().status == "success"
     assert not TaskLock.objects.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
+from powercrud_async.async_manager import AsyncManager
 
 #: What seed 000 section 4's side effects did, in this process.
 NOTIFIED: list[tuple[str, str, Any]] = []
@@ -82,3 +83,12 @@ def progress_job(steps: int = 50, delay: float = 0.0, *, task_key: str | None = 
             time.sleep(delay)
         update_progress(f"step {step}/{steps}", current=step, total=steps)
     return steps
+
+
+class Recording(AsyncManager):
+    """Keeps every lifecycle event it sees, in order, for assertions (reset ``events`` per test)."""
+
+    events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
+        Recording.events.append((event, task_name, payload))
