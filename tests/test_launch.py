@@ -9,9 +9,11 @@ from django_q.models import OrmQ
 from powercrud_async import progress
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import (
+    AsyncManagerError,
     ConflictError,
     EnqueueError,
     InvalidConflictIds,
+    InvalidLaunchOption,
     InvalidTaskFunction,
     InvalidTaskName,
 )
@@ -69,14 +71,17 @@ def test_conflict_refuses_and_changes_nothing(manager: Recording) -> None:
         ({"func": "tests.testapp.tasks.add", "conflict_ids": {"bad": [1]}}, InvalidConflictIds),
         ({"func": "tests.testapp.tasks.add", "task_key": ""}, InvalidTaskName),
         ({"func": "tests.testapp.tasks.add", "task_key": "k" * 101}, InvalidTaskName),
-        ({"func": "tests.testapp.tasks.add", "task_kwargs": ["x"]}, TypeError),
-        ({"func": "tests.testapp.tasks.add", "timeout": -1}, ValueError),
-        ({"func": "tests.testapp.tasks.add", "q_options": "x"}, TypeError),
+        ({"func": "tests.testapp.tasks.add", "task_kwargs": ["x"]}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "timeout": -1}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "timeout": True}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "q_options": "x"}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "group": 5}, InvalidLaunchOption),
     ],
 )
 def test_bad_input_changes_nothing(manager: Recording, kwargs: dict[str, Any], error: type) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         manager.launch_async_task(conflict_ids=kwargs.pop("conflict_ids", {"testapp.Project": [1]}), **kwargs)
+    assert isinstance(info.value, AsyncManagerError) and isinstance(info.value, (ValueError, TypeError))
     assert nothing_changed()
     assert Recording.events == []
 

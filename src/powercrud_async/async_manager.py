@@ -23,6 +23,7 @@ from .conflicts import LockKey, Normalized, normalize_conflict_ids, to_json, to_
 from .exceptions import (
     ConflictError,
     EnqueueError,
+    InvalidLaunchOption,
     InvalidProgress,
     InvalidTaskName,
     TaskCancelled,
@@ -58,6 +59,16 @@ def _validate_name(name: Any, what: str, max_length: int) -> str:
     if len(name) > max_length:
         raise InvalidTaskName(f"{what} {name[:20]!r}... is longer than {max_length} characters.")
     return name
+
+
+def _validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any) -> None:
+    for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+        raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    if group is not None and not isinstance(group, str):
+        raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
 
 
 def _user_id(user: Any) -> str | None:
@@ -223,14 +234,7 @@ class AsyncManager:
         task_key = str(uuid.uuid4()) if task_key is None else task_key
         task_key = _validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
         normalized = normalize_conflict_ids(conflict_ids)
-        if task_kwargs is not None and not isinstance(task_kwargs, Mapping):
-            raise TypeError(f"task_kwargs must be a mapping, got {type(task_kwargs).__name__}.")
-        if q_options is not None and not isinstance(q_options, Mapping):
-            raise TypeError(f"q_options must be a mapping, got {type(q_options).__name__}.")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-        if group is not None and not isinstance(group, str):
-            raise TypeError(f"group must be a string, got {type(group).__name__}.")
+        _validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group)
         worker_kwargs = {**(task_kwargs or {}), **kwargs}
         keys = to_keys(normalized)
         info = TaskInfo(

@@ -31,6 +31,11 @@ class InvalidTaskFunction(AsyncManagerError, ValueError):
     """``func`` cannot be imported, or is not a module-level callable django-q2 can find."""
 
 
+class InvalidLaunchOption(AsyncManagerError, ValueError, TypeError):
+    """A ``launch_async_task`` option (``task_kwargs``, ``q_options``, ``timeout``, ``group``) has
+    the wrong type or value."""
+
+
 class InvalidProgress(AsyncManagerError, TypeError):
     """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
 
