@@ -283,3 +283,23 @@ def test_lock_states_say_who_holds_each_row(projects: list[Project]) -> None:
     state = lock_states(Project, [projects[0].pk], manager)[str(projects[0].pk)]
     assert (state.task_key, state.percent, state.message) == (key, 35.0, "busy")
     assert str(state) == f"locked by task {key}, 35%"
+
+
+def test_async_disabled_runs_the_job_in_the_request(projects: list[Project], settings: Any) -> None:
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "ASYNC_ENABLED": False}
+
+    class View(AsyncMixin):
+        model = Project
+
+    view = View()
+    result = view.launch_async("tests.testapp.tasks.echo", [projects[0]])
+    assert result.ok and result.message.startswith(f"Ran task {result.task_key}: echo for 1 project")
+    assert LiveTask.objects.get(task_name=result.task_key).status == "success"
+    assert not OrmQ.objects.exists() and not TaskLock.objects.exists()
+    failed = view.launch_async("tests.testapp.tasks.fail", [projects[1]], pass_ids=False)
+    assert failed.message == f"Task {failed.task_key} failed: ValueError: boom"
+    assert LiveTask.objects.get(task_name=failed.task_key).status == "failed"
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "ASYNC_ENABLED": True}
+    queued = view.launch_async("tests.testapp.tasks.echo", [projects[2]])
+    assert queued.message.startswith(f"Started task {queued.task_key}")
+    assert OrmQ.objects.count() == 1

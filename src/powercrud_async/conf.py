@@ -28,7 +28,9 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {
-    "ASYNC_ENABLED": Option(False, (bool,), "Let view mixins run bulk work as background jobs."),
+    "ASYNC_ENABLED": Option(
+        False, (bool,), "View mixins launch background jobs (else they run the job in the request)."
+    ),
     "CACHE_NAME": Option("default", (str,), "Cache alias for progress and task status."),
     "CONFLICT_TTL": Option(3600, (int,), "Seconds a lock lives without a heartbeat renewing it."),
     "PROGRESS_TTL": Option(7200, (int,), "Seconds progress and status entries stay in the cache."),

@@ -8,6 +8,7 @@ module holds that glue once, so views and admin actions stay a few lines long.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.module_loading import import_string
 
+from . import conf
 from .async_manager import AsyncManager
 from .conflicts import normalize_label, normalize_pk, resolve_model
 from .exceptions import ConflictError, EnqueueError, LockStoreUnavailable
@@ -189,10 +191,13 @@ def launch_for_objects(
         return LaunchResult(task_key=None, message=f"No {noun_many} selected; nothing was started.")
     label = normalize_label(model)
     launch_kwargs.setdefault("affected_objects", _affected(names))
+    key = launch_kwargs.pop("task_key", None) or str(uuid.uuid4())
     args = ((list(pks),) if pass_ids else ()) + tuple(task_args)
+    what = description or _func_name(func).replace("_", " ")
+    noun = noun_one if len(pks) == 1 else noun_many
     try:
-        key = manager.launch_async_task(
-            func, *args, conflict_ids={label: pks}, user=user,
+        manager.launch_async_task(
+            func, *args, conflict_ids={label: pks}, user=user, task_key=key,
             task_kwargs=dict(task_kwargs or {}), **launch_kwargs,
         )
     except ConflictError as exc:
@@ -202,8 +207,17 @@ def launch_for_objects(
         )
     except (EnqueueError, LockStoreUnavailable) as exc:
         return LaunchResult(task_key=None, message=f"Not started: {exc}", count=len(pks))
-    what = description or _func_name(func).replace("_", " ")
-    noun = noun_one if len(pks) == 1 else noun_many
+    except Exception as exc:
+        if not (launch_kwargs.get("sync") and manager.get_task_info(key)):
+            raise  # bad input: raised before anything was locked
+        # A job run in the request (ASYNC_ENABLED off, or sync=True) failed: it is recorded.
+        return LaunchResult(
+            task_key=key, message=f"Task {key} failed: {type(exc).__name__}: {exc}", count=len(pks)
+        )
+    if launch_kwargs.get("sync"):
+        return LaunchResult(
+            task_key=key, message=f"Ran task {key}: {what} for {len(pks)} {noun}.", count=len(pks)
+        )
     return LaunchResult(
         task_key=key, message=f"Started task {key}: {what} for {len(pks)} {noun}.", count=len(pks)
     )
@@ -282,10 +296,18 @@ class AsyncMixin:
     def get_async_conflict_model(self) -> Any:
         return self.async_conflict_model or getattr(self, "model", None)
 
+    def is_async_enabled(self) -> bool:
+        """``POWERCRUD_SETTINGS["ASYNC_ENABLED"]``. When off, ``launch_async`` runs the job in the
+        request instead of a worker, under the same locks and lifecycle events."""
+        return bool(conf.get("ASYNC_ENABLED"))
+
     def launch_async(
         self, func: Callable[..., Any] | str, objects: Iterable[Any], **kwargs: Any
     ) -> LaunchResult:
-        """``launch_for_objects`` through this view's manager, as the requesting user."""
+        """``launch_for_objects`` through this view's manager, as the requesting user (in the
+        request itself when ``is_async_enabled()`` is false)."""
+        if not self.is_async_enabled():
+            kwargs.setdefault("sync", True)
         request = getattr(self, "request", None)
         kwargs.setdefault("user", getattr(request, "user", None))
         kwargs.setdefault("conflict_model", self.get_async_conflict_model())
