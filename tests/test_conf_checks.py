@@ -172,3 +172,12 @@ def test_checks_registered_with_django() -> None:
 
     with override_settings(POWERCRUD_SETTINGS={"CONFLICT_TTLS": 1}):
         assert "powercrud_async.W001" in ids(run_checks())
+
+
+def test_htmx_middleware_missing() -> None:
+    from django.conf import settings
+
+    middleware = [m for m in settings.MIDDLEWARE if "django_htmx" not in m]
+    with override_settings(MIDDLEWARE=middleware):
+        messages = checks.check_settings()
+    assert ids(messages) == ["powercrud_async.W005"] and "HtmxMiddleware" in messages[0].hint

@@ -42,7 +42,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     messages.extend(_check_manager())
     messages.extend(_check_store())
     messages.extend(_check_sqlite())
+    messages.extend(_check_htmx())
     return messages
+
+
+def _check_htmx() -> list[checks.CheckMessage]:
+    middleware = getattr(settings, "MIDDLEWARE", None) or []
+    if "django_htmx.middleware.HtmxMiddleware" in middleware:
+        return []
+    return [
+        checks.Warning(
+            "django_htmx.middleware.HtmxMiddleware is not in MIDDLEWARE: HTMX requests to the "
+            "progress endpoint get JSON instead of the progress-bar fragment, and the dashboard "
+            "cannot refresh its regions.",
+            hint="Add 'django_htmx.middleware.HtmxMiddleware' to MIDDLEWARE (and 'django_htmx' "
+            "to INSTALLED_APPS).",
+            id=_id("W005"),
+        )
+    ]
 
 
 def _check_cache() -> list[checks.CheckMessage]:
