@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,20 @@ class QCluster:
             pass
         self.proc.wait()
         self.log.close()
+
+
+def clusters() -> Iterator[Callable[..., QCluster]]:
+    """Body of a fixture: yields ``start(**env)``; stops every cluster it started afterwards."""
+    started: list[QCluster] = []
+
+    def start(**env: str) -> QCluster:
+        cluster = QCluster(env)
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -9,7 +9,7 @@ from django.core.cache import caches
 
 from powercrud_async import progress, reservations
 from powercrud_async.stores import get_store
-from tests.cluster import QCluster, wait_until
+from tests.cluster import QCluster, clusters, wait_until
 from tests.services import RedisServer, missing
 
 __all__ = ["QCluster", "wait_until"]
@@ -45,13 +45,5 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def qcluster(transactional_db: Any) -> Iterator[Callable[..., QCluster]]:
-    clusters: list[QCluster] = []
-
-    def start(**env: str) -> QCluster:
-        cluster = QCluster(env)
-        clusters.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in clusters:
-        cluster.stop()
+    """Start real qcluster processes on the test database; all stopped after the test."""
+    yield from clusters()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import QCluster, wait_until
+from tests.cluster import QCluster, clusters, wait_until
 
 __all__ = ["QCluster", "wait_until"]
 
@@ -54,13 +54,5 @@ def run_queued() -> list[Any]:
 
 @pytest.fixture
 def sample_qcluster(transactional_db: Any) -> Iterator[Callable[..., QCluster]]:
-    clusters: list[QCluster] = []
-
-    def start(**env: str) -> QCluster:
-        cluster = QCluster(env)
-        clusters.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in clusters:
-        cluster.stop()
+    """Start real qcluster processes on the test database; all stopped after the test."""
+    yield from clusters()
