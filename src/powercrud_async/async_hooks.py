@@ -26,8 +26,8 @@ def _envelope(args: Any) -> dict[str, Any] | None:
 
 def _complete(func: Any, args: Any, name: Any, success: bool, result: Any) -> bool:
     envelope = _envelope(args)
-    if func != RUNNER_PATH or envelope is None:
-        return False
+    if func != RUNNER_PATH or envelope is None or success:
+        return False  # on success the runner returned, so its ``finally`` finished the task
     manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
     try:
         return manager.complete_from_broker(str(envelope["task_name"]), success, result)
