@@ -7,82 +7,34 @@ This module is the public facade; the work is done by ``stores`` (locks, registr
 from __future__ import annotations
 
 import logging
-import traceback as traceback_module
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from django.db import OperationalError, connections, router, transaction
 from django.urls import URLPattern
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import conf, progress, queue, reservations
-from .callables import dumps_call, loads_call, resolve_func
-from .conflicts import LockKey, Normalized, normalize_conflict_ids, to_json, to_keys
+from . import completion, conf, launching, progress, queue, reservations
+from .callables import loads_call
+from .conflicts import Normalized, normalize_conflict_ids, to_keys
 from .exceptions import (
     ConflictError,
-    EnqueueError,
-    InvalidLaunchOption,
     InvalidProgress,
-    InvalidTaskName,
     TaskCancelled,
     TaskNotRetryable,
     TaskStillLive,
     UnknownTask,
 )
-from .models import LiveTask
 from .progress import ProgressSnapshot
-from .statuses import ACTIVE, TaskStatus
+from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
-from .stores.retry import retrying
 
 __all__ = ["STATUSES", "AsyncManager"]
 
 logger = logging.getLogger("powercrud_async")
 
 STATUSES = TaskStatus
-TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 LOCK_OWNER_MAX_LENGTH = 255
 
-#: The terminal status each finishing event carries.
-FINISH_EVENTS = {
-    TaskStatus.SUCCESS: "complete",
-    TaskStatus.FAILED: "fail",
-    TaskStatus.CANCELLED: "cancel",
-}
-
-
-def _validate_name(name: Any, what: str, max_length: int) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidTaskName(f"{what} must be a non-empty string, got {name!r}.")
-    if len(name) > max_length:
-        raise InvalidTaskName(f"{what} {name[:20]!r}... is longer than {max_length} characters.")
-    return name
-
-
-def _validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any) -> None:
-    for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
-        if value is not None and not isinstance(value, Mapping):
-            raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
-        raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    if group is not None and not isinstance(group, str):
-        raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
-
-
-def _user_id(user: Any) -> str | None:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    pk = getattr(user, "pk", None)
-    return None if pk is None else str(pk)
-
-
-def _group_conflicts(conflicts: Mapping[LockKey, str]) -> dict[str, dict[str, str]]:
-    grouped: dict[str, dict[str, str]] = {}
-    for (label, pk), holder in conflicts.items():
-        grouped.setdefault(label, {})[pk] = holder
-    return grouped
 
 
 class _instance_or_class_method:  # noqa: N801
@@ -169,7 +121,7 @@ class AsyncManager:
     # -- locks ------------------------------------------------------------------------------------
     def add_conflict_ids(self, task_name: str, conflict_ids: Any) -> bool:
         """Lock every object for ``task_name`` (re-entrant), or none and return ``False``."""
-        task_name = _validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
+        task_name = launching.validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
         normalized = normalize_conflict_ids(conflict_ids)
         keys = to_keys(normalized)
         if not keys:
@@ -186,7 +138,7 @@ class AsyncManager:
             return
         conflicts = get_store().acquire(task_name, keys, conf.get("CONFLICT_TTL"))
         if conflicts:
-            raise ConflictError(_group_conflicts(conflicts))
+            raise ConflictError(launching.group_conflicts(conflicts))
 
     def check_conflict(self, conflict_ids: Any, task_name: str | None = None) -> dict[str, set[str]]:
         """``{label: {pk, ...}}`` of the given objects held by tasks other than ``task_name``."""
@@ -200,7 +152,7 @@ class AsyncManager:
     def get_conflict_holders(self, conflict_ids: Any) -> dict[str, dict[str, str]]:
         """``{label: {pk: holding task}}`` for every given object that is locked."""
         keys = to_keys(normalize_conflict_ids(conflict_ids))
-        return _group_conflicts(get_store().holders(keys))
+        return launching.group_conflicts(get_store().holders(keys))
 
     def remove_conflict_ids(self, task_name: str) -> int:
         """Release every lock ``task_name`` holds; returns how many."""
@@ -230,111 +182,11 @@ class AsyncManager:
         a ``ValueError``/``TypeError``/``LookupError`` subclass for bad input, and ``EnqueueError``
         if django-q2 refuses the job (everything acquired is rolled back).
         """
-        func_path, _ = resolve_func(func)
-        task_key = str(uuid.uuid4()) if task_key is None else task_key
-        task_key = _validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
-        normalized = normalize_conflict_ids(conflict_ids)
-        _validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group)
-        worker_kwargs = {**(task_kwargs or {}), **kwargs}
-        keys = to_keys(normalized)
-        info = TaskInfo(
-            task_name=task_key,
-            status=TaskStatus.PENDING,
-            func_path=func_path,
-            call=dumps_call(args, worker_kwargs),
-            manager_class=self.class_path(),
-            manager_config=self.config or None,
-            user_id=_user_id(user),
-            conflict_ids=to_json(normalized),
-            group=group or "",
-            created_at=timezone.now(),
-            retry_of=retry_of,
+        return launching.launch(
+            self, func, args, conflict_ids=conflict_ids, user=user,
+            affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,
+            sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of, kwargs=kwargs,
         )
-        store = get_store()
-        adopt = reservations.holders_of(keys) - {task_key}
-        envelope = {
-            "task_name": task_key,
-            "func": func_path,
-            "args": list(args),
-            "kwargs": worker_kwargs,
-            "manager_class": self.class_path(),
-            "manager_config": self.config or None,
-            # What the runner needs to start without reading the registry row first.
-            "user_id": info.user_id,
-            "created_at": info.created_at,
-            "conflict_ids": info.conflict_ids,
-        }
-        create_payload = {
-            "status": TaskStatus.PENDING,
-            "message": "Queued",
-            "user": user,
-            "affected_objects": affected_objects,
-            "task_args": list(args),
-            "task_kwargs": worker_kwargs,
-            "func_path": func_path,
-            "conflict_ids": info.conflict_ids,
-            "retry_of": retry_of,
-            "created_at": info.created_at,
-        }
-
-        def lock_and_register() -> None:
-            conflicts = store.acquire(task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info)
-            if conflicts:
-                raise ConflictError(_group_conflicts(conflicts))
-
-        def enqueue(*, rollback: bool) -> None:
-            try:
-                queue.enqueue(
-                    task_key, envelope, group=group, timeout=timeout, sync=sync,
-                    q_options=dict(q_options or {}),
-                )
-            except BaseException as exc:
-                ran = store.get(task_key) if sync else None
-                if ran is not None and not ran.is_active:
-                    raise  # a sync job ran and failed: django-q2 re-raises the job's own error
-                if rollback:
-                    self._rollback_launch(task_key)
-                raise EnqueueError(
-                    f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
-                    "Its locks and registration were rolled back."
-                ) from exc
-
-        using = router.db_for_write(LiveTask)
-        in_transaction = connections[using].in_atomic_block
-        if not sync and not in_transaction and queue.orm_broker_alias() == getattr(store, "using", None):
-            # Locks, registration and the broker row share a database: one transaction holds them
-            # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
-            def launch_atomically() -> None:
-                with transaction.atomic(using=using):
-                    lock_and_register()
-                    enqueue(rollback=False)
-
-            retrying(f"launch {task_key}", launch_atomically, (OperationalError,))
-            reservations.forget(adopt, keys)
-            self.emit("create", task_key, **create_payload)
-            return task_key
-
-        lock_and_register()
-        reservations.forget(adopt, keys)
-        if sync:
-            self.emit("create", task_key, **create_payload)
-            enqueue(rollback=True)
-        elif in_transaction:
-            def on_commit() -> None:
-                enqueue(rollback=True)
-                self.emit("create", task_key, **create_payload)
-
-            transaction.on_commit(on_commit, using=using)
-        else:
-            enqueue(rollback=True)
-            self.emit("create", task_key, **create_payload)
-        return task_key
-
-    def _rollback_launch(self, task_key: str) -> None:
-        store = get_store()
-        store.release(task_key)
-        store.delete(task_key)
-        progress.delete(task_key)
 
     # -- progress ------------------------------------------------------------------------------
     def update_progress(
@@ -436,33 +288,10 @@ class AsyncManager:
         answers for the task) and emits ``complete``/``fail``/``cancel`` then ``cleanup``.
         Everyone else gets ``False``. ``info`` spares a read when the caller has the row.
         """
-        store = get_store()
-        now = timezone.now()
-        released = store.finish(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000])
-        if released is None:
-            return False
-        if info is None:
-            info = store.get(task_name)
-        message = {
-            TaskStatus.SUCCESS: "Completed",
-            TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
-            TaskStatus.CANCELLED: reason or "Cancelled",
-        }[status]
-        progress.delete(task_name)
-        reservations.forget([task_name])
-        started = info.started_at if info else None
-        duration = (now - started).total_seconds() if started else None
-        payload: dict[str, Any] = {"status": status, "message": message, "duration": duration}
-        if status is TaskStatus.SUCCESS:
-            payload.update(result=result, completed_at=now)
-        elif status is TaskStatus.FAILED:
-            payload.update(result=error or reason, error=error or reason, traceback=traceback,
-                           reason=reason, failed_at=now)
-        else:
-            payload.update(result=reason or "Cancelled", cancelled_at=now)
-        self.emit(FINISH_EVENTS[status], task_name, **payload)
-        self.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
-        return True
+        return completion.finish(
+            self, task_name, status, result=result, error=error, traceback=traceback,
+            reason=reason, info=info,
+        )
 
     def handle_task_completion(self, task: Any) -> bool:
         """What django-q2's hook calls with its ``Task``: finish the job if the runner could not.
@@ -603,10 +432,3 @@ class AsyncManager:
         """``path("...", include(AsyncManager.get_urlpatterns()))`` mounts ``powercrud_async:progress``."""
         return [cls.get_url(pattern="progress/", name="progress")], "powercrud_async"
 
-
-def format_exception(exc: BaseException) -> tuple[str, str]:
-    """``("ValueError: bad", full traceback)`` for a failure payload."""
-    return (
-        f"{type(exc).__name__}: {exc}",
-        "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__)),
-    )

@@ -20,8 +20,9 @@ from django.utils.module_loading import import_string
 
 from . import conf, progress
 from .async_context import task_context
-from .async_manager import AsyncManager, format_exception
+from .async_manager import AsyncManager
 from .callables import accepted_kwargs
+from .completion import format_exception
 from .conflicts import to_keys
 from .exceptions import TaskCancelled
 from .progress import ProgressSnapshot

@@ -1,0 +1,76 @@
+"""Ending a job: exactly once, whichever path gets there first.
+
+The runner's ``finally``, django-q2's hook, its ``post_execute`` signal and cleanup all call
+``finish``; the registry's compare-and-set picks the one that ends the task, and only that caller
+releases what the task held and emits its final events.
+"""
+
+from __future__ import annotations
+
+import traceback as traceback_module
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from . import progress, reservations
+from .statuses import ACTIVE, TaskStatus
+from .stores import TaskInfo, get_store
+
+if TYPE_CHECKING:
+    from .async_manager import AsyncManager
+
+#: The event each terminal status emits.
+FINISH_EVENTS = {
+    TaskStatus.SUCCESS: "complete",
+    TaskStatus.FAILED: "fail",
+    TaskStatus.CANCELLED: "cancel",
+}
+
+
+def finish(
+    manager: AsyncManager,
+    task_name: str,
+    status: TaskStatus,
+    *,
+    result: Any = None,
+    error: str = "",
+    traceback: str = "",
+    reason: str = "",
+    info: TaskInfo | None = None,
+) -> bool:
+    """See ``AsyncManager.finish``."""
+    store = get_store()
+    now = timezone.now()
+    released = store.finish(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000])
+    if released is None:
+        return False
+    if info is None:
+        info = store.get(task_name)
+    message = {
+        TaskStatus.SUCCESS: "Completed",
+        TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
+        TaskStatus.CANCELLED: reason or "Cancelled",
+    }[status]
+    progress.delete(task_name)
+    reservations.forget([task_name])
+    started = info.started_at if info else None
+    duration = (now - started).total_seconds() if started else None
+    payload: dict[str, Any] = {"status": status, "message": message, "duration": duration}
+    if status is TaskStatus.SUCCESS:
+        payload.update(result=result, completed_at=now)
+    elif status is TaskStatus.FAILED:
+        payload.update(result=error or reason, error=error or reason, traceback=traceback,
+                       reason=reason, failed_at=now)
+    else:
+        payload.update(result=reason or "Cancelled", cancelled_at=now)
+    manager.emit(FINISH_EVENTS[status], task_name, **payload)
+    manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
+    return True
+
+
+def format_exception(exc: BaseException) -> tuple[str, str]:
+    """``("ValueError: bad", full traceback)`` for a failure payload."""
+    return (
+        f"{type(exc).__name__}: {exc}",
+        "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__)),
+    )

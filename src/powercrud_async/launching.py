@@ -1,0 +1,193 @@
+"""Launching a job: validate everything, lock and register, enqueue, emit ``create``.
+
+``AsyncManager.launch_async_task`` is the public face; this is the work, in the order the
+guarantees need: nothing is locked, registered or enqueued until every argument is valid, and a
+failure at any later step leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.db import OperationalError, connections, router, transaction
+from django.utils import timezone
+
+from . import conf, progress, queue, reservations
+from .callables import dumps_call, resolve_func
+from .conflicts import LockKey, normalize_conflict_ids, to_json, to_keys
+from .exceptions import (
+    ConflictError,
+    EnqueueError,
+    InvalidLaunchOption,
+    InvalidTaskName,
+)
+from .models import LiveTask
+from .statuses import TaskStatus
+from .stores import TaskInfo, get_store
+from .stores.retry import retrying
+
+if TYPE_CHECKING:
+    from .async_manager import AsyncManager
+
+TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
+
+
+def validate_name(name: Any, what: str, max_length: int) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidTaskName(f"{what} must be a non-empty string, got {name!r}.")
+    if len(name) > max_length:
+        raise InvalidTaskName(f"{what} {name[:20]!r}... is longer than {max_length} characters.")
+    return name
+
+
+def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any) -> None:
+    for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+        raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    if group is not None and not isinstance(group, str):
+        raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
+
+
+def user_id(user: Any) -> str | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = getattr(user, "pk", None)
+    return None if pk is None else str(pk)
+
+
+def group_conflicts(conflicts: Mapping[LockKey, str]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for (label, pk), holder in conflicts.items():
+        grouped.setdefault(label, {})[pk] = holder
+    return grouped
+
+
+def undo_launch(task_key: str) -> None:
+    """Undo a launch whose enqueue failed outside a shared transaction."""
+    store = get_store()
+    store.release(task_key)
+    store.delete(task_key)
+    progress.delete(task_key)
+
+
+def launch(
+    manager: AsyncManager,
+    func: Callable[..., Any] | str,
+    args: tuple[Any, ...],
+    *,
+    conflict_ids: Any,
+    user: Any,
+    affected_objects: Any,
+    task_key: str | None,
+    group: str | None,
+    timeout: int | None,
+    sync: bool,
+    q_options: Mapping[str, Any] | None,
+    task_kwargs: Mapping[str, Any] | None,
+    retry_of: str,
+    kwargs: dict[str, Any],
+) -> str:
+    """See ``AsyncManager.launch_async_task``."""
+    func_path, _ = resolve_func(func)
+    task_key = str(uuid.uuid4()) if task_key is None else task_key
+    task_key = validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
+    normalized = normalize_conflict_ids(conflict_ids)
+    validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group)
+    worker_kwargs = {**(task_kwargs or {}), **kwargs}
+    keys = to_keys(normalized)
+    info = TaskInfo(
+        task_name=task_key,
+        status=TaskStatus.PENDING,
+        func_path=func_path,
+        call=dumps_call(args, worker_kwargs),
+        manager_class=manager.class_path(),
+        manager_config=manager.config or None,
+        user_id=user_id(user),
+        conflict_ids=to_json(normalized),
+        group=group or "",
+        created_at=timezone.now(),
+        retry_of=retry_of,
+    )
+    store = get_store()
+    adopt = reservations.holders_of(keys) - {task_key}
+    envelope = {
+        "task_name": task_key,
+        "func": func_path,
+        "args": list(args),
+        "kwargs": worker_kwargs,
+        "manager_class": manager.class_path(),
+        "manager_config": manager.config or None,
+        # What the runner needs to start without reading the registry row first.
+        "user_id": info.user_id,
+        "created_at": info.created_at,
+        "conflict_ids": info.conflict_ids,
+    }
+    create_payload = {
+        "status": TaskStatus.PENDING,
+        "message": "Queued",
+        "user": user,
+        "affected_objects": affected_objects,
+        "task_args": list(args),
+        "task_kwargs": worker_kwargs,
+        "func_path": func_path,
+        "conflict_ids": info.conflict_ids,
+        "retry_of": retry_of,
+        "created_at": info.created_at,
+    }
+
+    def lock_and_register() -> None:
+        conflicts = store.acquire(task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info)
+        if conflicts:
+            raise ConflictError(group_conflicts(conflicts))
+
+    def enqueue(*, rollback: bool) -> None:
+        try:
+            queue.enqueue(
+                task_key, envelope, group=group, timeout=timeout, sync=sync,
+                q_options=dict(q_options or {}),
+            )
+        except BaseException as exc:
+            ran = store.get(task_key) if sync else None
+            if ran is not None and not ran.is_active:
+                raise  # a sync job ran and failed: django-q2 re-raises the job's own error
+            if rollback:
+                undo_launch(task_key)
+            raise EnqueueError(
+                f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
+                "Its locks and registration were rolled back."
+            ) from exc
+
+    using = router.db_for_write(LiveTask)
+    in_transaction = connections[using].in_atomic_block
+    if not sync and not in_transaction and queue.orm_broker_alias() == getattr(store, "using", None):
+        # Locks, registration and the broker row share a database: one transaction holds them
+        # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
+        def launch_atomically() -> None:
+            with transaction.atomic(using=using):
+                lock_and_register()
+                enqueue(rollback=False)
+
+        retrying(f"launch {task_key}", launch_atomically, (OperationalError,))
+        reservations.forget(adopt, keys)
+        manager.emit("create", task_key, **create_payload)
+        return task_key
+
+    lock_and_register()
+    reservations.forget(adopt, keys)
+    if sync:
+        manager.emit("create", task_key, **create_payload)
+        enqueue(rollback=True)
+    elif in_transaction:
+        def on_commit() -> None:
+            enqueue(rollback=True)
+            manager.emit("create", task_key, **create_payload)
+
+        transaction.on_commit(on_commit, using=using)
+    else:
+        enqueue(rollback=True)
+        manager.emit("create", task_key, **create_payload)
+    return task_key
