@@ -1,7 +1,8 @@
 """``AsyncManager``: launch any callable on django-q2 with conflict locks, progress and lifecycle events.
 
-This module is the public facade; the work is done by ``stores`` (locks, registry), ``progress``
-(cache), ``queue`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
+This module is the public facade; the work is done by ``launching`` (validate, lock, register,
+enqueue), ``completion`` (exactly-once ending), ``stores`` (locks, registry), ``progress`` (cache),
+``queue`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
 """
 
 from __future__ import annotations
