@@ -125,3 +125,21 @@ def test_many_objects_few_queries(manager: AsyncManager, django_assert_max_num_q
     with django_assert_max_num_queries(10_001 // 500 + 8):  # one per 500 objects + a constant
         assert not manager.add_conflict_ids("other", {"testapp.Project": range(9_999, 20_000)})
     assert TaskLock.objects.count() == 10_000
+
+
+def test_locks_survive_a_culling_database_cache(manager: AsyncManager, settings) -> None:  # type: ignore[no-untyped-def]
+    """PowerCRUD 0.9.16 kept 300 of 1,000 locks on Django's default DatabaseCache (it culls a
+    third of its entries at MAX_ENTRIES=300) while reporting success. Ours live in their own table."""
+    from powercrud_async import progress
+    from powercrud_async.progress import ProgressSnapshot
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                    "LOCATION": "powercrud_async_cache"},  # Django's defaults: MAX_ENTRIES 300
+    }
+    for i in range(1000):
+        assert manager.add_conflict_ids(f"task-{i}", {"testapp.Project": [i]})
+        progress.write(ProgressSnapshot(task_name=f"task-{i}", status="in_progress"))
+    held = manager.get_conflict_holders({"testapp.Project": range(1000)})["testapp.project"]
+    assert len(held) == 1000 and held["999"] == "task-999" and held["0"] == "task-0"
+    assert not manager.add_conflict_ids("intruder", {"testapp.Project": [0]})
