@@ -35,6 +35,7 @@ TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_n
 
 
 def validate_name(name: Any, what: str, max_length: int) -> str:
+    """A task key or lock owner: a non-empty string that fits its column (django-q2's included)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidTaskName(f"{what} must be a non-empty string, got {name!r}.")
     if len(name) > max_length:
@@ -43,6 +44,7 @@ def validate_name(name: Any, what: str, max_length: int) -> str:
 
 
 def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any) -> None:
+    """The django-q2-bound options, checked here so a bad one fails before anything is locked."""
     for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
@@ -53,6 +55,7 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
 
 
 def user_id(user: Any) -> str | None:
+    """The launcher's pk as a string (the progress endpoint's owner), or None for no real user."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     pk = getattr(user, "pk", None)
@@ -60,6 +63,7 @@ def user_id(user: Any) -> str | None:
 
 
 def group_conflicts(conflicts: Mapping[LockKey, str]) -> dict[str, dict[str, str]]:
+    """``{(label, pk): holder}`` as ``{label: {pk: holder}}``, the shape ``ConflictError`` carries."""
     grouped: dict[str, dict[str, str]] = {}
     for (label, pk), holder in conflicts.items():
         grouped.setdefault(label, {})[pk] = holder
