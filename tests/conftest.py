@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from powercrud_async import progress, reservations
+from powercrud_async import progress, reservations, tracking, tracking_config
 from powercrud_async.stores import get_store
 from tests.cluster import QCluster, clusters, wait_until
 from tests.services import RedisServer, missing
@@ -19,14 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _fresh_state() -> Iterator[None]:
-    """Per-test: empty process-local reservations, progress buffer and store cache."""
-    reservations._reserved.clear()
-    progress.buffer._tracked.clear()
-    get_store.cache_clear()
+    """Per-test: empty process-local state (reservations, progress buffer, store, tracking)."""
+
+    def reset() -> None:
+        reservations._reserved.clear()
+        progress.buffer._tracked.clear()
+        get_store.cache_clear()
+        tracking.reset_state()
+        tracking_config.clear_cache()
+
+    reset()
     yield
-    reservations._reserved.clear()
-    progress.buffer._tracked.clear()
-    get_store.cache_clear()
+    reset()
     try:
         caches["default"].clear()
     except Exception:  # noqa: BLE001 - no database access in this test

@@ -8,7 +8,7 @@ import decimal
 import json
 import pickle
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from unittest import mock
 
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import tracking, tracking_config
+from powercrud_async import tracking
 from powercrud_async.async_dashboard import AsyncDashboardConfig, ModelTrackingAsyncManager
 from powercrud_async.async_hooks import task_completion_hook
 from powercrud_async.async_manager import AsyncManager
@@ -43,13 +43,8 @@ CUSTOM_MAP = {
 
 
 @pytest.fixture(autouse=True)
-def fresh_tracking() -> Iterator[None]:
-    tracking.reset_state()
-    tracking_config.clear_cache()
+def no_notifications() -> None:
     managers.NOTIFIED.clear()
-    yield
-    tracking.reset_state()
-    tracking_config.clear_cache()
 
 
 def ids(messages: Iterable[Any]) -> list[str]:

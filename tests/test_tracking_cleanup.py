@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -18,7 +17,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from powercrud_async import tracking, tracking_config
+from powercrud_async import tracking
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
 from powercrud_async.models import LiveTask, TaskEvent, TaskLock, TaskLogEntry
 from powercrud_async.statuses import TaskStatus
@@ -28,15 +27,6 @@ from tests.testapp.models import AsyncTaskRecord, CustomRecord
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TRACKED = {"ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.testapp.managers.TrackedManager"}}
-
-
-@pytest.fixture(autouse=True)
-def fresh_tracking() -> Iterator[None]:
-    tracking.reset_state()
-    tracking_config.clear_cache()
-    yield
-    tracking.reset_state()
-    tracking_config.clear_cache()
 
 
 def record(task_name: str) -> AsyncTaskRecord:

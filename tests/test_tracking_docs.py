@@ -12,12 +12,9 @@ import re
 import sys
 import textwrap
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from powercrud_async import tracking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +36,6 @@ def adapt(code: str, module: str) -> str:
         code = code.replace(name, module)
     code = code.replace("myapp.models", "tests.testapp.models")
     return code.replace("myapp.", "testapp.")
-
-
-@pytest.fixture(autouse=True)
-def fresh_tracking() -> Iterator[None]:
-    tracking.reset_state()
-    yield
-    tracking.reset_state()
 
 
 @pytest.mark.parametrize("page", ["tracking.md", "migration-guide.md"])

@@ -4,12 +4,10 @@ progress-heavy) all end with the right record and an ordered timeline; none is l
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from powercrud_async import tracking
 from powercrud_async.models import LiveTask, TaskEvent
 from tests.cluster import wait_until
 from tests.testapp.managers import TrackedManager
@@ -18,13 +16,6 @@ from tests.testapp.models import AsyncTaskRecord
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TERMINAL = ("success", "failed", "cancelled")
-
-
-@pytest.fixture(autouse=True)
-def fresh_tracking() -> Iterator[None]:
-    tracking.reset_state()
-    yield
-    tracking.reset_state()
 
 
 @pytest.fixture

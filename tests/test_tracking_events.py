@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import progress, tracking, tracking_config
+from powercrud_async import progress, tracking
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.models import TaskEvent
 from powercrud_async.progress import ProgressSnapshot
@@ -38,15 +37,6 @@ class EveryProgress(TrackedManager):
     """No coalescing of its own, so each progress event is one write."""
 
     progress_interval = 0
-
-
-@pytest.fixture(autouse=True)
-def fresh_tracking() -> Iterator[None]:
-    tracking.reset_state()
-    tracking_config.clear_cache()
-    yield
-    tracking.reset_state()
-    tracking_config.clear_cache()
 
 
 def key() -> str:

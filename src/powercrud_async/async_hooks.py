@@ -11,49 +11,45 @@ import logging
 from typing import Any
 
 from .async_manager import AsyncManager
-from .queue import HOOK_PATH, RUNNER_PATH
+from .queue import RUNNER_PATH
 
 __all__ = ["task_completion_hook"]
 
 logger = logging.getLogger("powercrud_async.hooks")
 
 
-def _envelope(args: Any) -> dict[str, Any] | None:
-    if isinstance(args, (list, tuple)) and args and isinstance(args[0], dict) and "task_name" in args[0]:
-        return args[0]
-    return None
-
-
-def _complete(func: Any, args: Any, name: Any, success: bool, result: Any) -> bool:
-    envelope = _envelope(args)
-    if func != RUNNER_PATH or envelope is None or success:
-        return False  # on success the runner returned, so its ``finally`` finished the task
-    manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
-    try:
-        return manager.complete_from_broker(str(envelope["task_name"]), success, result)
-    except Exception:
-        logger.exception("Completing task %s from django-q2 failed", name)
-        return False
+def _manager_for(func: Any, args: Any) -> AsyncManager | None:
+    """The manager a job launched through ``AsyncManager`` ran under; ``None`` for other jobs."""
+    envelope = args[0] if isinstance(args, (list, tuple)) and args else None
+    if func != RUNNER_PATH or not isinstance(envelope, dict) or "task_name" not in envelope:
+        return None
+    return AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
 
 
 def task_completion_hook(task: Any) -> None:
-    """The ``hook`` every job is launched with (called by django-q2 with its ``Task``)."""
-    _complete(task.func, task.args, task.name, bool(task.success), task.result)
+    """The ``hook`` every job is launched with (called by django-q2 with its ``Task``).
 
-
-def _hook_fired(task: dict[str, Any]) -> bool:
-    """Whether django-q2 saved a ``Task`` row for this result, so our hook already ran."""
-    from django_q.conf import Conf
-
-    if task.get("hook") != HOOK_PATH or task.get("cached"):
-        return False
-    return not task.get("success") or (task.get("save", True) is not False and Conf.SAVE_LIMIT >= 0)
+    A success means the runner returned, so its ``finally`` already finished the task: nothing to
+    resolve or read. A failure may be one the runner never reached (a timeout killed the worker).
+    """
+    manager = None if task.success else _manager_for(task.func, task.args)
+    if manager is None:
+        return
+    try:
+        manager.handle_task_completion(task)
+    except Exception:
+        logger.exception("Completing task %s from django-q2's hook failed", task.name)
 
 
 def on_post_execute(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
-    """``django_q.signals.post_execute`` receiver: covers results django-q2 did not save (and so
-    sent to no hook): ``save=False``, ``cached`` jobs."""
-    if _hook_fired(task):
+    """``django_q.signals.post_execute`` receiver for the failures django-q2 saves no ``Task`` row
+    for (``cached`` jobs), and so sends to no hook."""
+    if task.get("success") or not task.get("cached"):
         return
-    _complete(task.get("func"), task.get("args"), task.get("name"), bool(task.get("success")),
-              task.get("result"))
+    manager = _manager_for(task.get("func"), task.get("args"))
+    if manager is None:
+        return
+    try:
+        manager.complete_from_broker(str(task.get("name")), False, task.get("result"))
+    except Exception:
+        logger.exception("Completing task %s from post_execute failed", task.get("name"))

@@ -103,10 +103,3 @@ def to_keys(normalized: Mapping[str, Iterable[str]]) -> list[LockKey]:
 def to_json(normalized: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return {label: sorted(pks) for label, pks in sorted(normalized.items())}
 
-
-def group_keys(keys: Iterable[LockKey]) -> dict[str, dict[str, Any]]:
-    """``[(label, pk)]`` -> ``{label: {pk: ...}}`` skeleton used to report conflicts."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for label, pk in keys:
-        grouped.setdefault(label, {})[pk] = None
-    return grouped

@@ -159,9 +159,5 @@ class ProgressBuffer:
         if emit is not None:
             emit(snapshot)
 
-    def flush_all(self) -> None:
-        for task_name in list(self._tracked):
-            self.flush(task_name)
-
 
 buffer = ProgressBuffer()
