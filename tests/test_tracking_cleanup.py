@@ -82,7 +82,8 @@ def test_lost_terminal_write_is_repaired_from_the_registry(caplog: Any) -> None:
     with mock.patch.object(tracking, "write_record", side_effect=failing):
         name = manager.launch_async_task("tests.testapp.tasks.add", 2, 2, sync=True)
     tracking.reset_state()  # the worker process is gone with what it kept in memory
-    assert record(name).status == "in_progress" and record(name).cleaned_up is False
+    # start is written with the end for a short job, so the lost write leaves it queued
+    assert record(name).status == "pending" and record(name).cleaned_up is False
     info = manager.get_task_info(name)
     summary = manager.cleanup_completed_tasks()
     assert summary["records_repaired"] == [{"task_name": name, "status": "success", "reason": "Completed"}]

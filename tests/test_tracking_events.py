@@ -300,18 +300,45 @@ def test_without_timeline_one_statement_per_event() -> None:
     assert not TaskEvent.objects.exists() and record(name).status == "success"
 
 
-def test_a_whole_job_costs_two_statements_per_event() -> None:
-    """Through the real runner (sync): create, start, one progress, complete, cleanup."""
+def test_a_whole_job_writes_its_record_three_times() -> None:
+    """Through the real runner (sync): create at launch; start with the first progress; the
+    end with its clean-up. Each write is one record statement and one timeline statement."""
     manager = TrackedManager()
     with CaptureQueriesContext(connection) as captured:
         name = manager.launch_async_task("tests.testapp.managers.progress_job", 200, sync=True)
     ours = [s for s in statements(captured) if s.endswith(("record", "timeline"))]
-    events = timeline(name)
-    assert events[0] == "create" and events[-2:] == ["complete", "cleanup"]
-    assert len(ours) == 2 * len(events)
-    assert ours.count("INSERT record") == 1
-    assert all(s in ("INSERT record", "UPDATE record", "INSERT timeline") for s in ours)
-    assert record(name).percent == 100.0
+    assert timeline(name) == ["create", "start", "progress", "complete", "cleanup"]
+    assert ours == ["INSERT record", "INSERT timeline"] + ["UPDATE record", "INSERT timeline"] * 2
+    row = record(name)
+    assert (row.status, row.percent, row.cleaned_up) == ("success", 100.0, True)
+
+
+def test_a_running_jobs_start_waits_for_its_next_write_and_is_never_lost() -> None:
+    """The runner tracks the task before emitting start: the start is held (its timer armed)
+    and lands with the next write; ending the job writes start, end and clean-up together."""
+    manager = TrackedManager()
+    name = key()
+    manager.emit("create", name, **create())
+    progress.buffer.track(ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS),
+                          threading.Event())
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            manager.emit("start", name, **start())
+        assert captured.captured_queries == []
+        assert tracking.state_for(manager.get_tracking(), name).timer is not None
+        assert record(name).status == "pending"
+        assert manager.flush_pending(name) == 1  # what the timer does when it fires
+        assert record(name).status == "in_progress"
+    finally:
+        progress.buffer.untrack(name)
+    with CaptureQueriesContext(connection) as captured:
+        with manager.event_batch(name):
+            manager.emit("complete", name, **complete())
+            manager.emit("cleanup", name, status=None, cleaned_up=True, locks_released=0)
+    ours = [s for s in statements(captured) if s.endswith(("record", "timeline"))]
+    assert ours == ["UPDATE record", "INSERT timeline"]
+    assert timeline(name) == ["create", "start", "complete", "cleanup"]
+    assert (record(name).status, record(name).cleaned_up) == ("success", True)
 
 
 # -- coalescing ---------------------------------------------------------------------------------------

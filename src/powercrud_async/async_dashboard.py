@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -154,6 +155,10 @@ class ModelTrackingAsyncManager(AsyncManager):
         return tracking.flush(task_name)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def event_batch(self, task_name: str) -> AbstractContextManager[None]:
+        """The events inside are written as one record UPDATE and one timeline INSERT."""
+        return tracking.batch(self, task_name)
+
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         """Persist the event. Never raises: a subclass calling ``super()`` first still gets to
         run its own side effects when the database is down."""

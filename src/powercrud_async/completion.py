@@ -63,8 +63,9 @@ def finish(
                        reason=reason, failed_at=now)
     else:
         payload.update(result=reason or "Cancelled", cancelled_at=now)
-    manager.emit(FINISH_EVENTS[status], task_name, **payload)
-    manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
+    with manager.event_batch(task_name):
+        manager.emit(FINISH_EVENTS[status], task_name, **payload)
+        manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
     return True
 
 

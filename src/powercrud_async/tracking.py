@@ -357,6 +357,9 @@ class TaskState:
     inserted: int = 0
     trimmed_at: int = 0
     timer: threading.Timer | None = None
+    batch_depth: int = 0
+    cleaned: bool = False
+    last_event: str = ""
 
     @property
     def pending(self) -> bool:
@@ -502,6 +505,55 @@ def _schedule(state: TaskState, delay: float) -> None:
     timer.start()
 
 
+def _held_for_next_event(state: TaskState, event: str, task_name: str, tracking: Tracking) -> bool:
+    """Whether ``event`` may wait for the task's next event, so a short job writes its start,
+    end and clean-up as one record UPDATE and one timeline INSERT.
+
+    Inside ``batch`` (ending a job: the terminal event and ``cleanup``) everything waits for the
+    batch's end. A ``start`` from the runner of this process waits for progress or the end; the
+    timer writes it within the progress interval if nothing follows (a long, quiet job). Inside
+    a transaction nothing waits: another thread could not see the record."""
+    if state.batch_depth:
+        return True
+    if event != "start" or connections[tracking.db].in_atomic_block:
+        return False
+    if progress.buffer.latest(task_name) is None:
+        return False
+    _schedule(state, tracking.interval())
+    return True
+
+
+@contextmanager
+def batch(manager: ModelTrackingAsyncManager, task_name: str) -> Iterator[None]:
+    """Write the events emitted inside as one record UPDATE and one timeline INSERT, at exit."""
+    try:
+        tracking = manager.get_tracking()
+    except Exception:  # noqa: BLE001 - each event reports the misconfiguration itself
+        yield
+        return
+    state = state_for(tracking, task_name)
+    with state.lock:
+        state.batch_depth += 1
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.batch_depth -= 1
+            if not state.batch_depth and state.pending:
+                _write_now(state, state.last_event)
+
+
+def _write_now(state: TaskState, event: str) -> bool:
+    """Write what ``state`` holds now (caller holds ``state.lock``); forget it after cleanup."""
+    if state.timer is not None:
+        state.timer.cancel()
+        state.timer = None
+    ok = _flush(state, event=event)
+    if ok and state.cleaned:
+        forget(state.tracking, state.task_name)
+    return ok
+
+
 def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
             payload: Mapping[str, Any]) -> bool:
     """Persist one event; returns True if it was written (False: deferred, dropped or failed)."""
@@ -549,13 +601,11 @@ def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
             state.insert_first = True
         if event in TERMINAL_EVENTS:
             state.terminal = True
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        ok = _flush(state, event=event)
-        if ok and event == "cleanup":
-            forget(tracking, task_name)
-        return ok
+        state.cleaned = state.cleaned or event == "cleanup"
+        state.last_event = event
+        if _held_for_next_event(state, event, task_name, tracking):
+            return False
+        return _write_now(state, event)
 
 
 def flush(task_name: str | None = None) -> int:
