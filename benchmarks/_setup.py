@@ -13,10 +13,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django(**env: str) -> None:
-    """Configure Django on ``tests.settings`` with a brand-new SQLite file, migrated."""
+def setup_django(*, production: bool = False, **env: str) -> None:
+    """Configure Django on ``tests.settings`` with a brand-new SQLite file, migrated.
+
+    ``production``: a PostgreSQL and a Redis server of its own on loopback instead (Redis as the
+    cache, the lock store and django-q2's broker), stopped when the script exits.
+    """
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
     os.environ.setdefault("PCA_TEST_DB", os.path.join(tempfile.mkdtemp(prefix="pca-bench-"), "bench.sqlite3"))
+    if production:
+        start_production_servers()
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
@@ -25,6 +31,26 @@ def setup_django(**env: str) -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
+
+
+def start_production_servers() -> None:
+    """PostgreSQL and Redis for this process and the qclusters it starts (they inherit the
+    environment), with a database created for the benchmark."""
+    import atexit
+    import subprocess
+
+    from tests.services import PostgresServer, RedisServer
+
+    postgres, redis = PostgresServer(), RedisServer()
+    atexit.register(redis.stop)
+    atexit.register(postgres.stop)
+    subprocess.run(
+        [*postgres.prefix, f"{postgres.bindir}/createdb", "-h", "127.0.0.1", "-p", str(postgres.port),
+         "-U", "postgres", "bench_pca"],
+        check=True,
+    )
+    os.environ.update(PCA_DB="postgres", PCA_PG_PORT=str(postgres.port), PCA_PG_NAME="bench_pca",
+                      PCA_REDIS_URL=redis.url)
 
 
 def table(rows: list[tuple[object, ...]], headers: tuple[str, ...]) -> str:

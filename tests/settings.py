@@ -109,6 +109,14 @@ POWERCRUD_SETTINGS = {
     "PROGRESS_WRITE_INTERVAL": 1.0,
 }
 
+if os.environ.get("PCA_REDIS_URL"):
+    # The production tier: Redis for the cache, the lock store and django-q2's broker.
+    _REDIS_URL = os.environ["PCA_REDIS_URL"]
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_URL}}
+    POWERCRUD_SETTINGS.update(LOCK_STORE="redis", REDIS_URL=_REDIS_URL)
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = _REDIS_URL
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
