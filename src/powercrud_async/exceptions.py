@@ -36,6 +36,10 @@ class InvalidLaunchOption(AsyncManagerError, ValueError, TypeError):
     the wrong type or value."""
 
 
+class InvalidUrlPrefix(AsyncManagerError, ValueError, TypeError):
+    """``AsyncManager.get_urlpatterns(prefix=...)`` got something that is not a plain URL path."""
+
+
 class InvalidProgress(AsyncManagerError, TypeError):
     """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
 
