@@ -7,17 +7,21 @@ and completion stays exactly-once because finishing is a compare-and-set.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from .async_manager import AsyncManager
 from .queue import RUNNER_PATH
 
-__all__ = ["task_completion_hook"]
+__all__ = ["progress_update_decorator", "task_completion_hook"]
 
 logger = logging.getLogger("powercrud_async.hooks")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _envelope(func: Any, args: Any) -> dict[str, Any] | None:
@@ -82,6 +86,25 @@ def task_completion_hook(task: Any) -> None:
         call_completion(manager, task)
     except Exception:
         logger.exception("Completing task %s from django-q2's hook failed", task.name)
+
+
+def progress_update_decorator(func: F) -> F:
+    """Give a worker a ``progress_callback(message)`` keyword that reports under the job it runs
+    in (a no-op outside a job). Unlike PowerCRUD's, it needs no ``task_name`` keyword: the runner's
+    task context knows the job."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["progress_callback"] = _report_progress
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_progress(message: str) -> None:
+    from .async_context import update_progress
+
+    update_progress(message)
 
 
 def on_post_execute(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:

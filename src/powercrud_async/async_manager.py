@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from . import completion, conf, launching, progress, queue, reservations
 from .callables import loads_call
+from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
 from .exceptions import (
     ConflictError,
@@ -52,7 +53,7 @@ class _instance_or_class_method:  # noqa: N801
         return self.func.__get__(instance, owner)
 
 
-class AsyncManager:
+class AsyncManager(PowerCrudSurface):
     """Launch jobs under per-object conflict locks, report progress, emit lifecycle events.
 
     Subclass it and override ``async_task_lifecycle`` to react to events; point
@@ -158,8 +159,9 @@ class AsyncManager:
         keys = to_keys(normalize_conflict_ids(conflict_ids))
         return launching.group_conflicts(get_store().holders(keys))
 
-    def remove_conflict_ids(self, task_name: str) -> int:
-        """Release every lock ``task_name`` holds; returns how many."""
+    def remove_conflict_ids(self, task_name: str, conflict_ids: Any = None) -> int:
+        """Release every lock ``task_name`` holds; returns how many. ``conflict_ids`` is accepted
+        (and ignored) for code written against PowerCRUD, which ignores it too."""
         reservations.forget([task_name])
         return get_store().release(task_name)
 
@@ -178,18 +180,22 @@ class AsyncManager:
         q_options: Mapping[str, Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         retry_of: str = "",
+        cached: bool | int | None = None,
+        broker: Any = None,
         **kwargs: Any,
     ) -> str:
         """Validate, lock, register, enqueue, emit ``create``; returns the task key.
 
         ``sync=None`` follows django-q2's ``Q_CLUSTER["sync"]``; a sync job runs here, through
         the same runner, locks and records, and its exception (if it fails) is re-raised here
-        after the task has been recorded ``failed`` and its locks released.
+        after the task has been recorded ``failed`` and its locks released. ``cached``,
+        ``broker`` and a ``save`` keyword go to django-q2 (as in PowerCRUD), not to the worker.
 
         Raises ``ConflictError`` if another task holds any object (nothing is locked or queued),
         a ``ValueError``/``TypeError``/``LookupError`` subclass for bad input, and ``EnqueueError``
         if django-q2 refuses the job (everything acquired is rolled back).
         """
+        q_options = launching.django_q_options(q_options, cached=cached, broker=broker, kwargs=kwargs)
         return launching.launch(
             self, func, args, conflict_ids=conflict_ids, user=user,
             affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,

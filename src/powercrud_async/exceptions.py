@@ -40,7 +40,7 @@ class InvalidUrlPrefix(AsyncManagerError, ValueError, TypeError):
     """``AsyncManager.get_urlpatterns(prefix=...)`` got something that is not a plain URL path."""
 
 
-class InvalidProgress(AsyncManagerError, TypeError):
+class InvalidProgress(AsyncManagerError, ValueError, TypeError):
     """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
 
 

@@ -57,6 +57,17 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
         raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
 
 
+def django_q_options(q_options: Any, *, cached: Any, broker: Any,
+                     kwargs: dict[str, Any]) -> Any:
+    """PowerCRUD's ``cached``/``broker`` parameters and ``save`` keyword, moved into ``q_options``
+    (where an explicit ``q_options`` entry still wins) so they reach django-q2, not the worker."""
+    extra = {"cached": cached, "broker": broker, "save": kwargs.pop("save", None)}
+    extra = {key: value for key, value in extra.items() if value is not None}
+    if not extra or (q_options is not None and not isinstance(q_options, Mapping)):
+        return q_options  # nothing to move, or a bad q_options that validate_options reports
+    return {**extra, **(q_options or {})}
+
+
 def user_id(user: Any) -> str | None:
     """The launcher's pk as a string (the progress endpoint's owner), or None for no real user."""
     if user is None or not getattr(user, "is_authenticated", False):
