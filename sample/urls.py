@@ -16,8 +16,8 @@ urlpatterns = [
     path("sample/book/<int:pk>/rebuild/", views.start_rebuild, name="book-rebuild"),
     path("sample/", include(views.BookCRUDView.get_urls())),
     path("sample/tasks/<str:task_key>/", views.task_detail, name="task-detail"),
-    # The progress endpoint: powercrud_async:progress?task_name=<key>
-    path("sample/async/", include(AsyncManager.get_urlpatterns())),
+    # The progress endpoint at sample/async/progress/: powercrud_async:progress?task_name=<key>
+    AsyncManager.get_urlpatterns(prefix="sample/"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="registration/login.html"),

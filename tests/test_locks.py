@@ -46,7 +46,8 @@ def test_labels_and_pks_normalised(manager: AsyncManager) -> None:
     assert manager.add_conflict_ids("a", {"testapp.Project": {1}})
     assert not manager.add_conflict_ids("b", {"testapp.project": {"1"}})
     assert not manager.add_conflict_ids("b", {Project: [1]})
-    assert manager.check_conflict({"testapp.PROJECT": ["1"]}) == {"testapp.project": {"1"}}
+    assert manager.check_conflict({"testapp.PROJECT": ["1"]}) == {"1"}
+    assert manager.get_conflict_holders({"testapp.PROJECT": [1]}) == {"testapp.project": {"1": "a"}}
 
 
 def test_uuid_and_string_pks(manager: AsyncManager) -> None:
@@ -59,8 +60,8 @@ def test_uuid_and_string_pks(manager: AsyncManager) -> None:
 
 def test_check_conflict_excludes_own_task(manager: AsyncManager) -> None:
     manager.add_conflict_ids("a", {"testapp.Project": {1, 2}})
-    assert manager.check_conflict({"testapp.Project": {1, 5}}) == {"testapp.project": {"1"}}
-    assert manager.check_conflict({"testapp.Project": {1, 5}}, task_name="a") == {}
+    assert manager.check_conflict({"testapp.Project": {1, 5}}) == {1}
+    assert manager.check_conflict({"testapp.Project": {1, 5}}, task_name="a") == set()
 
 
 def test_remove_conflict_ids(manager: AsyncManager) -> None:
@@ -115,7 +116,7 @@ def test_expired_lock_of_active_task_is_kept(manager: AsyncManager) -> None:
     manager.add_conflict_ids("live", {"testapp.Project": {1}})
     TaskLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert not manager.add_conflict_ids("new", {"testapp.Project": {1}})
-    assert manager.check_conflict({"testapp.Project": {1}}) == {"testapp.project": {"1"}}
+    assert manager.check_conflict({"testapp.Project": {1}}) == {1}
 
 
 def test_many_objects_few_queries(manager: AsyncManager, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]

@@ -39,7 +39,7 @@ def client_for(user=None) -> Client:  # type: ignore[no-untyped-def]
 
 def test_url_is_the_documented_one() -> None:
     assert reverse("powercrud_async:progress") == URL
-    assert str(AsyncManager.get_url(name="async-progress").pattern) == "powercrud-async/progress/"
+    assert str(AsyncManager.get_url(name="async-progress").pattern) == "powercrud/async/progress/"
 
 
 def test_missing_task_name_is_400() -> None:

@@ -390,11 +390,11 @@ def test_manager_add_and_check_conflicts(store: TaskStore) -> None:
     assert manager.add_conflict_ids("a", {"testapp.Project": {1, 2}, "testapp.Document": [doc]})
     assert not manager.add_conflict_ids("b", {"testapp.Project": ["2", 3]})
     assert not manager.add_conflict_ids("b", {"testapp.Document": [str(doc).upper()]})
-    assert manager.check_conflict({"testapp.Project": {1, 3}}) == {P: {"1"}}
-    assert manager.check_conflict({"testapp.Project": {1, 3}}, task_name="a") == {}
+    assert manager.check_conflict({"testapp.Project": {1, 3}}) == {1}
+    assert manager.check_conflict({"testapp.Project": {1, 3}}, task_name="a") == set()
     assert manager.get_conflict_holders({"testapp.Document": [doc]}) == {"testapp.document": {str(doc): "a"}}
     assert manager.remove_conflict_ids("a") == 3
-    assert manager.check_conflict({"testapp.Project": {1, 2}}) == {}
+    assert manager.check_conflict({"testapp.Project": {1, 2}}) == set()
 
 
 def test_manager_launch_conflict(store: TaskStore) -> None:

@@ -65,8 +65,10 @@ def start(**over: Any) -> dict[str, Any]:
 
 def prog(current: int, total: int = 10) -> dict[str, Any]:
     percent = round(100.0 * current / total, 1)
-    return {"status": TaskStatus.IN_PROGRESS, "message": f"item {current}/{total}",
-            "progress": {"current": current, "total": total, "percent": percent}, "percent": percent}
+    message = f"item {current}/{total}"
+    return {"status": TaskStatus.IN_PROGRESS, "message": message,
+            "progress": {"message": message, "current": current, "total": total, "percent": percent},
+            "progress_payload": message, "percent": percent}
 
 
 def complete(result: Any = "done") -> dict[str, Any]:
@@ -168,7 +170,7 @@ def test_each_event_writes_only_its_fields() -> None:
     row = record(name)
     assert (row.user_label, row.result_payload) == ("kept", {"kept": 1})
     assert (row.status, row.message, row.percent) == ("in_progress", "item 3/10", 30.0)
-    assert row.progress_payload == '{"current": 3, "total": 10, "percent": 30.0}'
+    assert row.progress_payload == "item 3/10"
     assert row.started_at is not None and row.completed_at is None
 
 

@@ -46,6 +46,8 @@ class AsyncDashboardConfig:
     """
 
     record_model: str | type[models.Model] | None = None
+    record_model_path: str | None = None
+    """PowerCRUD's name for ``record_model`` (either may be given)."""
     field_map: Mapping[str, str | None] = field(default_factory=dict)
     create_defaults: Mapping[str, Any] = field(default_factory=dict)
     progress_interval: float | None = None
@@ -58,8 +60,9 @@ class AsyncDashboardConfig:
 
     def as_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {}
-        if self.record_model is not None:
-            config["record_model_path"] = self.record_model
+        record_model = self.record_model if self.record_model is not None else self.record_model_path
+        if record_model is not None:
+            config["record_model_path"] = record_model
         if self.field_map:
             config["field_map"] = dict(self.field_map)
         if self.create_defaults:
@@ -72,6 +75,10 @@ class AsyncDashboardConfig:
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
         return tracking_config.plain_config(config)
+
+    def resolve_field(self, logical_name: str, default: str | None) -> str | None:
+        """The column this config maps ``logical_name`` to, else ``default`` (as in PowerCRUD)."""
+        return self.field_map.get(logical_name, default)
 
 
 @lru_cache(maxsize=256)

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver
 from django.utils.module_loading import import_string
 
 from . import completion, conf, launching, progress, queue, reservations
 from .callables import loads_call
-from .conflicts import Normalized, normalize_conflict_ids, to_keys
+from .compat import PowerCrudSurface
+from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
 from .exceptions import (
     ConflictError,
     InvalidProgress,
@@ -53,7 +54,7 @@ class _instance_or_class_method:  # noqa: N801
         return self.func.__get__(instance, owner)
 
 
-class AsyncManager:
+class AsyncManager(PowerCrudSurface):
     """Launch jobs under per-object conflict locks, report progress, emit lifecycle events.
 
     Subclass it and override ``async_task_lifecycle`` to react to events; point
@@ -148,22 +149,26 @@ class AsyncManager:
         if conflicts:
             raise ConflictError(launching.group_conflicts(conflicts))
 
-    def check_conflict(self, conflict_ids: Any, task_name: str | None = None) -> dict[str, set[str]]:
-        """``{label: {pk, ...}}`` of the given objects held by tasks other than ``task_name``."""
-        keys = to_keys(normalize_conflict_ids(conflict_ids))
-        held: dict[str, set[str]] = {}
-        for (label, pk), holder in get_store().holders(keys).items():
-            if holder != task_name:
-                held.setdefault(label, set()).add(pk)
-        return held
+    def check_conflict(self, object_data: Any, task_name: str | None = None) -> set[Any]:
+        """The ids of ``object_data`` (``{"app.Model": [pk, ...]}``) that are locked, exactly as
+        given (``1 in check_conflict({"app.Book": [1, 2]})``). Locks held by ``task_name`` do not
+        count. ``get_conflict_holders`` names the holders."""
+        given = originals_by_key(object_data)
+        return {
+            pk
+            for key, holder in get_store().holders(list(given)).items()
+            if holder != task_name
+            for pk in given[key]
+        }
 
     def get_conflict_holders(self, conflict_ids: Any) -> dict[str, dict[str, str]]:
         """``{label: {pk: holding task}}`` for every given object that is locked."""
         keys = to_keys(normalize_conflict_ids(conflict_ids))
         return launching.group_conflicts(get_store().holders(keys))
 
-    def remove_conflict_ids(self, task_name: str) -> int:
-        """Release every lock ``task_name`` holds; returns how many."""
+    def remove_conflict_ids(self, task_name: str, conflict_ids: Any = None) -> int:
+        """Release every lock ``task_name`` holds; returns how many. ``conflict_ids`` is accepted
+        (and ignored) for code written against PowerCRUD, which ignores it too."""
         reservations.forget([task_name])
         return get_store().release(task_name)
 
@@ -178,18 +183,26 @@ class AsyncManager:
         task_key: str | None = None,
         group: str | None = None,
         timeout: int | None = None,
-        sync: bool = False,
+        sync: bool | None = None,
         q_options: Mapping[str, Any] | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         retry_of: str = "",
+        cached: bool | int | None = None,
+        broker: Any = None,
         **kwargs: Any,
     ) -> str:
         """Validate, lock, register, enqueue, emit ``create``; returns the task key.
+
+        ``sync=None`` follows django-q2's ``Q_CLUSTER["sync"]``; a sync job runs here, through
+        the same runner, locks and records, and its exception (if it fails) is re-raised here
+        after the task has been recorded ``failed`` and its locks released. ``cached``,
+        ``broker`` and a ``save`` keyword go to django-q2 (as in PowerCRUD), not to the worker.
 
         Raises ``ConflictError`` if another task holds any object (nothing is locked or queued),
         a ``ValueError``/``TypeError``/``LookupError`` subclass for bad input, and ``EnqueueError``
         if django-q2 refuses the job (everything acquired is rolled back).
         """
+        q_options = launching.django_q_options(q_options, cached=cached, broker=broker, kwargs=kwargs)
         return launching.launch(
             self, func, args, conflict_ids=conflict_ids, user=user,
             affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,
@@ -244,7 +257,9 @@ class AsyncManager:
             snapshot.task_name,
             status=TaskStatus.IN_PROGRESS,
             message=snapshot.message,
-            progress={"current": snapshot.current, "total": snapshot.total, "percent": snapshot.percent},
+            progress={"message": snapshot.message, "current": snapshot.current,
+                      "total": snapshot.total, "percent": snapshot.percent},
+            progress_payload=snapshot.message,  # the key PowerCRUD handlers read
             percent=snapshot.percent,
         )
 
@@ -301,12 +316,15 @@ class AsyncManager:
             reason=reason, info=info,
         )
 
-    def handle_task_completion(self, task: Any) -> bool:
-        """What django-q2's hook calls with its ``Task``: finish the job if the runner could not.
+    def handle_task_completion(self, task: Any, task_name: str | None = None) -> bool:
+        """What django-q2's hook calls with its ``Task`` (and, as PowerCRUD does, the task key):
+        finish the job if the runner could not. Override it (either signature) to act on every
+        completion; call ``super()`` to keep the safety net.
 
         Returns True if this call finished the task (it was still queued or running).
         """
-        return self.complete_from_broker(str(task.name), bool(task.success), task.result)
+        name = str(task.name) if task_name is None else task_name
+        return self.complete_from_broker(name, bool(task.success), task.result)
 
     def complete_from_broker(self, task_name: str, success: bool, result: Any) -> bool:
         """Finish a job from django-q2's report of it.
@@ -424,19 +442,36 @@ class AsyncManager:
 
     # -- progress endpoint -----------------------------------------------------------------------------
     @classmethod
-    def as_view(cls) -> Callable[..., Any]:
+    def as_view(cls, template_name: str | None = None) -> Callable[..., Any]:
+        """The progress view; ``template_name`` replaces the HTMX fragment's template."""
         from .views import ProgressView
 
-        return ProgressView.as_view()
+        if template_name is None:
+            return ProgressView.as_view()
+        return ProgressView.as_view(template_name=template_name)
 
     @classmethod
-    def get_url(cls, pattern: str = "powercrud-async/progress/", name: str = "progress") -> URLPattern:
+    def get_url(
+        cls, pattern: str = "powercrud/async/progress/", name: str = "powercrud_async_progress"
+    ) -> URLPattern:
+        """One un-namespaced ``path()`` for the progress view."""
         from django.urls import path
 
         return path(pattern, cls.as_view(), name=name)
 
     @classmethod
-    def get_urlpatterns(cls) -> tuple[list[URLPattern], str]:
-        """``path("...", include(AsyncManager.get_urlpatterns()))`` mounts ``powercrud_async:progress``."""
-        return [cls.get_url(pattern="progress/", name="progress")], "powercrud_async"
+    def get_urlpatterns(cls, prefix: str | None = None) -> URLResolver:
+        """A pattern for ``urlpatterns`` itself: the endpoint at ``<prefix>async/progress/``
+        (``prefix`` defaults to ``"powercrud/"``), named ``powercrud_async:progress`` and
+        ``powercrud_async:async_progress``. Raises ``InvalidUrlPrefix`` for a bad prefix."""
+        from .progress_urls import direct
 
+        return direct(prefix, cls.as_view())
+
+    @classmethod
+    def get_urlconf(cls) -> tuple[list[URLPattern], str]:
+        """For ``path("any/", include(AsyncManager.get_urlconf()))``: the endpoint at
+        ``any/progress/``, with the same names as ``get_urlpatterns``."""
+        from .progress_urls import for_include
+
+        return for_include(cls.as_view())

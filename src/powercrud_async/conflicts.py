@@ -6,7 +6,7 @@ model's pk field so ``1`` and ``"1"`` are one lock and UUID pks have one spellin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.apps import apps
@@ -70,19 +70,15 @@ def normalize_pk(model: type[models.Model], pk: Any) -> str:
     return str(value)
 
 
-def normalize_conflict_ids(conflict_ids: Any) -> Normalized:
-    """Validate ``{"app_label.Model": {pk, ...}}`` and return it in canonical form.
-
-    Raises a subclass of ``ValueError``/``TypeError``/``LookupError`` naming what is wrong.
-    """
+def _pairs(conflict_ids: Any) -> Iterator[tuple[LockKey, Any]]:
+    """``((label, canonical pk), pk as given)`` for every id, validating as it goes."""
     if conflict_ids is None:
-        return {}
+        return
     if not isinstance(conflict_ids, Mapping):
         raise InvalidConflictIdsType(
             "conflict_ids must be a mapping like {'myapp.Project': {1, 2}}, got "
             f"{type(conflict_ids).__name__}."
         )
-    result: dict[str, set[str]] = {}
     for label, ids in conflict_ids.items():
         model = resolve_model(label)
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
@@ -90,9 +86,29 @@ def normalize_conflict_ids(conflict_ids: Any) -> Normalized:
                 f"conflict_ids[{label!r}] must be an iterable of pks (a set or list), got "
                 f"{type(ids).__name__} {ids!r}."
             )
-        pks = result.setdefault(model._meta.label_lower, set())
-        pks.update(normalize_pk(model, pk) for pk in ids)
-    return {label: frozenset(pks) for label, pks in result.items() if pks}
+        for pk in ids:
+            yield (model._meta.label_lower, normalize_pk(model, pk)), pk
+
+
+def normalize_conflict_ids(conflict_ids: Any) -> Normalized:
+    """Validate ``{"app_label.Model": {pk, ...}}`` and return it in canonical form.
+
+    Raises a subclass of ``ValueError``/``TypeError``/``LookupError`` naming what is wrong.
+    """
+    result: dict[str, set[str]] = {}
+    for (label, pk), _ in _pairs(conflict_ids):
+        result.setdefault(label, set()).add(pk)
+    return {label: frozenset(pks) for label, pks in result.items()}
+
+
+def originals_by_key(conflict_ids: Any) -> dict[LockKey, list[Any]]:
+    """Each lock key with the pk values the caller spelled it as (``1`` and ``"1"`` share one),
+    so an answer can be given back in the caller's own values. Validates like
+    ``normalize_conflict_ids``, all before the caller touches a store."""
+    given: dict[LockKey, list[Any]] = {}
+    for key, pk in _pairs(conflict_ids):
+        given.setdefault(key, []).append(pk)
+    return given
 
 
 def to_keys(normalized: Mapping[str, Iterable[str]]) -> list[LockKey]:

@@ -36,7 +36,11 @@ class InvalidLaunchOption(AsyncManagerError, ValueError, TypeError):
     the wrong type or value."""
 
 
-class InvalidProgress(AsyncManagerError, TypeError):
+class InvalidUrlPrefix(AsyncManagerError, ValueError, TypeError):
+    """``AsyncManager.get_urlpatterns(prefix=...)`` got something that is not a plain URL path."""
+
+
+class InvalidProgress(AsyncManagerError, ValueError, TypeError):
     """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
 
 

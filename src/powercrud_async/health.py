@@ -70,7 +70,15 @@ def validate_store() -> bool:
         return False
 
 
-def validate_system() -> dict[str, Any]:
-    status = {"cache": validate_cache(), "store": validate_store(), "qcluster": validate_qcluster()}
+class SystemHealth(dict):  # type: ignore[type-arg]
+    """``{"cache", "store", "qcluster", "ok"}``; true only when ``ok``, so ``if
+    validate_async_system():`` gates launches as it does in PowerCRUD."""
+
+    def __bool__(self) -> bool:
+        return bool(self.get("ok"))
+
+
+def validate_system() -> SystemHealth:
+    status = SystemHealth(cache=validate_cache(), store=validate_store(), qcluster=validate_qcluster())
     status["ok"] = all(status.values())
     return status

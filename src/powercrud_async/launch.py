@@ -18,7 +18,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, queue
 from .async_manager import AsyncManager
 from .conflicts import normalize_label, normalize_pk, resolve_model
 from .exceptions import ConflictError, EnqueueError, LockStoreUnavailable
@@ -195,6 +195,7 @@ def launch_for_objects(
     args = ((list(pks),) if pass_ids else ()) + tuple(task_args)
     what = description or _func_name(func).replace("_", " ")
     noun = noun_one if len(pks) == 1 else noun_many
+    in_request = queue.effective_sync(launch_kwargs.get("sync"), launch_kwargs.get("q_options"))
     try:
         manager.launch_async_task(
             func, *args, conflict_ids={label: pks}, user=user, task_key=key,
@@ -208,13 +209,13 @@ def launch_for_objects(
     except (EnqueueError, LockStoreUnavailable) as exc:
         return LaunchResult(task_key=None, message=f"Not started: {exc}", count=len(pks))
     except Exception as exc:
-        if not (launch_kwargs.get("sync") and manager.get_task_info(key)):
+        if not (in_request and manager.get_task_info(key)):
             raise  # bad input: raised before anything was locked
-        # A job run in the request (ASYNC_ENABLED off, or sync=True) failed: it is recorded.
+        # A job run in the request (ASYNC_ENABLED off, or sync) failed: it is recorded.
         return LaunchResult(
             task_key=key, message=f"Task {key} failed: {type(exc).__name__}: {exc}", count=len(pks)
         )
-    if launch_kwargs.get("sync"):
+    if in_request:
         return LaunchResult(
             task_key=key, message=f"Ran task {key}: {what} for {len(pks)} {noun}.", count=len(pks)
         )

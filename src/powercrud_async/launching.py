@@ -43,15 +43,29 @@ def validate_name(name: Any, what: str, max_length: int) -> str:
     return name
 
 
-def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any) -> None:
+def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any,
+                     sync: Any = None) -> None:
     """The django-q2-bound options, checked here so a bad one fails before anything is locked."""
     for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
+    if sync is not None and not isinstance(sync, bool):
+        raise InvalidLaunchOption(f"sync must be True, False or None, got {sync!r}.")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
     if group is not None and not isinstance(group, str):
         raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
+
+
+def django_q_options(q_options: Any, *, cached: Any, broker: Any,
+                     kwargs: dict[str, Any]) -> Any:
+    """PowerCRUD's ``cached``/``broker`` parameters and ``save`` keyword, moved into ``q_options``
+    (where an explicit ``q_options`` entry still wins) so they reach django-q2, not the worker."""
+    extra = {"cached": cached, "broker": broker, "save": kwargs.pop("save", None)}
+    extra = {key: value for key, value in extra.items() if value is not None}
+    if not extra or (q_options is not None and not isinstance(q_options, Mapping)):
+        return q_options  # nothing to move, or a bad q_options that validate_options reports
+    return {**extra, **(q_options or {})}
 
 
 def user_id(user: Any) -> str | None:
@@ -89,7 +103,7 @@ def launch(
     task_key: str | None,
     group: str | None,
     timeout: int | None,
-    sync: bool,
+    sync: bool | None,
     q_options: Mapping[str, Any] | None,
     task_kwargs: Mapping[str, Any] | None,
     retry_of: str,
@@ -100,7 +114,10 @@ def launch(
     task_key = str(uuid.uuid4()) if task_key is None else task_key
     task_key = validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
     normalized = normalize_conflict_ids(conflict_ids)
-    validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group)
+    validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group,
+                     sync=sync)
+    q_options = dict(q_options or {})
+    sync = queue.effective_sync(sync, q_options)
     worker_kwargs = {**(task_kwargs or {}), **kwargs}
     keys = to_keys(normalized)
     info = TaskInfo(
@@ -152,7 +169,7 @@ def launch(
         try:
             queue.enqueue(
                 task_key, envelope, group=group, timeout=timeout, sync=sync,
-                q_options=dict(q_options or {}),
+                q_options=dict(q_options),
             )
         except BaseException as exc:
             ran = store.get(task_key) if sync else None

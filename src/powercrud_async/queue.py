@@ -13,6 +13,19 @@ RUNNER_PATH = "powercrud_async.runner.run_task"
 HOOK_PATH = "powercrud_async.async_hooks.task_completion_hook"
 
 
+def effective_sync(sync: Any, q_options: Any) -> bool:
+    """Whether a launch runs in the caller: ``q_options["sync"]`` wins (django-q2's rule for
+    ``q_options``), then the launch's own ``sync``, then ``Q_CLUSTER["sync"]`` (``Conf.SYNC``,
+    django-q2's switch for tests and development)."""
+    if isinstance(q_options, dict) and q_options.get("sync") is not None:
+        return bool(q_options["sync"])
+    if sync is not None:
+        return bool(sync)
+    from django_q.conf import Conf
+
+    return bool(Conf.SYNC)
+
+
 def enqueue(
     task_name: str,
     envelope: dict[str, Any],
@@ -22,7 +35,11 @@ def enqueue(
     sync: bool = False,
     q_options: dict[str, Any] | None = None,
 ) -> str:
-    """Put the runner on the queue for ``task_name``; returns django-q2's task id."""
+    """Put the runner on the queue for ``task_name``; returns django-q2's task id.
+
+    ``sync`` is the already decided ``effective_sync``: django-q2 then runs the runner (and its
+    hook, for a success) in this process, and re-raises a failed job's exception here.
+    """
     from django_q.tasks import async_task
 
     options: dict[str, Any] = {"ack_failure": True}

@@ -146,6 +146,23 @@ def coerce(manager: ModelTrackingAsyncManager, field_obj: models.Field, value: A
     return value
 
 
+def progress_value(field_obj: models.Field, payload: Mapping[str, Any]) -> Any:
+    """The progress column's value: the latest progress text, plus its numbers in a JSON column.
+
+    An empty text is ``SKIP``: a progress call with only numbers keeps the last message.
+    """
+    raw = payload.get("progress", payload.get("progress_payload"))
+    if isinstance(raw, Mapping):
+        text = raw.get("message", payload.get("message"))
+        numbers = {k: raw[k] for k in ("current", "total", "percent") if k in raw}
+    else:
+        text, numbers = raw, {}
+    if isinstance(field_obj, models.JSONField):
+        value = {"message": text, **numbers} if text or numbers else None
+        return SKIP if value is None else value
+    return text if isinstance(text, str) and text else SKIP
+
+
 def _user_value(manager: ModelTrackingAsyncManager, field_obj: models.Field, user: Any) -> Any:
     if field_obj.is_relation:
         authenticated = getattr(user, "is_authenticated", False) and getattr(user, "pk", None)
@@ -170,11 +187,13 @@ def changes_for(
         if logical in ("task_name", "updated_at"):
             continue
         key = PAYLOAD_KEYS.get(logical, logical)
-        if key not in payload:
+        if key not in payload and not (logical == "progress" and "progress_payload" in payload):
             continue
-        raw = payload[key]
+        raw = payload.get(key)
         field_obj = tracking.fields[column]
-        if logical == "user":
+        if logical == "progress":
+            value = progress_value(field_obj, payload)
+        elif logical == "user":
             value = _user_value(manager, field_obj, raw)
         elif logical == "affected":
             value = manager.format_affected(raw)

@@ -55,6 +55,9 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "traceback": "traceback",
 }
 
+#: PowerCRUD's default columns, used when the model has these instead of ours.
+POWERCRUD_COLUMNS: dict[str, str] = {"args": "task_args", "kwargs": "task_kwargs"}
+
 _UNSET_STATUS = ("", TaskStatus.UNKNOWN.value)
 
 #: Config keys this manager reads (all plain data, so the config travels to workers).
@@ -258,6 +261,8 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
                 obj=owner, id="powercrud_async.E024",
             ))
             continue
+        if column not in columns and not explicit and POWERCRUD_COLUMNS.get(logical) in columns:
+            column = POWERCRUD_COLUMNS[logical]
         if column not in columns:
             if logical == "task_name":
                 problems.append(checks.Error(

@@ -11,7 +11,7 @@ from tests.dashboard.views import AsyncTaskRecordView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("async/", include(AsyncManager.get_urlpatterns())),
+    AsyncManager.get_urlpatterns(prefix=""),  # /async/progress/
     path("tasks/", include("powercrud_async.dashboard.urls")),
     path("ops/", include("powercrud_async.dashboard.urls", namespace="ops")),
     path("sample/", include((AsyncTaskRecordView.get_urls(), "async"))),

@@ -92,3 +92,33 @@ class Recording(AsyncManager):
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         Recording.events.append((event, task_name, payload))
+
+
+def completion_calls(task_name: str) -> Any:
+    """What a completion override below recorded for ``task_name`` (in the shared cache, because
+    django-q2 calls the hook in the cluster's monitor process)."""
+    from django.core.cache import caches
+
+    return caches["default"].get(f"tests:completion:{task_name}")
+
+
+def _record_completion(task_name: str, success: Any, arguments: int) -> None:
+    from django.core.cache import caches
+
+    caches["default"].set(f"tests:completion:{task_name}", (bool(success), arguments), 600)
+
+
+class PowerCrudCompletionManager(AsyncManager):
+    """``handle_task_completion`` overridden as PowerCRUD documents it."""
+
+    def handle_task_completion(self, task, task_name):  # type: ignore[no-untyped-def]
+        super().handle_task_completion(task, task_name)
+        _record_completion(task_name, task.success, 2)
+
+
+class OneArgCompletionManager(AsyncManager):
+    """An override written against the older one-argument signature."""
+
+    def handle_task_completion(self, task):  # type: ignore[no-untyped-def,override]
+        super().handle_task_completion(task)
+        _record_completion(str(task.name), task.success, 1)

@@ -97,3 +97,17 @@ def raise_timeout() -> None:
     from django_q.exceptions import TimeoutException
 
     raise TimeoutException("Task exceeded maximum timeout value (1 seconds)")
+
+
+def _decorated(steps: int, *, progress_callback: Any = None) -> int:
+    for step in range(1, steps + 1):
+        progress_callback(f"callback {step}/{steps}")
+    return steps
+
+
+def decorated_worker(steps: int = 2) -> int:
+    """A worker using PowerCRUD's ``progress_update_decorator`` (applied at call time, so the
+    module imports without the package's hooks module)."""
+    from powercrud_async.async_hooks import progress_update_decorator
+
+    return int(progress_update_decorator(_decorated)(steps))

@@ -1,0 +1,96 @@
+"""URL wiring of the progress endpoint, in both styles a project may use.
+
+``AsyncManager.get_urlpatterns(prefix=...)`` returns one pattern that goes straight into
+``urlpatterns`` (the PowerCRUD style); ``AsyncManager.get_urlconf()`` returns what ``include()``
+takes, under a path of the project's choosing. Either way the endpoint is namespaced
+``powercrud_async`` and answers to ``progress`` and ``async_progress``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver, path
+from django.urls.resolvers import RoutePattern
+
+from .exceptions import InvalidUrlPrefix
+
+APP_NAME = "powercrud_async"
+URL_NAMES = ("progress", "async_progress")
+ENDPOINT = "progress/"
+MOUNT = "async/"
+
+_MIXED_UP = (
+    "AsyncManager.get_urlconf() is for include(): write path('async/', "
+    "include(AsyncManager.get_urlconf())), or put AsyncManager.get_urlpatterns() itself in "
+    "urlpatterns (no include())."
+)
+
+
+def endpoint_patterns(view: Callable[..., Any]) -> list[URLPattern]:
+    """The endpoint under both names (ours, and the one PowerCRUD templates reverse)."""
+    return [path(ENDPOINT, view, name=name) for name in URL_NAMES]
+
+
+def normalize_prefix(prefix: Any) -> str:
+    """``"powercrud"``, ``"/powercrud/"`` and ``"powercrud/"`` all mean ``"powercrud/"``."""
+    if not isinstance(prefix, str):
+        raise InvalidUrlPrefix(f"prefix must be a string like 'powercrud/', got {prefix!r}.")
+    stripped = prefix.strip("/")
+    if any(c in stripped for c in "<>?#") or stripped != stripped.strip():
+        raise InvalidUrlPrefix(f"prefix {prefix!r} is not a plain URL path like 'powercrud/'.")
+    return f"{stripped}/" if stripped else ""
+
+
+class IncludeOnly(tuple):  # type: ignore[type-arg]
+    """``(patterns, app_name)`` for ``include()``; placed in ``urlpatterns`` by mistake it fails
+    with a message that says what to write, at ``manage.py check`` and at request time."""
+
+    __slots__ = ()
+
+    @property
+    def pattern(self) -> Any:
+        raise ImproperlyConfigured(_MIXED_UP)
+
+    def resolve(self, path: str) -> Any:
+        raise ImproperlyConfigured(_MIXED_UP)
+
+    def check(self) -> list[checks.CheckMessage]:
+        return [checks.Error(_MIXED_UP, id="powercrud_async.E030")]
+
+
+class ProgressResolver(URLResolver):
+    """The pattern ``get_urlpatterns()`` returns: a normal resolver mounted at
+    ``<prefix>async/``. Passed to ``include()`` instead (the older style), it offers its endpoint
+    patterns so ``path("async/", include(AsyncManager.get_urlpatterns()))`` keeps working; with an
+    explicit prefix that would drop the prefix, so that mix-up is an error."""
+
+    def __init__(self, prefix: str, view: Callable[..., Any], explicit_prefix: bool):
+        super().__init__(
+            RoutePattern(prefix + MOUNT), endpoint_patterns(view), app_name=APP_NAME, namespace=APP_NAME
+        )
+        self.explicit_prefix = explicit_prefix
+
+    @property
+    def urlpatterns(self) -> list[URLPattern]:
+        if self.explicit_prefix:
+            raise ImproperlyConfigured(
+                f"AsyncManager.get_urlpatterns(prefix={str(self.pattern)[: -len(MOUNT)]!r}) already "
+                "mounts the progress endpoint; put it straight into urlpatterns, or use "
+                "include(AsyncManager.get_urlconf()) under a path of your own."
+            )
+        return list(self.urlconf_name)
+
+
+def direct(prefix: str | None, view: Callable[..., Any]) -> ProgressResolver:
+    """See ``AsyncManager.get_urlpatterns``."""
+    explicit = prefix is not None
+    return ProgressResolver(normalize_prefix("powercrud/" if prefix is None else prefix), view, explicit)
+
+
+def for_include(view: Callable[..., Any]) -> IncludeOnly:
+    """See ``AsyncManager.get_urlconf``."""
+    return IncludeOnly((endpoint_patterns(view), APP_NAME))
