@@ -316,6 +316,9 @@ def test_async_dashboard_config_with_powercrud_keywords() -> None:
     assert config.resolve_field("message", "message") == "message"
     manager = ModelTrackingAsyncManager(config)
     assert manager.get_record_model() is AsyncTaskRecord
+    assert manager.get_record_model_path() == "testapp.AsyncTaskRecord"
+    manager._emit_lifecycle("create", "via-powercrud-name", status="pending", message="Task queued")
+    assert AsyncTaskRecord.objects.get(task_name="via-powercrud-name").message == "Task queued"
 
 
 @isolate_apps("tests.testapp")
