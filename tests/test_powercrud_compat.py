@@ -5,6 +5,7 @@ the record's progress column, django-q2's ``sync`` switch, and the rest of the p
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,6 +36,7 @@ from tests.conftest import wait_until
 from tests.testapp.managers import (
     OneArgCompletionManager,
     PowerCrudCompletionManager,
+    Recording,
     TrackedManager,
     completion_calls,
 )
@@ -314,6 +316,9 @@ def test_async_dashboard_config_with_powercrud_keywords() -> None:
     assert config.resolve_field("message", "message") == "message"
     manager = ModelTrackingAsyncManager(config)
     assert manager.get_record_model() is AsyncTaskRecord
+    assert manager.get_record_model_path() == "testapp.AsyncTaskRecord"
+    manager._emit_lifecycle("create", "via-powercrud-name", status="pending", message="Task queued")
+    assert AsyncTaskRecord.objects.get(task_name="via-powercrud-name").message == "Task queued"
 
 
 @isolate_apps("tests.testapp")
@@ -331,3 +336,13 @@ def test_powercrud_default_columns_for_args_and_kwargs(monkeypatch: pytest.Monke
     tracking, problems = tracking_config.analyse(options)
     assert tracking is not None and not problems
     assert (tracking.field_map["args"], tracking.field_map["kwargs"]) == ("task_args", "task_kwargs")
+
+
+def test_lifecycle_payloads_carry_powercrud_keys() -> None:
+    Recording.events = []
+    key = Recording().launch_async_task("tests.testapp.managers.progress_job", 2, sync=True)
+    ours = [(event, payload) for event, name, payload in Recording.events if name == key]
+    assert [event for event, _ in ours][0] == "create" and ours[-1][0] == "cleanup"
+    assert all(isinstance(payload["timestamp"], datetime) for _, payload in ours)
+    progress = [payload for event, payload in ours if event == "progress"]
+    assert progress[-1]["progress_payload"] == "step 2/2" and progress[-1]["message"] == "step 2/2"

@@ -135,6 +135,11 @@ class ModelTrackingAsyncManager(AsyncManager):
             self._tracking = tracking_config.resolve(type(self), self.config)
         return self._tracking
 
+    def get_record_model_path(self) -> str:
+        """``"app_label.ModelName"`` of the record model; raises ``InvalidFieldMap`` (an
+        ``ImproperlyConfigured``) if none is usable."""
+        return self.get_tracking().label
+
     def get_record_model(self) -> type[models.Model]:
         return self.get_tracking().model
 

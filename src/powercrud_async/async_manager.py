@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.urls import URLPattern, URLResolver
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import completion, conf, launching, progress, queue, reservations
@@ -115,7 +116,11 @@ class AsyncManager(PowerCrudSurface):
         ``cancel`` and ``cleanup``. The base implementation does nothing."""
 
     def emit(self, event: str, task_name: str, **payload: Any) -> None:
-        """Call ``async_task_lifecycle``; a handler that raises is logged, never propagated."""
+        """Call ``async_task_lifecycle``; a handler that raises is logged, never propagated.
+
+        Every payload carries ``timestamp`` (when the event was emitted), as PowerCRUD's do.
+        """
+        payload.setdefault("timestamp", timezone.now())
         try:
             self.async_task_lifecycle(event, task_name, **payload)
         except Exception:

@@ -22,6 +22,13 @@ class PowerCrudSurface:
     def get_status(self, task_key: str) -> str:  # provided by AsyncManager
         raise NotImplementedError
 
+    def emit(self, event: str, task_name: str, **payload: Any) -> None:  # provided by AsyncManager
+        raise NotImplementedError
+
+    def _emit_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
+        """PowerCRUD's name for ``emit``, which subclasses written for it call."""
+        self.emit(event, task_name, **payload)
+
     # -- settings, read live (PowerCRUD copied them at construction) --------------------------
     @property
     def cache_name(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.utils import timezone
@@ -17,7 +18,7 @@ def effective_sync(sync: Any, q_options: Any) -> bool:
     """Whether a launch runs in the caller: ``q_options["sync"]`` wins (django-q2's rule for
     ``q_options``), then the launch's own ``sync``, then ``Q_CLUSTER["sync"]`` (``Conf.SYNC``,
     django-q2's switch for tests and development)."""
-    if isinstance(q_options, dict) and q_options.get("sync") is not None:
+    if isinstance(q_options, Mapping) and q_options.get("sync") is not None:
         return bool(q_options["sync"])
     if sync is not None:
         return bool(sync)
