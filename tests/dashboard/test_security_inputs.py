@@ -14,7 +14,7 @@ from django.core import checks
 from django.http import QueryDict
 from django.test import Client
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from powercrud_async.dashboard.query import ListState, filter_records
@@ -50,6 +50,8 @@ def test_calendar_edges_never_answer_500(staff_client: Any, make_record: Any, zo
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(day=date(9999, 12, 31), zone="UTC", junk="")
+@example(day=date(1, 1, 1), zone="Pacific/Kiritimati", junk="0001-01-01")
 @given(day=st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)), zone=st.sampled_from(ZONES),
        junk=st.text(max_size=30))
 def test_any_date_filter_either_filters_or_says_why(db: Any, day: date, zone: str, junk: str) -> None:
