@@ -6,11 +6,10 @@ returns a report that counts what happened, what was skipped and what was refuse
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import logging
 
 from django.contrib.auth import get_user_model
 from django.db import transaction

@@ -48,12 +48,12 @@ from neapolitan.views import CRUDView, Role
 
 from .. import progress as progress_cache
 from ..launching import TASK_KEY_MAX_LENGTH
-from ..redaction import redact
-from ..visibility import can_view
 from ..models import AuditEntry, TaskEvent, TaskLogEntry
+from ..redaction import redact
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from ..views import ProgressView
+from ..visibility import can_view
 from . import access, actions, audit
 from .config import ALL_COLUMNS, dashboard_config
 from .export import EXPORT_FIELDS, NothingToExport, export_columns, masked_rows
