@@ -65,7 +65,8 @@ def _check_export() -> list[checks.CheckMessage]:
             checks.Error(
                 f"The task dashboard cannot export {model._meta.label}: {exc}",
                 hint="Give the record model (or its field_map) at least a task_name and status column, "
-                "or subclass powercrud_async.models.AbstractAsyncTaskRecord.",
+                "or subclass powercrud_async.models.AbstractAsyncTaskRecord. If the project mounts no "
+                "dashboard, add 'powercrud_async.E040' to SILENCED_SYSTEM_CHECKS.",
                 id=_id("E040"),
             )
         ]

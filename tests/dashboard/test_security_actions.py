@@ -109,7 +109,7 @@ def test_refused_attempts_are_bounded_and_folded(dashboard_settings: Any) -> Non
         response = viewer.post(ACT, {"action": "delete", "tasks": [f"{n}" + "x" * 40_000], "confirmed": "1"})
         assert response.status_code == 403
     entry = AuditEntry.objects.get()
-    assert entry.repeats == 5 and entry.refused == 5
+    assert entry.repeats == 5 and entry.refused == 5 and entry.outcome.endswith("(refused 5 times)")
     stored = len(str(entry.targets)) + len(entry.outcome) + len(str(entry.results))
     assert stored < 3_000  # 200 kB were posted
     assert all(len(key) <= audit.MAX_KEY_LENGTH for key in entry.targets)

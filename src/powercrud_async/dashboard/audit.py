@@ -63,9 +63,10 @@ def record(request: HttpRequest, action: str, targets: list[str], outcome: str, 
         if (previous is not None and previous.succeeded == 0 and previous.action == values["action"]
                 and previous.created_at >= timezone.now() - REPEAT_WINDOW):
             merged = list(dict.fromkeys([*previous.targets, *values["targets"]]))[:MAX_TARGETS]
+            repeated = f"{values['outcome']} (refused {previous.repeats + 1} times)"
             AuditEntry.objects.filter(pk=previous.pk).update(
                 repeats=F("repeats") + 1, refused=F("refused") + refused, targets=merged,
-                outcome=values["outcome"], results=values["results"],
+                outcome=clip(repeated, MAX_OUTCOME_LENGTH), results=values["results"],
             )
             previous.refresh_from_db()
             return previous
