@@ -118,6 +118,8 @@ def test_locks_and_list_show_an_own_only_user_nothing_of_others(own_only: None, 
     locks = alice.get("/tasks/locks/")
     assert locks.context["labels"] == [] and locks.context["total"] == 0
     assert "secretmodel" not in body(locks) and someone_elses_stuck_job not in body(locks)
+    asked = alice.get("/tasks/locks/?model=testapp.secretmodel&pk=1")
+    assert asked.context["answer"] == "None of your jobs holds testapp.secretmodel 1."
     listed = alice.get("/tasks/jobs/")
     assert listed.context["stuck_count"] == 0
 

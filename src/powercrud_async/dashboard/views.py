@@ -771,8 +771,9 @@ class TaskDashboardMixin:
         answer = ""
         if model and pk:
             holders = sorted({str(r["task"]) for r in rows})
+            nobody = "Nobody holds" if self.sees_everything else "None of your jobs holds"
             answer = (f"{model} {pk} is held by {', '.join(holders)}." if holders
-                      else f"Nobody holds {model} {pk}.")
+                      else f"{nobody} {model} {pk}.")
         every = store.locks() if self.sees_everything else found
         labels = sorted({lock.model_label for lock in every}) if len(found) < 5000 else []
         query = {k: v for k, v in (("model", model), ("pk", pk), ("task", task)) if v}
