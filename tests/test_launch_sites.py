@@ -191,7 +191,7 @@ def test_async_admin_action_is_a_named_admin_action() -> None:
     action = async_admin_action("tests.testapp.tasks.echo", description="Echo", name="echo_them")
     assert action.__name__ == "echo_them"
     assert action.short_description == "Echo"  # type: ignore[attr-defined]
-    assert not hasattr(action, "allowed_permissions")
+    assert action.allowed_permissions == ("change",)  # type: ignore[attr-defined]
 
 
 # --- AsyncMixin ----------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from django.utils.html import format_html
 from django.utils.module_loading import module_has_submodule
 
 from .models import AuditEntry, LiveTask, TaskEvent, TaskLock, TaskLogEntry
+from .payloads import json_text
+from .redaction import redact
 
 __all__ = ["AsyncTaskRecordAdmin", "ReadOnlyAdmin", "register_record_admin"]
 
@@ -44,6 +46,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 def _present(model: type[models.Model], names: tuple[str, ...]) -> list[str]:
     have = {f.name for f in model._meta.get_fields()}
     return [name for name in names if name in have]
+
+
+def pretty(value: Any) -> str:
+    return "" if value in (None, "") else json_text(value)
 
 
 class AsyncTaskRecordAdmin(ReadOnlyAdmin):
@@ -72,8 +78,25 @@ class AsyncTaskRecordAdmin(ReadOnlyAdmin):
     def date_hierarchy(self) -> str | None:  # type: ignore[override]
         return self.get_date_hierarchy()
 
+    #: Argument columns shown through ``redact`` (their raw values are never rendered).
+    redacted_columns = ("args_payload", "kwargs_payload")
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        return _present(self.model, self.redacted_columns)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
-        return [f.name for f in self.model._meta.concrete_fields]
+        hidden = set(self.redacted_columns)
+        shown = [f.name for f in self.model._meta.concrete_fields if f.name not in hidden]
+        masked = {"args_payload": "task_arguments", "kwargs_payload": "task_keyword_arguments"}
+        return [*shown, *(masked[name] for name in _present(self.model, self.redacted_columns))]
+
+    @admin.display(description="Arguments")
+    def task_arguments(self, obj: Any) -> str:
+        return pretty(redact(getattr(obj, "args_payload", None))) or "—"
+
+    @admin.display(description="Keyword arguments")
+    def task_keyword_arguments(self, obj: Any) -> str:
+        return pretty(redact(getattr(obj, "kwargs_payload", None))) or "—"
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, obj: Any) -> str:

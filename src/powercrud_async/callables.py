@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import inspect
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.conf import settings
+from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
-from .exceptions import InvalidTaskFunction
+from .exceptions import InvalidTaskFunction, TamperedPayload
+
+#: Prefix of a signed call blob: version tag, then a SHA-256 HMAC, then the pickle.
+SIGNED_PREFIX = b"pca1:"
+SIGNATURE_SALT = "powercrud_async.callables.call"
+DIGEST_SIZE = hashlib.sha256().digest_size
 
 
 def resolve_func(func: Any) -> tuple[str, Callable[..., Any]]:
@@ -63,17 +72,44 @@ def accepted_kwargs(func: Callable[..., Any], names: Sequence[str]) -> set[str]:
     return {n for n in names if n in keywordable}
 
 
+def _signature(data: bytes, secret: str | bytes) -> bytes:
+    return salted_hmac(SIGNATURE_SALT, data, secret=secret, algorithm="sha256").digest()
+
+
+def sign_blob(data: bytes) -> bytes:
+    """``data`` behind an HMAC keyed from ``SECRET_KEY``, so storage alone cannot forge a pickle."""
+    return SIGNED_PREFIX + _signature(data, settings.SECRET_KEY) + data
+
+
+def verify_blob(blob: bytes) -> bytes:
+    """The data inside a signed blob; ``TamperedPayload`` unless ``SECRET_KEY`` or one of
+    ``SECRET_KEY_FALLBACKS`` signed it (fallbacks let a key rotation keep old jobs retryable)."""
+    blob = bytes(blob)
+    head = len(SIGNED_PREFIX)
+    if not blob.startswith(SIGNED_PREFIX) or len(blob) < head + DIGEST_SIZE:
+        raise TamperedPayload("The stored job payload is not signed; it was not unpickled.")
+    signature, data = blob[head:head + DIGEST_SIZE], blob[head + DIGEST_SIZE:]
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if any(hmac.compare_digest(signature, _signature(data, secret)) for secret in secrets):
+        return data
+    raise TamperedPayload(
+        "The stored job payload failed its signature check (changed in storage, or signed with a "
+        "SECRET_KEY that is neither the current key nor in SECRET_KEY_FALLBACKS); it was not unpickled."
+    )
+
+
 def dumps_call(args: Sequence[Any], kwargs: dict[str, Any]) -> bytes | None:
-    """Pickle a job's arguments for retry; ``None`` when they cannot be pickled."""
+    """Pickle and sign a job's arguments for retry; ``None`` when they cannot be pickled."""
     try:
-        return pickle.dumps((tuple(args), dict(kwargs)))
+        data = pickle.dumps((tuple(args), dict(kwargs)))
     except Exception:  # noqa: BLE001 - anything unpicklable only disables retry
         return None
+    return sign_blob(data)
 
 
 def loads_call(blob: bytes | None) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-    """Inverse of ``dumps_call`` (the blob is written by us, into our own table)."""
+    """Inverse of ``dumps_call``: the signature is checked before anything is unpickled."""
     if not blob:
         return None
-    args, kwargs = pickle.loads(blob)  # noqa: S301
+    args, kwargs = pickle.loads(verify_blob(blob))  # noqa: S301 - signed by our SECRET_KEY
     return tuple(args), dict(kwargs)

@@ -43,7 +43,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     messages.extend(_check_store())
     messages.extend(_check_sqlite())
     messages.extend(_check_htmx())
+    messages.extend(_check_export())
     return messages
+
+
+def _check_export() -> list[checks.CheckMessage]:
+    """The dashboard's export writes only its known columns: a record model with none of them
+    would have nothing to export (and must never fall back to every column)."""
+    from .dashboard.config import dashboard_config
+    from .dashboard.export import NothingToExport, export_columns
+    from .dashboard.records import RecordSchema, manager_field_map, resolve_record_model
+
+    try:
+        model = resolve_record_model(None, dashboard_config()["RECORD_MODEL"])
+    except ImproperlyConfigured:
+        return []  # no dashboard record model: nothing is exported
+    try:
+        export_columns(RecordSchema(model, manager_field_map(model)))
+    except NothingToExport as exc:
+        return [
+            checks.Error(
+                f"The task dashboard cannot export {model._meta.label}: {exc}",
+                hint="Give the record model (or its field_map) at least a task_name and status column, "
+                "or subclass powercrud_async.models.AbstractAsyncTaskRecord. If the project mounts no "
+                "dashboard, add 'powercrud_async.E040' to SILENCED_SYSTEM_CHECKS.",
+                id=_id("E040"),
+            )
+        ]
+    return []
 
 
 def _check_htmx() -> list[checks.CheckMessage]:

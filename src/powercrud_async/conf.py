@@ -69,6 +69,15 @@ OPTIONS: dict[str, Option] = {
         "to a callable (request, task_info) -> bool.",
     ),
     "DASHBOARD": Option({}, (dict,), "Dashboard options: see the dashboard page."),
+    "REDACT_ARGUMENTS": Option(
+        ("password", "secret", "token", "key", "auth", "credential"),
+        (list, tuple),
+        "Keyword-argument names containing any of these (case-insensitive) are masked on the "
+        "dashboard, the admin, exports and lifecycle records.",
+    ),
+    "KEEP_SENSITIVE_ARGUMENTS": Option(
+        False, (bool,), "Lifecycle records keep the unmasked values of redacted arguments."
+    ),
 }
 
 def _type_names(types: tuple[type, ...]) -> str:

@@ -88,3 +88,7 @@ class TaskCancelled(AsyncManagerError):
 
 class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):
     """A ``field_map`` or record model does not fit the model it names."""
+
+
+class TamperedPayload(AsyncManagerError, ValueError):
+    """A stored job payload failed its signature check (or was never signed): it is not run."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils.module_loading import import_string
 
@@ -343,7 +344,7 @@ def async_admin_action(
     *,
     description: str,
     conflict_model: Any = None,
-    permissions: Sequence[str] | None = None,
+    permissions: Sequence[str] | None = ("change",),
     name: str | None = None,
     manager_class_path: str | None = None,
     manager_config: Mapping[str, Any] | None = None,
@@ -357,10 +358,18 @@ def async_admin_action(
     under its own name (a dotted path or a module-level function), so use this as a call, not as
     a decorator on the job itself. The manager is, in order: ``manager_class_path``, the
     ModelAdmin's ``get_async_manager()`` (if it uses ``AsyncMixin``), the project default.
+
+    ``permissions`` defaults to ``("change",)``: a job usually writes the rows it is given, so a
+    user who may only view them must not launch it. Pass ``permissions=()`` (or other admin
+    permission names) deliberately; the action checks them again when it runs.
     """
     action_name = name or f"{_func_name(func)}_async"
+    required = tuple(permissions or ())
 
     def action(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for permission in required:
+            if not getattr(modeladmin, f"has_{permission}_permission")(request):
+                raise PermissionDenied(f"Launching {action_name} needs the {permission} permission.")
         if manager_class_path is not None:
             manager = AsyncManager.resolve_manager(manager_class_path, manager_config)
         elif callable(getattr(modeladmin, "get_async_manager", None)):
@@ -376,4 +385,4 @@ def async_admin_action(
 
     action.__name__ = action.__qualname__ = action_name
     action.__doc__ = description
-    return admin.action(description=description, permissions=permissions)(action)
+    return admin.action(description=description, permissions=required or None)(action)

@@ -107,6 +107,10 @@ class AuditEntry(models.Model):
     outcome = models.TextField(blank=True)
     succeeded = models.PositiveIntegerField(default=0)
     refused = models.PositiveIntegerField(default=0)
+    results = models.JSONField(default=list, blank=True, help_text=_("[task key, result, detail] per key."))
+    repeats = models.PositiveIntegerField(
+        default=1, help_text=_("How many refused attempts of this user were folded into this entry.")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -130,6 +134,10 @@ class AbstractAsyncTaskRecord(models.Model):
     progress_payload = models.TextField(blank=True)
     percent = models.FloatField(blank=True, null=True)
     user_label = models.CharField(max_length=255, blank=True, db_index=True)
+    user_pk = models.CharField(  # noqa: DJ001 - None: launched with no user
+        max_length=255, blank=True, null=True, db_index=True,
+        help_text=_("The launcher's primary key: what ownership is decided by (the label is display only)."),
+    )
     affected_objects = models.TextField(blank=True)
     func_path = models.CharField(max_length=255, blank=True)
     args_payload = models.JSONField(blank=True, null=True)

@@ -29,7 +29,7 @@ from django.db.models import Case, F, Q, Subquery, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import conf, progress
+from . import conf, progress, redaction
 from .payloads import json_text
 from .statuses import TERMINAL, TaskStatus
 from .tracking_config import _UNSET_STATUS, Tracking, _field
@@ -42,6 +42,7 @@ logger = logging.getLogger("powercrud_async.tracking")
 #: Logical names whose payload key differs; any other logical name is its payload key.
 PAYLOAD_KEYS: dict[str, str] = {
     "user": "user",
+    "user_id": "user",
     "affected": "affected_objects",
     "args": "task_args",
     "kwargs": "task_kwargs",
@@ -172,6 +173,13 @@ def _user_value(manager: ModelTrackingAsyncManager, field_obj: models.Field, use
     return manager.format_user(user)
 
 
+def _user_id_value(user: Any) -> Any:
+    """The launcher's pk, what dashboard ownership is decided by (never the display label)."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return SKIP
+    return str(user.pk)
+
+
 def changes_for(
     manager: ModelTrackingAsyncManager, tracking: Tracking, event: str, payload: Mapping[str, Any]
 ) -> dict[str, Change]:
@@ -195,8 +203,12 @@ def changes_for(
             value = progress_value(field_obj, payload)
         elif logical == "user":
             value = _user_value(manager, field_obj, raw)
+        elif logical == "user_id":
+            value = _user_value(manager, field_obj, raw) if field_obj.is_relation else _user_id_value(raw)
         elif logical == "affected":
             value = manager.format_affected(raw)
+        elif logical in ("args", "kwargs") and raw is not None:
+            value = redaction.for_record(raw)
         elif raw is None:
             continue
         else:

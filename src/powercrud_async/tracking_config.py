@@ -37,6 +37,7 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "progress": "progress_payload",
     "percent": "percent",
     "user": "user_label",
+    "user_id": "user_pk",
     "affected": "affected_objects",
     "func_path": "func_path",
     "args": "args_payload",

@@ -129,9 +129,10 @@ def test_bad_rules_are_configuration_errors(dashboard_settings: Any, staff_clien
 
 def test_own_tasks_only(dashboard_settings: Any, make_record: Any, staff_client: Any) -> None:
     dashboard_settings(VIEW_ACCESS="authenticated", ACTION_ACCESS="authenticated", OWN_TASKS_ONLY=True)
-    make_record(task_name="mine", user_label="alice", status="success")
-    make_record(task_name="theirs", user_label="bob", status="failed", message="Failed: bob's secret")
-    alice = client_for(user("alice"))
+    account = user("alice")
+    make_record(task_name="mine", user_label="alice", user_pk=str(account.pk), status="success")
+    make_record(task_name="theirs", user_label="bob", user_pk="999", status="failed", message="Failed: bob's secret")
+    alice = client_for(account)
     listed = alice.get("/tasks/jobs/").content.decode()
     assert "mine" in listed and "theirs" not in listed and "bob&#x27;s secret" not in listed
     assert alice.get("/tasks/jobs/mine/").status_code == 200

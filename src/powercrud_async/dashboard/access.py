@@ -67,21 +67,19 @@ def sees_everything(request: HttpRequest, own_only: bool) -> bool:
     return bool(user is not None and (user.is_staff or user.is_superuser))
 
 
-def owner_labels(request: HttpRequest) -> list[str]:
-    """The ``user_label`` values that count as "mine" (username, then str(user))."""
+def owner_id(request: HttpRequest) -> str | None:
+    """The viewer's primary key as stored on the jobs they launch (``None``: nobody's owner)."""
     user = _user(request)
-    if user is None or not user.is_authenticated:
-        return []
-    labels = []
-    if hasattr(user, "get_username"):
-        labels.append(str(user.get_username()))
-    labels.append(str(user))
-    return list(dict.fromkeys(label for label in labels if label))
+    if user is None or not user.is_authenticated or user.pk is None:
+        return None
+    return str(user.pk)
 
 
-def own_filter(request: HttpRequest, user_field: str | None) -> Q:
-    """A filter matching nothing unless the record model has a user column to match on."""
-    labels = owner_labels(request)
-    if not user_field or not labels:
+def own_filter(request: HttpRequest, owner_field: str | None) -> Q:
+    """The jobs the viewer launched, decided by the stored user id alone: a username or display
+    name can be renamed, reused or shared, a primary key cannot. Without an owner column (or for
+    anonymous viewers) it matches nothing."""
+    pk = owner_id(request)
+    if not owner_field or pk is None:
         return Q(pk__in=[])
-    return Q(**{f"{user_field}__in": labels})
+    return Q(**{owner_field: pk})

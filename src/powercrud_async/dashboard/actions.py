@@ -6,16 +6,20 @@ returns a report that counts what happened, what was skipped and what was refuse
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from ..async_manager import AsyncManager
 from ..exceptions import (
     AsyncManagerError,
     ConflictError,
+    TamperedPayload,
     TaskNotRetryable,
     TaskStillLive,
     UnknownTask,
@@ -25,7 +29,9 @@ from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from .records import RecordSchema, status_of
 
-DONE, REQUESTED, SKIPPED, REFUSED = "done", "requested", "skipped", "refused"
+logger = logging.getLogger("powercrud_async.dashboard")
+
+DONE, REQUESTED, SKIPPED, REFUSED, ERROR = "done", "requested", "skipped", "refused", "error"
 
 
 @dataclass(slots=True)
@@ -92,10 +98,14 @@ class Report:
         return len(self.of(REFUSED))
 
     @property
+    def errors(self) -> int:
+        return len(self.of(ERROR))
+
+    @property
     def level(self) -> str:
-        if self.refused and not self.succeeded:
+        if (self.refused or self.errors) and not self.succeeded:
             return "error"
-        if self.refused or (self.of(SKIPPED) and not self.succeeded):
+        if self.refused or self.errors or (self.of(SKIPPED) and not self.succeeded):
             return "warning"
         return "success"
 
@@ -104,10 +114,16 @@ class Report:
         return [o.key for o in self.outcomes]
 
     @property
+    def results(self) -> list[list[str]]:
+        """``[key, result, detail]`` per key, for the audit trail."""
+        return [[o.key, o.result, o.detail] for o in self.outcomes]
+
+    @property
     def summary(self) -> str:
-        if len(self.outcomes) == 1 and self.outcomes[0].result == REFUSED:
+        if len(self.outcomes) == 1 and self.outcomes[0].result in (REFUSED, ERROR):
             only = self.outcomes[0]
-            return f"Refused to {ACTIONS[self.action].verb} {only.key}: {only.detail}."
+            verb = "Refused to" if only.result == REFUSED else "Failed to"
+            return f"{verb} {ACTIONS[self.action].verb} {only.key}: {only.detail}."
         done, requested = len(self.of(DONE)), len(self.of(REQUESTED))
         skipped, refused = self.of(SKIPPED), self.of(REFUSED)
         parts: list[str] = []
@@ -128,6 +144,8 @@ class Report:
             parts.append(f"{len(skipped)} {reasons.pop() if len(reasons) == 1 else 'skipped'}")
         if refused:
             parts.append(f"{len(refused)} refused")
+        if self.errors:
+            parts.append(f"{_plural(self.errors, 'error')}")
         text = ", ".join(parts)
         return text[:1].upper() + text[1:] + "."
 
@@ -159,8 +177,14 @@ def _retry(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any
     if live or (status is not None and status not in (TaskStatus.FAILED, TaskStatus.CANCELLED)):
         shown = TaskStatus(info.status).label if live and info else (status.label if status else "unknown")
         return Outcome(key, REFUSED, f"only failed or cancelled jobs can be retried (this one is {str(shown).lower()})")
+    owner = original_owner(info)
+    if owner is None:
+        return Outcome(key, REFUSED, "the user who launched it no longer exists")
     try:
-        new_key = AsyncManager.resolve_manager().retry_task(key, user=user)
+        new_key = AsyncManager.resolve_manager().retry_task(key, user=owner or None)
+    except TamperedPayload as exc:
+        logger.warning("Refused to retry %s: %s", key, exc)
+        return Outcome(key, REFUSED, str(exc))
     except UnknownTask:
         return Outcome(key, REFUSED, "its launch details were purged, so it cannot be run again")
     except ConflictError as exc:
@@ -168,10 +192,30 @@ def _retry(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any
         return Outcome(key, REFUSED, f"its objects are locked by {holders or 'another job'}")
     except (TaskNotRetryable, AsyncManagerError, ValueError, TypeError, LookupError) as exc:
         return Outcome(key, REFUSED, str(exc))
+    operator = str(user.get_username()) if user is not None and user.is_authenticated else "someone"
+    TaskEvent.objects.create(task_name=new_key, event="retry",
+                             message=f"Retry of {key} launched by {operator}"[:2000])
     return Outcome(key, DONE, "retried", new_key=new_key)
 
 
+def original_owner(info: TaskInfo | None) -> Any:
+    """Who a retry runs as: the job's own launcher, so it stays theirs (``""`` when the job had
+    no user; ``None`` when that user was deleted, so nobody silently inherits it)."""
+    if info is None or info.user_id is None:
+        return ""
+    model = get_user_model()
+    try:
+        return model._default_manager.filter(pk=info.user_id).first()
+    except (ValueError, TypeError):
+        return None
+
+
 def _release(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any) -> Outcome:
+    if info is None:
+        live = [lock for lock in get_store().locks(task_name=key) if lock.expires_at > timezone.now()]
+        if live:
+            return Outcome(key, REFUSED, "it is a live reservation: its locks are freed when it "
+                           "launches, is released by its owner, or expires")
     try:
         count = manager_for(info).release_task_locks(key, reason="Locks released by an operator")
     except TaskStillLive as exc:
@@ -201,6 +245,9 @@ def run(action: str, keys: list[str], records: dict[str, Any], schema: RecordSch
             report.outcomes.append(Outcome(key, REFUSED, "it is not in the live-task registry"))
         except AsyncManagerError as exc:
             report.outcomes.append(Outcome(key, REFUSED, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one broken job must not hide the others' outcomes
+            logger.exception("%s of %s failed", action, key)
+            report.outcomes.append(Outcome(key, ERROR, f"{type(exc).__name__}: {exc}"[:500]))
     return report
 
 

@@ -100,7 +100,9 @@ def clusters(now: datetime) -> list[Cluster]:
 
 
 def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
-                   window_hours: int, job_url: Callable[[str], str]) -> Overview:
+                   window_hours: int, job_url: Callable[[str], str], everything: bool = True) -> Overview:
+    """Everything for a viewer who sees every job; otherwise only what ``qs`` (their jobs) holds:
+    no other job's stuck row, and no global figure (locks, queue depth, clusters)."""
     since = now - timedelta(hours=window_hours)
     status = schema["status"]
     updated = schema["updated_at"]
@@ -151,14 +153,16 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
     stuck_rows = [
         StuckRow(s, stuck_jobs.get(name), human_duration(heartbeat_age(s.info, now)), job_url(name))
         for name, s in sorted(stuck.items(), key=lambda item: item[1].info.created_at or now)
+        if everything or name in stuck_jobs
     ]
-    locks, owners = lock_totals()
+    locks, owners = lock_totals() if everything else (0, 0)
     oldest_age = ""
     if oldest is not None and oldest.started.value is not None:
         oldest_age = human_duration((now - oldest.started.value).total_seconds())
     chart = build_chart(hourly_counts(qs, schema, since), now, hours=min(window_hours, 48))
     return Overview(
-        counts=counts, locks=locks, lock_owners=owners, queue_depth=queue.queue_depth(),
-        clusters=clusters(now), oldest_running=oldest, oldest_age=oldest_age, stuck=stuck_rows,
+        counts=counts, locks=locks, lock_owners=owners,
+        queue_depth=queue.queue_depth() if everything else None,
+        clusters=clusters(now) if everything else [], oldest_running=oldest, oldest_age=oldest_age, stuck=stuck_rows,
         recent_failures=failures, running=running, chart=chart, window_hours=window_hours,
     )

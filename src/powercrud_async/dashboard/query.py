@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -97,7 +98,10 @@ class ListState:
             except ValueError:
                 parsed = None
             if parsed is None:
-                errors.append(f"Ignored the date {raw!r}: use YYYY-MM-DD.")
+                errors.append(f"Ignored the date {raw[:40]!r}: use YYYY-MM-DD.")
+            elif not day_in_range(parsed):
+                errors.append(f"Ignored the date {raw!r}: it is out of the range this site can search.")
+                parsed = None
             return parsed
 
         sort = (query.get("sort") or "").strip()
@@ -187,6 +191,19 @@ class ListState:
 def _day_start(day: date) -> datetime:
     start = datetime.combine(day, time.min)
     return timezone.make_aware(start) if settings.USE_TZ else start
+
+
+def day_in_range(day: date) -> bool:
+    """Can the list filter from this day and until its end? The bounds of a day in the current
+    zone, and in UTC (how databases store them), must both be representable datetimes."""
+    try:
+        bounds = (_day_start(day), _day_start(day + timedelta(days=1)))
+        if settings.USE_TZ:
+            for bound in bounds:
+                bound.astimezone(dt_timezone.utc)
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 def attention_q(schema: RecordSchema, stuck: set[str], since: datetime) -> Q:

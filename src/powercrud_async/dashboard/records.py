@@ -19,7 +19,7 @@ from ..statuses import ACTIVE, TaskStatus
 
 #: Logical columns the dashboard knows, named as on ``AbstractAsyncTaskRecord``.
 LOGICAL_FIELDS = (
-    "task_name", "status", "message", "progress_payload", "percent", "user_label",
+    "task_name", "status", "message", "progress_payload", "percent", "user_label", "user_id",
     "affected_objects", "func_path", "args_payload", "kwargs_payload", "result_payload",
     "cleaned_up", "retry_of", "created_at", "updated_at", "started_at", "completed_at",
     "failed_at", "cancelled_at", "duration", "error", "traceback",
@@ -28,6 +28,7 @@ LOGICAL_FIELDS = (
 #: Lifecycle payload keys that feed each logical column (what a ``field_map`` is keyed by).
 PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     "user_label": ("user", "user_label"),
+    "user_id": ("user_id", "user_pk"),
     "result_payload": ("result", "result_payload"),
     "args_payload": ("task_args", "args", "args_payload"),
     "kwargs_payload": ("task_kwargs", "kwargs", "kwargs_payload"),
@@ -103,6 +104,17 @@ class RecordSchema:
             if isinstance(value, str) and value in keys and key in self.names:
                 return key
         return logical if logical in self.names else None
+
+    @cached_property
+    def owner_field(self) -> str | None:
+        """Where the launcher's id lives: the user id column, else a relation to the user model.
+        The display label never decides ownership."""
+        if self.columns.get("user_id"):
+            return self.columns["user_id"]
+        label = self.columns.get("user_label")
+        if label and self.model._meta.get_field(label).is_relation:
+            return label
+        return None
 
     def __getitem__(self, logical: str) -> str | None:
         return self.columns.get(logical)

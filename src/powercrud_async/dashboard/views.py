@@ -47,12 +47,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from neapolitan.views import CRUDView, Role
 
 from .. import progress as progress_cache
+from ..launching import TASK_KEY_MAX_LENGTH
 from ..models import AuditEntry, TaskEvent, TaskLogEntry
+from ..redaction import redact
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from ..views import ProgressView
+from ..visibility import can_view
 from . import access, actions, audit
 from .config import ALL_COLUMNS, dashboard_config
+from .export import EXPORT_FIELDS, NothingToExport, export_columns, masked_rows
 from .liveness import stuck_tasks
 from .overview import build_overview
 from .query import (
@@ -257,7 +261,7 @@ class TaskDashboardMixin:
     def get_queryset(self) -> QuerySet[Any]:
         qs = self.record_model._default_manager.all()
         if not self.sees_everything:
-            qs = qs.filter(access.own_filter(self.request, self.schema["user_label"]))
+            qs = qs.filter(access.own_filter(self.request, self.schema.owner_field))
         return qs
 
     def get_record(self, key: str) -> Any:
@@ -347,7 +351,8 @@ class TaskDashboardMixin:
     # -- overview --------------------------------------------------------------------------------
     def overview(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         data = build_overview(self.get_queryset(), self.schema, self.now,
-                              window_hours=self.config["RECENT_WINDOW_HOURS"], job_url=self.job_url)
+                              window_hours=self.config["RECENT_WINDOW_HOURS"], job_url=self.job_url,
+                              everything=self.sees_everything)
         hours = self.config["RECENT_WINDOW_HOURS"]
         window = "24h" if hours == 24 else ""
         lst = self.page_url("list")
@@ -488,9 +493,16 @@ class TaskDashboardMixin:
             "users": users,
             "page_sizes": sorted(set(self.config["PAGE_SIZES"]) | {state.default_per_page}),
             "window_labels": WINDOW_LABELS,
-            "stuck_count": len(stuck),
+            "stuck_count": self.visible_count(stuck),
             "column_count": len(columns) + (2 if self.can_act else 1),
         }
+
+    def visible_count(self, keys: Any) -> int:
+        """How many of ``keys`` this viewer may see (all of them for those who see everything)."""
+        if self.sees_everything or not keys:
+            return len(keys)
+        key_field = self.schema["task_name"]
+        return self.get_queryset().filter(**{f"{key_field}__in": list(keys)}).count() if key_field else 0
 
     def list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         context = self.list_context()
@@ -511,6 +523,8 @@ class TaskDashboardMixin:
     # -- detail ----------------------------------------------------------------------------------
     def progress_dict(self, job: Job) -> dict[str, Any]:
         snapshot = progress_cache.read(job.key)
+        if snapshot is not None and not can_view(self.request, snapshot.user_id, job.key):
+            snapshot = None  # the same owner rule as the progress endpoint
         status = job.status
         message = job.message
         percent = job.percent
@@ -635,7 +649,7 @@ class TaskDashboardMixin:
         if info is not None and job.record is None:
             args_text = ""
         else:
-            args_text = pretty(self.schema.value(job.record, "args_payload")) if job.record is not None else ""
+            args_text = pretty(redact(self.schema.value(job.record, "args_payload"))) if job.record is not None else ""
         def fact(label: str, value: Any = "", *, moment: Moment | None = None, mono: bool = False) -> dict[str, Any]:
             return {"label": label, "value": value, "moment": moment or None, "is_time": moment is not None,
                     "mono": mono}
@@ -680,7 +694,7 @@ class TaskDashboardMixin:
             "full_error": full_error,
             "result": pretty(result_value) if show_result else "",
             "args": args_text,
-            "kwargs": pretty(self.schema.value(job.record, "kwargs_payload")) if job.record is not None else "",
+            "kwargs": pretty(redact(self.schema.value(job.record, "kwargs_payload"))) if job.record is not None else "",
             "facts": facts,
             "fields_rows": self.detail_fields_rows(job.record),
             "affected": job.affected,
@@ -757,9 +771,11 @@ class TaskDashboardMixin:
         answer = ""
         if model and pk:
             holders = sorted({str(r["task"]) for r in rows})
+            nobody = "Nobody holds" if self.sees_everything else "None of your jobs holds"
             answer = (f"{model} {pk} is held by {', '.join(holders)}." if holders
-                      else f"Nobody holds {model} {pk}.")
-        labels = sorted({lock.model_label for lock in store.locks()}) if len(found) < 5000 else []
+                      else f"{nobody} {model} {pk}.")
+        every = store.locks() if self.sees_everything else found
+        labels = sorted({lock.model_label for lock in every}) if len(found) < 5000 else []
         query = {k: v for k, v in (("model", model), ("pk", pk), ("task", task)) if v}
         base = self.page_url("locks")
         context: dict[str, Any] = {
@@ -815,9 +831,7 @@ class TaskDashboardMixin:
         return self.render(context)
 
     # -- export ----------------------------------------------------------------------------------
-    EXPORT_FIELDS = ("task_name", "status", "user_label", "func_path", "message", "percent",
-                     "created_at", "updated_at", "started_at", "completed_at", "failed_at",
-                     "cancelled_at", "duration", "retry_of", "cleaned_up", "affected_objects")
+    EXPORT_FIELDS = EXPORT_FIELDS
 
     def export(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         fmt = (request.GET.get("format") or "csv").lower()
@@ -831,9 +845,13 @@ class TaskDashboardMixin:
         qs = filter_records(self.get_queryset(), state, self.schema, now=self.now)
         qs = order_records(qs.filter(status_filter(state, self.schema, attention)), state,
                            {c.key: c.field for c in columns if c.field})
-        names = [(logical, self.schema[logical]) for logical in self.EXPORT_FIELDS if self.schema[logical]]
+        try:
+            names = export_columns(self.schema, self.EXPORT_FIELDS)
+        except NothingToExport as exc:
+            logger.error("Export refused: %s", exc)
+            return HttpResponse(f"Export is not configured: {exc}", status=500, content_type="text/plain")
         limit = self.config["EXPORT_LIMIT"] or None
-        rows = qs.values_list(*[name for _, name in names if name])
+        rows = qs.values_list(*[name for _, name in names])
         if limit:
             rows = rows[:limit]
         headers = [logical for logical, _ in names]
@@ -860,10 +878,12 @@ class TaskDashboardMixin:
         action = actions.ACTIONS.get(name)
         if action is None:
             return HttpResponseBadRequest("Unknown action. Expected one of: " + ", ".join(actions.ACTIONS) + ".")
-        keys = list(dict.fromkeys(k.strip() for k in request.POST.getlist("tasks") if k.strip()))[:MAX_BULK]
+        posted = list(dict.fromkeys(k.strip() for k in request.POST.getlist("tasks") if k.strip()))[:MAX_BULK]
+        too_long = [k for k in posted if len(k) > TASK_KEY_MAX_LENGTH]  # cannot be task keys
+        keys = [k for k in posted if k not in too_long]
         back = self.safe_next(self.page_url("list"))
         if not self.can_act:
-            audit.record(request, name, keys, "Refused: no permission to act on jobs.", refused=len(keys))
+            audit.record(request, name, posted, "Refused: no permission to act on jobs.", refused=len(posted))
             raise PermissionDenied("You may see the task dashboard but not act on jobs.")
         if not keys:
             return self.respond_report(None, back, "Select at least one job first.", "warning")
@@ -876,11 +896,15 @@ class TaskDashboardMixin:
         keys = [k for k in keys if k not in hidden]
         if action.destructive and request.POST.get("confirmed") != "1" and keys:
             return self.confirm(action, keys, records, back)
-        report = actions.run(name, keys, records, self.schema, request.user)
-        for key in hidden:
+        try:
+            report = actions.run(name, keys, records, self.schema, request.user)
+        except Exception as exc:
+            audit.record(request, name, keys, f"Failed: {type(exc).__name__}: {exc}", refused=len(keys))
+            raise
+        for key in hidden + too_long:
             report.outcomes.append(actions.Outcome(key, actions.REFUSED, "no such job"))
-        audit.record(request, name, report.targets, report.summary,
-                     succeeded=report.succeeded, refused=report.refused)
+        audit.record(request, name, report.targets, report.summary, succeeded=report.succeeded,
+                     refused=report.refused + report.errors, results=report.results)
         return self.respond_report(report, back, report.summary, report.level)
 
     def confirm(self, action: actions.Action, keys: builtins.list[str], records: dict[str, Any],
@@ -952,14 +976,14 @@ class _Echo:
 def _csv_rows(headers: list[str], rows: Any) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(headers)
-    for row in rows.iterator(chunk_size=2000):
+    for row in masked_rows(headers, rows.iterator(chunk_size=2000)):
         yield writer.writerow([_cell(v) for v in row])
 
 
 def _json_rows(headers: list[str], rows: Any) -> Iterator[str]:
     yield "["
     first = True
-    for row in rows.iterator(chunk_size=2000):
+    for row in masked_rows(headers, rows.iterator(chunk_size=2000)):
         item = {h: (v.isoformat() if hasattr(v, "isoformat") else v) for h, v in zip(headers, row, strict=True)}
         yield ("" if first else ",") + "\n" + json.dumps(item, default=str, ensure_ascii=False)
         first = False

@@ -1,0 +1,44 @@
+"""Which record columns the export writes, and the rows it writes (arguments masked).
+
+Only the listed logical columns the record model has are exported: a model with none of them is
+a configuration error (system check ``powercrud_async.E040``), never a dump of every column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from ..redaction import redact
+from .records import RecordSchema
+
+EXPORT_FIELDS = ("task_name", "status", "user_label", "func_path", "message", "percent",
+                 "created_at", "updated_at", "started_at", "completed_at", "failed_at",
+                 "cancelled_at", "duration", "retry_of", "cleaned_up", "affected_objects")
+#: Logical columns whose values go through ``redact`` when a project exports them.
+REDACTED = frozenset({"args_payload", "kwargs_payload"})
+
+
+class NothingToExport(Exception):
+    """The record model has none of the export columns."""
+
+
+def export_columns(schema: RecordSchema, fields: Sequence[str] = EXPORT_FIELDS) -> list[tuple[str, str]]:
+    """``(logical name, model field)`` for each export column the model has."""
+    found = [(logical, schema[logical]) for logical in fields if schema[logical]]
+    columns = [(logical, str(name)) for logical, name in found]
+    if not columns:
+        raise NothingToExport(
+            f"{schema.model._meta.label} has none of the export columns ({', '.join(fields)})."
+        )
+    return columns
+
+
+def masked_rows(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """Each row with the values of argument columns redacted."""
+    masked = [i for i, name in enumerate(headers) if name in REDACTED]
+    for row in rows:
+        values = list(row)
+        for i in masked:
+            values[i] = redact(values[i])
+        yield values
