@@ -84,3 +84,11 @@ class TaskCancelled(AsyncManagerError):
 
 class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):
     """A ``field_map`` or record model does not fit the model it names."""
+
+
+class InvalidSchedule(AsyncManagerError, ValueError):
+    """A schedule's name, trigger, arguments or manager is wrong; nothing was created or changed."""
+
+
+class UnknownSchedule(AsyncManagerError, LookupError):
+    """No django-q2 ``Schedule`` has this id."""
