@@ -12,7 +12,12 @@ from django_q.models import OrmQ, Schedule
 
 from powercrud_async import scheduling
 from powercrud_async.async_manager import AsyncManager
-from powercrud_async.exceptions import InvalidConflictIds, InvalidSchedule, InvalidTaskFunction, UnknownSchedule
+from powercrud_async.exceptions import (
+    InvalidConflictIds,
+    InvalidSchedule,
+    InvalidTaskFunction,
+    UnknownSchedule,
+)
 from powercrud_async.models import LiveTask, ScheduleState, TaskEvent, TaskLock
 from tests.cluster import wait_until
 from tests.dashboard.managers import DashboardManager
