@@ -132,7 +132,8 @@ def _our_last(state: Any, info: Any, now: datetime, job_url: Callable[[str], str
     url = job_url(state.last_task) if state.last_task else ""
     when = Moment.of(state.last_run_at, now)
     if state.last_outcome == scheduling.BLOCKED:
-        return LastRun("Skipped", TaskStatus.CANCELLED, state.last_message, url, when)
+        why = state.last_message.partition("skipped: ")[2] or state.last_message
+        return LastRun("Skipped", TaskStatus.CANCELLED, why, url, when)
     if state.last_outcome == scheduling.ERROR:
         return LastRun("Not launched", TaskStatus.FAILED, state.last_message, "", when)
     status = status_of(info.status) if info is not None else TaskStatus.UNKNOWN
