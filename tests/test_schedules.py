@@ -48,6 +48,7 @@ def test_schedule_async_task_stores_a_run_through_the_manager() -> None:
     assert isinstance(schedule, Schedule)
     assert schedule.func == "powercrud_async.scheduling.run_scheduled"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 15, 4)
+    assert schedule.intended_date_kwarg == "scheduled_for"  # each run learns its due time
     spec = scheduling.spec_of(Schedule.objects.get(pk=schedule.pk))
     assert spec == {
         "func": "tests.testapp.tasks.add", "args": [2, 3], "kwargs": {"greeting": "hi"},
@@ -232,6 +233,19 @@ def test_plain_django_q2_schedule_runs_now_through_the_manager(django_capture_on
     assert scheduling.describe_trigger(plain) == "every day"
 
 
+@pytest.mark.django_db
+def test_a_redelivered_scheduled_run_launches_nothing_twice(django_capture_on_commit_callbacks: Any) -> None:
+    schedule = make()
+    spec = scheduling.spec_of(schedule)
+    due = "2026-12-04T03:00:00.250000+01:00"
+    with django_capture_on_commit_callbacks(execute=True):
+        first = scheduling.run_scheduled(spec, scheduled_for=due)
+        again = scheduling.run_scheduled(spec, scheduled_for=due)
+    assert first["task"] == again["task"] == f"schedule-{schedule.pk}-20261204T020000Z"
+    assert (first["outcome"], again["message"]) == ("launched", "Already launched")
+    assert LiveTask.objects.count() == 1 and OrmQ.objects.count() == 1
+
+
 # -- end to end: django-q2's scheduler inside a real qcluster --------------------------------------
 def last_state(schedule: Schedule) -> ScheduleState | None:
     return ScheduleState.objects.filter(schedule_id=schedule.pk).exclude(last_outcome="").first()
@@ -245,7 +259,7 @@ def test_due_schedule_runs_once_through_the_manager_and_frees_its_locks(qcluster
                     next_run=timezone.now() - timedelta(seconds=5))
     qcluster(PCA_Q_GUARD_CYCLE="30")  # the scheduler runs as the cluster starts
     state = wait_until(lambda: last_state(schedule), timeout=60)
-    assert state.last_outcome == "launched"
+    assert state.last_outcome == "launched" and state.last_task.startswith(f"schedule-{schedule.pk}-")
     wait_until(lambda: LiveTask.objects.filter(task_name=state.last_task, status="success").exists(), timeout=60)
     assert LiveTask.objects.count() == 1
     record = AsyncTaskRecord.objects.get(task_name=state.last_task)

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -32,9 +33,10 @@ from django.utils.module_loading import import_string
 
 from .callables import resolve_func
 from .conflicts import normalize_conflict_ids, to_json
-from .exceptions import ConflictError, InvalidSchedule, UnknownSchedule
+from .exceptions import ConflictError, InvalidSchedule, InvalidTaskName, UnknownSchedule
 from .models import ScheduleState
 from .statuses import TaskStatus
+from .stores import get_store
 
 if TYPE_CHECKING:
     from django_q.models import Schedule
@@ -50,6 +52,8 @@ ENTRY_POINT = "powercrud_async.scheduling.run_scheduled"
 NAME_MAX_LENGTH = 100  # Schedule.name
 MAX_MINUTES = 32767  # Schedule.minutes is a PositiveSmallIntegerField
 LAUNCHED, BLOCKED, ERROR = "launched", "blocked", "error"
+#: django-q2's scheduler passes each run's due time under this keyword (``intended_date_kwarg``).
+DUE_KWARG = "scheduled_for"
 
 #: Trigger types in words (django-q2's ``Schedule.TYPE`` codes).
 EVERY = {
@@ -269,7 +273,8 @@ def create_schedule(
         "manager_class": manager_path, "manager_config": manager_config,
     }
     Schedule = _schedule_model()
-    schedule = Schedule(name=name, func=ENTRY_POINT, next_run=next_run or timezone.now(), **trigger)
+    schedule = Schedule(name=name, func=ENTRY_POINT, next_run=next_run or timezone.now(),
+                        intended_date_kwarg=DUE_KWARG, **trigger)
     with transaction.atomic(using=router.db_for_write(Schedule)):
         _store_spec(schedule, spec)
         _full_clean(schedule)
@@ -364,7 +369,7 @@ def update_schedule(pk: Any, *, name: Any, schedule_type: Any, minutes: Any = No
         schedule.cron = trigger["cron"]
         when = next_run
         if trigger["schedule_type"] == "C" and (retimed or when is None):
-            when = croniter_class()(schedule.cron, timezone.localtime()).get_next(datetime)
+            when = cron_next(schedule.cron, timezone.now())
         state = ScheduleState.objects.using(using).filter(schedule_id=schedule.pk, paused_at__isnull=False).first()
         if state is not None:
             state.saved_repeats = trigger["repeats"]
@@ -391,25 +396,44 @@ class RunOutcome:
     holders: tuple[str, ...] = ()
 
 
-def run_scheduled(spec: dict[str, Any]) -> dict[str, Any]:
+def run_scheduled(spec: dict[str, Any], scheduled_for: str | None = None) -> dict[str, Any]:
     """What django-q2's scheduler runs (its dotted path is stored in ``Schedule`` rows).
 
     Launches the schedule's job through its manager and returns what happened. A lock held by
-    another task is an outcome, not an error: the schedule simply runs again next time.
+    another task is an outcome, not an error: the schedule simply runs again next time. The job's
+    key comes from the schedule and its due time, so a redelivered run finds its job already
+    registered and launches nothing.
     """
     user = None
     if spec.get("user"):
         user = get_user_model()._default_manager.filter(pk=spec["user"]).first()
-    found = launch_spec(spec, schedule_pk=spec.get("schedule"), user=user, manual=False)
+    key = run_key(spec.get("schedule"), scheduled_for)
+    found = launch_spec(spec, schedule_pk=spec.get("schedule"), user=user, manual=False, key=key)
     return {"task": found.task, "outcome": found.outcome, "message": found.message}
 
 
-def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual: bool) -> RunOutcome:
+def run_key(schedule_pk: Any, scheduled_for: str | None) -> str | None:
+    """``schedule-<id>-<due time, UTC>``: one key per scheduled run."""
+    if schedule_pk is None or not scheduled_for:
+        return None
+    try:
+        due = datetime.fromisoformat(scheduled_for)
+    except ValueError:
+        return None
+    if timezone.is_aware(due):
+        due = due.astimezone(dt_timezone.utc)
+    return f"schedule-{schedule_pk}-{due:%Y%m%dT%H%M%S}Z"
+
+
+def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual: bool,
+                key: str | None = None) -> RunOutcome:
     """Launch one run through the manager and note it on the schedule."""
     from .async_manager import AsyncManager
 
     manager = AsyncManager.resolve_manager(spec.get("manager_class") or None, spec.get("manager_config"))
-    key = str(uuid.uuid4())
+    if key is not None and get_store().get(key) is not None:
+        return RunOutcome(task=key, outcome=LAUNCHED, message="Already launched")
+    key = key or str(uuid.uuid4())
     name = _schedule_name(schedule_pk)
     try:
         manager.launch_async_task(
@@ -423,6 +447,10 @@ def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual:
         record_blocked(manager, key, spec, user=user, message=message)
         note_run(schedule_pk, key, BLOCKED, message)
         return RunOutcome(task=key, outcome=BLOCKED, message=message, holders=tuple(exc.holders))
+    except InvalidTaskName:
+        if get_store().get(key) is None:
+            raise
+        return RunOutcome(task=key, outcome=LAUNCHED, message="Already launched")  # a racing redelivery
     except Exception as exc:
         note_run(schedule_pk, "", ERROR, f"{type(exc).__name__}: {exc}")
         raise
@@ -512,6 +540,14 @@ def pause_schedule(pk: Any, *, user: Any = None) -> bool:
     return True
 
 
+def cron_next(expression: str, after: datetime) -> datetime:
+    """The next match of ``expression``, read in django-q2's time zone as its scheduler does."""
+    from django_q.utils import localtime
+
+    found: datetime = croniter_class()(expression, localtime(after)).get_next(datetime)
+    return found
+
+
 def next_run_after(schedule: Schedule, planned: datetime | None, now: datetime) -> datetime:
     """The first run of the schedule's own trigger after ``now`` (``planned`` if still ahead).
 
@@ -521,7 +557,7 @@ def next_run_after(schedule: Schedule, planned: datetime | None, now: datetime) 
         return planned
     kind = schedule.schedule_type
     if kind == "C":
-        return croniter_class()(schedule.cron, timezone.localtime(now)).get_next(datetime)
+        return cron_next(schedule.cron, now)
     if planned is None or kind == "O":
         return now
     fixed = {"I": timedelta(minutes=schedule.minutes or 1), "H": timedelta(hours=1)}.get(kind)
