@@ -246,6 +246,27 @@ def test_a_redelivered_scheduled_run_launches_nothing_twice(django_capture_on_co
     assert LiveTask.objects.count() == 1 and OrmQ.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_a_run_queued_before_its_schedule_was_removed_launches_nothing() -> None:
+    schedule = make()
+    spec = scheduling.spec_of(schedule)
+    scheduling.remove_schedule(schedule.pk)
+    assert scheduling.run_scheduled(spec, scheduled_for=timezone.now().isoformat())["outcome"] == "removed"
+    assert not LiveTask.objects.exists() and not OrmQ.objects.exists()
+
+
+def test_the_docs_quote_the_real_error_messages(db: Any) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "schedules.md").read_text()
+    make(name="Nightly")
+    for options in ({"schedule_type": "C", "minutes": None, "cron": "61 * * * *"}, {"minutes": -5},
+                    {"name": "Nightly"}):
+        with pytest.raises(InvalidSchedule) as caught:
+            make(**options)
+        assert f"`{caught.value}`" in text
+
+
 # -- end to end: django-q2's scheduler inside a real qcluster --------------------------------------
 def last_state(schedule: Schedule) -> ScheduleState | None:
     return ScheduleState.objects.filter(schedule_id=schedule.pk).exclude(last_outcome="").first()

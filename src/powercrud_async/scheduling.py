@@ -404,11 +404,14 @@ def run_scheduled(spec: dict[str, Any], scheduled_for: str | None = None) -> dic
     key comes from the schedule and its due time, so a redelivered run finds its job already
     registered and launches nothing.
     """
+    pk = spec.get("schedule")
+    if pk is not None and not _schedule_model().objects.filter(pk=pk).exists():
+        return {"task": "", "outcome": "removed", "message": f"Schedule {pk} was removed before this run."}
     user = None
     if spec.get("user"):
         user = get_user_model()._default_manager.filter(pk=spec["user"]).first()
-    key = run_key(spec.get("schedule"), scheduled_for)
-    found = launch_spec(spec, schedule_pk=spec.get("schedule"), user=user, manual=False, key=key)
+    key = run_key(pk, scheduled_for)
+    found = launch_spec(spec, schedule_pk=pk, user=user, manual=False, key=key)
     return {"task": found.task, "outcome": found.outcome, "message": found.message}
 
 

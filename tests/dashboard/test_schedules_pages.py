@@ -95,6 +95,8 @@ def test_run_now_pause_resume_remove_from_the_page_are_audited(staff_client: Cli
     assert Schedule.objects.get(pk=schedule.pk).repeats == 5
     confirm = staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk]}, headers={"HX-Request": "true"})
     assert "Remove 1 schedule?" in confirm.content.decode() and Schedule.objects.filter(pk=schedule.pk).exists()
+    page = staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk]})  # without JavaScript
+    assert "<html" in page.content.decode() and "Remove 1 schedule?" in page.content.decode()
     staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk], "confirmed": "1"})
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
     entries = list(AuditEntry.objects.order_by("id").values_list("action", "username", "succeeded", "outcome"))
