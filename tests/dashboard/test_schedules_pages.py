@@ -103,6 +103,8 @@ def test_run_now_pause_resume_remove_from_the_page_are_audited(staff_client: Cli
     assert [e[:3] for e in entries] == [("schedule-run", "ops", 1), ("schedule-pause", "ops", 1),
                                         ("schedule-resume", "ops", 1), ("schedule-remove", "ops", 1)]
     assert entries[-1][3] == "Removed 1 schedule."
+    audit_page = staff_client.get("/tasks/audit/").content.decode()
+    assert "/tasks/schedules/?q=nightly" in audit_page  # targets link to the schedule, not to a job
 
 
 def test_bulk_actions_report_counts_and_cover_plain_schedules(staff_client: Client) -> None:
