@@ -98,6 +98,8 @@ Q_CLUSTER = {
     "timeout": int(os.environ.get("PCA_Q_TIMEOUT", "30")),
     "retry": int(os.environ.get("PCA_Q_RETRY", "40")),
     "poll": 0.1,
+    # 30 makes the scheduler run as soon as the cluster starts (its loop adds this up to 30).
+    "guard_cycle": float(os.environ.get("PCA_Q_GUARD_CYCLE", "0.5")),
     "catch_up": False,
     "max_attempts": 3,
     "save_limit": 0,

@@ -214,6 +214,37 @@ class AsyncManager(PowerCrudSurface):
             sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of, kwargs=kwargs,
         )
 
+    def schedule_async_task(
+        self,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        name: str,
+        schedule_type: str = "O",
+        minutes: int | None = None,
+        cron: str | None = None,
+        repeats: int = -1,
+        next_run: Any = None,
+        conflict_ids: Any = None,
+        user: Any = None,
+        affected_objects: Any = None,
+        manager_class: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Create a django-q2 ``Schedule`` (same keywords and ``schedule_type`` codes as
+        ``django_q.tasks.schedule``) whose every run launches through this manager.
+
+        A run whose objects are locked by another task is recorded and skipped; the schedule
+        runs again at its next time. Raises ``InvalidSchedule`` (and the launch errors for a bad
+        ``func`` or ``conflict_ids``) before anything is written.
+        """
+        from .scheduling import create_schedule
+
+        return create_schedule(
+            self, func, args, kwargs, name=name, schedule_type=schedule_type, minutes=minutes,
+            cron=cron, repeats=repeats, next_run=next_run, conflict_ids=conflict_ids, user=user,
+            affected_objects=affected_objects, manager_class=manager_class,
+        )
+
     # -- progress ------------------------------------------------------------------------------
     def update_progress(
         self,

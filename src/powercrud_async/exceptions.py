@@ -92,3 +92,11 @@ class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):
 
 class TamperedPayload(AsyncManagerError, ValueError):
     """A stored job payload failed its signature check (or was never signed): it is not run."""
+
+
+class InvalidSchedule(AsyncManagerError, ValueError):
+    """A schedule's name, trigger, arguments or manager is wrong; nothing was created or changed."""
+
+
+class UnknownSchedule(AsyncManagerError, LookupError):
+    """No django-q2 ``Schedule`` has this id."""

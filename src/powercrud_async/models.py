@@ -165,3 +165,26 @@ class AbstractAsyncTaskRecord(models.Model):
     @property
     def finished_at(self):  # type: ignore[no-untyped-def]
         return self.completed_at or self.failed_at or self.cancelled_at
+
+
+class ScheduleState(models.Model):
+    """What a django-q2 ``Schedule`` cannot hold: a pause that keeps the exact trigger to resume
+    with, and the last run launched through the manager (its job, or why it did not run)."""
+
+    schedule = models.OneToOneField(
+        "django_q.Schedule", on_delete=models.CASCADE, primary_key=True, related_name="powercrud_state"
+    )
+    paused_at = models.DateTimeField(blank=True, null=True)
+    paused_by = models.CharField(max_length=255, blank=True)
+    saved_repeats = models.IntegerField(blank=True, null=True)
+    saved_next_run = models.DateTimeField(blank=True, null=True)
+    last_task = models.CharField(max_length=255, blank=True)
+    last_outcome = models.CharField(max_length=20, blank=True)
+    last_message = models.TextField(blank=True)
+    last_run_at = models.DateTimeField(blank=True, null=True)
+
+    class Meta:
+        verbose_name = _("schedule state")
+
+    def __str__(self) -> str:
+        return f"schedule {self.schedule_id}"

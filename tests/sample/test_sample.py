@@ -364,8 +364,9 @@ def test_demo_setup_is_idempotent() -> None:
     assert not LiveTask.objects.exists()  # seeding launches nothing
     from django_q.models import Schedule
 
-    [schedule] = Schedule.objects.all()
-    assert (schedule.func, schedule.minutes) == ("powercrud_async.schedules.cleanup_async_artifacts", 1)
+    cleanup, audit = Schedule.objects.order_by("pk")
+    assert (cleanup.func, cleanup.minutes) == ("powercrud_async.schedules.cleanup_async_artifacts", 1)
+    assert (audit.func, audit.minutes) == ("powercrud_async.scheduling.run_scheduled", 30)
 
 
 @pytest.mark.django_db(transaction=True)

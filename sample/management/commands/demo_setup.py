@@ -21,8 +21,8 @@ DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - a local demo account, printed
 
 class Command(BaseCommand):
     help = (
-        "Migrate, create the cache table, the demo user, the demo books and the cleanup schedule "
-        "(idempotent)."
+        "Migrate, create the cache table, the demo user, the demo books, the cleanup schedule and "
+        "a demo schedule (idempotent)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,15 +49,34 @@ class Command(BaseCommand):
             books_created, chapters_created = self.seed_library()
             # The running qcluster reclaims what a dead worker leaves behind (locks, records).
             schedule = ensure_cleanup_schedule()
+            audit = self.ensure_audit_schedule()
         self.stdout.write(
             f"Demo library: {Book.objects.count()} books, {Chapter.objects.count()} chapters "
             f"({books_created} books and {chapters_created} chapters added now)."
         )
         self.stdout.write(f"Cleanup schedule {schedule.name!r}: every {schedule.minutes} min.")
+        self.stdout.write(f"Demo schedule {audit.name!r}: every {audit.minutes} min, under the books' locks.")
         self.stdout.write(self.style.SUCCESS(
             f"Demo user {'created' if created else 'ready'}. Log in with\n"
             f"    username: {username}\n    password: {password}"
         ))
+
+    def ensure_audit_schedule(self) -> Any:
+        """A recurring job on the Schedules page: it runs through the manager, so a run finding
+        its books locked by another job is skipped and recorded, never run unlocked."""
+        from django_q.models import Schedule
+
+        from sample.async_manager import SampleAsyncManager
+
+        name = "Audit prices (first three books)"
+        found = Schedule.objects.filter(name=name).first()
+        if found is not None:
+            return found
+        ids = list(Book.objects.order_by("pk").values_list("pk", flat=True)[:3])
+        return SampleAsyncManager().schedule_async_task(
+            "sample.jobs.audit_prices", ids, name=name, schedule_type=Schedule.MINUTES, minutes=30,
+            conflict_ids={"sample.Book": ids}, affected_objects=f"Books {', '.join(map(str, ids))}",
+        )
 
     def seed_library(self) -> tuple[int, int]:
         books_created = chapters_created = 0

@@ -84,6 +84,7 @@ from .records import (
     split_error,
     status_of,
 )
+from .schedules import SchedulePages, schedule_summary
 
 __all__ = ["TaskDashboardMixin", "TaskDashboardView"]
 
@@ -98,6 +99,8 @@ COLUMN_LABELS = {"task": "Job", "status": "Status", "progress": "Progress", "use
 #: Record fields the detail page shows in their own sections (so each is shown once).
 SECTION_FIELDS = ("result_payload", "args_payload", "kwargs_payload", "traceback", "error")
 MAX_BULK = 500
+SCHEDULE_ROUTES = {"schedules": "schedules/", "schedule-action": "schedules/actions/",
+                   "schedule-new": "schedules/new/", "schedule-edit": "schedules/<int:schedule_id>/edit/"}
 
 
 @dataclass(slots=True)
@@ -117,7 +120,7 @@ class Cell:
     label: str = ""
 
 
-class TaskDashboardMixin:
+class TaskDashboardMixin(SchedulePages):
     """Turns a neapolitan ``CRUDView`` over a task-record model into the whole dashboard."""
 
     # -- seed 000's attributes ---------------------------------------------------------------------
@@ -140,6 +143,7 @@ class TaskDashboardMixin:
         "export": "export/",
         "progress": "progress/",
         "detail": "job/<path:task_key>/",
+        **SCHEDULE_ROUTES,
     }
     page_handlers: dict[str, dict[str, str]] = {
         "overview": {"get": "overview"},
@@ -150,6 +154,10 @@ class TaskDashboardMixin:
         "action": {"post": "perform_action"},
         "export": {"get": "export"},
         "progress": {"get": "progress"},
+        "schedules": {"get": "schedules"},
+        "schedule-action": {"post": "schedule_action"},
+        "schedule-new": {"get": "schedule_new", "post": "schedule_new"},
+        "schedule-edit": {"get": "schedule_edit", "post": "schedule_edit"},
     }
     lookup_url_kwarg = "task_key"
     dashboard_title: str | None = None
@@ -304,6 +312,7 @@ class TaskDashboardMixin:
         nav = [
             ("overview", "Overview"),
             ("list", "Jobs"),
+            ("schedules", "Schedules"),
             ("locks", "Locks"),
             ("audit", "Audit trail"),
         ]
@@ -311,8 +320,9 @@ class TaskDashboardMixin:
             "view": self,
             "page": self.page,
             "title": self.title(),
-            "nav": [{"page": p, "label": label, "url": self.page_url(p), "current": p == self.page}
-                    for p, label in nav],
+            "nav": [{"page": p, "label": label, "url": self.page_url(p),
+                     "current": p == self.page or (p == "schedules" and self.page.startswith("schedule"))}
+                    for p, label in nav if p in self.routes],
             "use_htmx": self.use_htmx,
             "use_modal": self.use_modal,
             "refresh_interval": self.config["REFRESH_INTERVAL"],
@@ -365,6 +375,10 @@ class TaskDashboardMixin:
             "cancelled": f"{lst}?status=cancelled" + (f"&window={window}" if window else ""),
         }
         context = {"overview": data, "links": links, "region_url": request.get_full_path()}
+        if "schedules" in self.routes:
+            context["schedule_summary"] = schedule_summary(data.healthy_clusters, self.now, self.job_url,
+                                                           self.schedule_edit_url)
+            context["schedules_url"] = self.page_url("schedules")
         if self.htmx_target() == "pca-overview":
             return self.render(context, "powercrud_async/dashboard/partials/overview_body.html")
         return self.render(context)
@@ -814,7 +828,7 @@ class TaskDashboardMixin:
             targets = [str(t) for t in (entry.targets or [])]
             entries.append({
                 "entry": entry, "time": Moment.of(entry.created_at, self.now),
-                "targets": [{"key": t, "url": self.job_url(t)} for t in targets[:6]],
+                "targets": [{"key": t, "url": self.audit_target_url(entry.action, t)} for t in targets[:6]],
                 "more": max(0, len(targets) - 6),
                 "label": actions.ACTIONS[entry.action].label if entry.action in actions.ACTIONS else entry.action,
             })
@@ -1007,4 +1021,5 @@ class TaskDashboardView(TaskDashboardMixin, CRUDView):
         "export": "export/",
         "progress": "progress/",
         "detail": "jobs/<path:task_key>/",
+        **SCHEDULE_ROUTES,
     }
