@@ -308,3 +308,22 @@ def test_due_schedule_blocked_by_a_lock_never_runs_and_stays_scheduled(qcluster:
     assert list(TaskLock.objects.values_list("task_name", flat=True)) == ["nightly-import"]
     after = Schedule.objects.get(pk=schedule.pk)
     assert after.repeats == -1 and after.next_run > timezone.now() + timedelta(minutes=50)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_in_the_cluster_skips_a_paused_schedule(qcluster: Any) -> None:
+    due = timezone.now() - timedelta(seconds=5)
+    paused = make(name="paused", minutes=60, next_run=due, repeats=3)
+    control = make(name="control", minutes=60, next_run=due)
+    scheduling.pause_schedule(paused.pk)
+    qcluster(PCA_Q_GUARD_CYCLE="30")
+    # Both were due in the same pass of the scheduler: once the control ran, the paused one was seen.
+    wait_until(lambda: last_state(control), timeout=60)
+    after = Schedule.objects.get(pk=paused.pk)
+    assert Schedule.objects.get(pk=control.pk).task  # the scheduler enqueued the control...
+    assert after.task is None  # ...and, in the same pass, nothing for the paused one
+    assert (after.repeats, after.next_run) == (0, due)
+    assert ScheduleState.objects.get(schedule=paused).last_outcome == ""
+    scheduling.resume_schedule(paused.pk)
+    assert Schedule.objects.get(pk=paused.pk).repeats == 3

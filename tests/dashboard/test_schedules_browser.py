@@ -127,3 +127,16 @@ def test_form_shows_clear_errors(browse: Any, staff: Any) -> None:
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/tasks/schedules/$"))
     expect(page.locator("#pca-schedules-results")).to_contain_text("at 03:00 every day")
+
+
+def test_the_page_works_without_javascript(browse: Any) -> None:
+    from playwright.sync_api import expect
+
+    made = demo()
+    page = browse(1400, 1000, javascript=False)
+    page.goto("/tasks/schedules/?trigger=C")
+    expect(page.locator("#pca-schedules-results")).to_contain_text("Weekly report")
+    expect(page.locator("#pca-schedules-results")).not_to_contain_text("Sync invoices")
+    page.locator(f'tr[data-schedule="{made["report"].pk}"] button[value="run"]').click()
+    expect(page.locator(".pca-messages")).to_contain_text("Ran 1 schedule.")
+    expect(page).to_have_url(re.compile(r"/tasks/schedules/\?trigger=C$"))

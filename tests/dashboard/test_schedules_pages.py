@@ -217,3 +217,20 @@ def test_overview_shows_scheduler_state_next_runs_and_failing_schedules(staff_cl
     assert "No cluster is running: no schedule will run" in html
     assert html.index("soon") < html.index("later")
     assert "locked by task other" in html
+
+
+def test_the_list_costs_the_same_queries_for_3_or_30_schedules(staff_client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(LIST).status_code == 200
+        return len(captured)
+
+    for index in range(3):
+        ours(f"s{index}")
+    few = count()
+    for index in range(3, 30):
+        ours(f"s{index}")
+    assert count() == few
