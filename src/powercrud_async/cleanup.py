@@ -87,9 +87,9 @@ class _Steps:
     def __init__(self, summary: dict[str, Any]):
         self.summary = summary
 
-    def run(self, what: str, action: Callable[[], Any], default: Any = None) -> Any:
+    def run(self, what: str, action: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
         try:
-            return action()
+            return action(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - reported in the summary, never half-silent
             message = f"{what}: {type(exc).__name__}: {exc}"
             logger.warning("Cleanup could not %s", message)
@@ -120,25 +120,28 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
         if action == "keep":
             summary["kept"] += 1
         elif action == "dead":
-            ended = dry_run or steps.run(f"end {name}", lambda: manager.finish(
-                name, TaskStatus.FAILED, error=reason, reason=reason, expect=judged(info)))
+            ended = dry_run or steps.run(
+                f"end {name}", manager.finish, name, TaskStatus.FAILED, error=reason, reason=reason,
+                expect=judged(info),
+            )
             key = "reclaimed" if ended else "changed"
             summary[key].append({"task_name": name, "reason": reason})
         elif action == "overdue":
-            asked = dry_run or steps.run(f"ask {name} to cancel", lambda: store.update(
-                name, only_statuses=[TaskStatus.IN_PROGRESS], expect={"attempts": info.attempts},
-                cancel_requested=True))
+            asked = dry_run or steps.run(
+                f"ask {name} to cancel", store.update, name, only_statuses=[TaskStatus.IN_PROGRESS],
+                expect={"attempts": info.attempts}, cancel_requested=True,
+            )
             summary["overdue" if asked else "changed"].append({"task_name": name, "reason": reason})
 
     _release_orphans(store, now, dry_run, steps)
     grace = timedelta(seconds=conf.get("CLEANUP_GRACE_PERIOD"))
-    for name in steps.run("list finished tasks", lambda: store.finished_before(now - grace), default=[]):
+    for name in steps.run("list finished tasks", store.finished_before, now - grace, default=[]):
         if not dry_run:
-            if not steps.run(f"purge {name}", lambda: store.delete(name) or True):
+            if steps.run(f"purge {name}", store.delete, name) is None:
                 continue
-            steps.run(f"drop the progress entry of {name}", lambda: progress.delete(name))
+            steps.run(f"drop the progress entry of {name}", progress.delete, name)
             summary["dashboard_artifacts_removed"] += steps.run(
-                f"remove the dashboard data of {name}", lambda: manager.cleanup_dashboard_data(name), 0
+                f"remove the dashboard data of {name}", manager.cleanup_dashboard_data, name, default=0
             )
         summary["purged"].append(name)
     summary["counts"] = {
@@ -152,7 +155,7 @@ def _release_orphans(store: Any, now: Any, dry_run: bool, steps: _Steps) -> None
     """Free the locks of owners that are finished tasks, or reservations that expired."""
     summary = steps.summary
     owners = steps.run("list lock owners", store.lock_owners, default=set())
-    known = steps.run("read lock owners", lambda: store.get_many(owners), default=None)
+    known = steps.run("read lock owners", store.get_many, owners)
     if known is None:
         return
     for owner in sorted(owners):
@@ -161,11 +164,11 @@ def _release_orphans(store: Any, now: Any, dry_run: bool, steps: _Steps) -> None
             continue
         if holder is None:
             # A reservation made with add_conflict_ids and never launched: keep it until it expires.
-            locks = steps.run(f"read the locks of {owner}", lambda: store.locks(task_name=owner), default=None)
+            locks = steps.run(f"read the locks of {owner}", store.locks, task_name=owner)
             if locks is None or any(lock.expires_at > now for lock in locks):
                 continue
             reason = "reservation expired"
         else:
             reason = f"task already {holder.status}"
-        count = 0 if dry_run else steps.run(f"release the locks of {owner}", lambda: store.release(owner), 0)
+        count = 0 if dry_run else steps.run(f"release the locks of {owner}", store.release, owner, default=0)
         summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})
