@@ -36,7 +36,9 @@ def test_heartbeat_and_lock_renewal_survive_a_cache_outage(
     reached, release = jobs.hold("outage")
     key, envelope = launch("tests.faults.jobs.items", 2, str(tmp_path / "log"), pause="outage",
                            pause_at=0, conflict_ids={"testapp.Project": [1]})
-    monkeypatch.setattr(progress, "write", cache_down)  # every progress flush fails from now on
+    # A job reporting progress all the time has a flush due at every tick; with the cache down
+    # every one of them fails.
+    monkeypatch.setattr(progress.buffer, "flush", cache_down)
     thread = threading.Thread(target=runner.run_task, args=(envelope,))
     thread.start()
     try:
