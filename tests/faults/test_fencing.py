@@ -78,3 +78,21 @@ def test_superseded_attempt_cannot_beat_or_renew(store: TaskStore) -> None:
     assert not store.beat(key, 1, 3600, timezone.now())
     assert store.get(key) == before
     assert store.beat(key, 2, 3600, timezone.now())
+
+
+def test_superseded_is_written_to_the_timeline_without_reopening_the_record(store: TaskStore) -> None:
+    """What the docs promise for ``ModelTrackingAsyncManager``: a timeline row, and a finished
+    record keeps its status and message."""
+    from powercrud_async.models import TaskEvent
+    from tests.testapp.managers import TrackedManager
+    from tests.testapp.models import AsyncTaskRecord
+
+    manager = TrackedManager()
+    key = manager.launch_async_task("tests.faults.jobs.noop")
+    assert manager.finish(key, "success", result="done")
+    stopped = runner.Attempt(key, 1)
+    stopped.superseded_by = 2
+    runner._record_superseded(manager, stopped)
+    assert list(TaskEvent.objects.filter(task_name=key).values_list("event", flat=True))[-1] == "superseded"
+    record = AsyncTaskRecord.objects.get(task_name=key)
+    assert record.status == "success" and record.message == "Completed"
