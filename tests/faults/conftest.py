@@ -6,13 +6,16 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 from django_q.models import OrmQ
 
+from powercrud_async import runner
 from powercrud_async.stores import TaskStore
 from tests.faults import jobs
 from tests.test_store_contract import configured_store
@@ -59,6 +62,21 @@ def deliver(envelope: dict[str, Any], tmp_path: Path, store: TaskStore) -> str:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
+
+
+def worker_thread(envelope: dict[str, Any], results: list[Any]) -> threading.Thread:
+    """A started thread running one delivery of ``envelope`` here, as a worker would; it closes
+    its database connections when done (PostgreSQL would otherwise keep the session open)."""
+
+    def run() -> None:
+        try:
+            results.append(runner.run_task(envelope))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def events(key: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from powercrud_async.exceptions import LockStoreUnavailable
 from powercrud_async.stores import TaskStore
 from tests.cluster import wait_until
 from tests.faults import jobs
-from tests.faults.conftest import launch
+from tests.faults.conftest import launch, worker_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,8 +38,7 @@ def test_heartbeat_and_lock_renewal_survive_a_cache_outage(
     # A job reporting progress all the time has a flush due at every tick; with the cache down
     # every one of them fails.
     monkeypatch.setattr(progress.buffer, "flush", cache_down)
-    thread = threading.Thread(target=runner.run_task, args=(envelope,))
-    thread.start()
+    thread = worker_thread(envelope, [])
     try:
         assert reached.wait(30)
         # Make the job look nearly dead and its locks nearly expired; the ticker must repair both.

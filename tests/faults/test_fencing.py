@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from django.utils import timezone
 from powercrud_async import runner
 from powercrud_async.stores import TaskStore
 from tests.faults import jobs
-from tests.faults.conftest import deliver, launch
+from tests.faults.conftest import deliver, launch, worker_thread
 from tests.testapp.managers import Recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,8 +32,7 @@ def test_superseded_attempt_stops_at_its_next_checkpoint(store: TaskStore, setti
     key, envelope = launch("tests.faults.jobs.items", 5, str(log), pause="stall", pause_at=2,
                            conflict_ids={"testapp.Project": [1]})
     first: list[Any] = []
-    thread = threading.Thread(target=lambda: first.append(runner.run_task(envelope)))
-    thread.start()
+    thread = worker_thread(envelope, first)
     assert reached.wait(30)
     # The stall: attempt 1 beats no heartbeat, so its last beat ages past the dead limit.
     assert store.update(key, heartbeat_at=timezone.now() - LONG_AGO)
