@@ -105,6 +105,12 @@ Q_CLUSTER = {
     "save_limit": 0,
 }
 
+if os.environ.get("PCA_BROKER_REDIS"):
+    # django-q2's Redis broker (the production tier): jobs are popped into the cluster's memory.
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = os.environ["PCA_BROKER_REDIS"]
+    Q_CLUSTER["queue_limit"] = int(os.environ.get("PCA_Q_LIMIT", "4"))
+
 POWERCRUD_SETTINGS = {
     "ASYNC_ENABLED": True,
     "HEARTBEAT_INTERVAL": float(os.environ.get("PCA_HEARTBEAT", "5")),

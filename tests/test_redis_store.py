@@ -159,7 +159,7 @@ def test_retried_transition_reports_its_own_success(store: RedisTaskStore) -> No
     """A transition whose reply was lost, sent again, must not look like a lost race."""
     store.register(TaskInfo(task_name="job"))
     token = uuid.uuid4().hex
-    args = ["job", "1", token, 1, '"pending"', "status", '"in_progress"']
+    args = ["job", "1", token, 1, '"pending"', 0, "status", '"in_progress"']
     script_keys = ["pca:task:job", store.active_key, store.finished_key]
     assert store._set_fields(keys=script_keys, args=args) == 1
     assert store._set_fields(keys=script_keys, args=args) == 1  # the retry

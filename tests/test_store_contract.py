@@ -383,6 +383,50 @@ def test_delete(store: TaskStore) -> None:
     assert store.get("job") is not None
 
 
+def test_expected_fields_make_every_write_a_compare_and_set(store: TaskStore) -> None:
+    """``expect``: the row changes only while those fields hold the values the caller read."""
+    beat = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt_timezone.utc)
+    store.register(info("job"))
+    assert not store.transition("job", ["pending"], "in_progress", expect={"attempts": 1}, attempts=1)
+    assert store.transition("job", ["pending"], "in_progress", expect={"attempts": 0, "heartbeat_at": None},
+                            attempts=1, heartbeat_at=beat)
+    assert not store.update("job", expect={"attempts": 0}, cancel_requested=True)
+    assert not store.update("job", expect={"heartbeat_at": beat + timedelta(seconds=1)}, cancel_requested=True)
+    assert store.update("job", only_statuses=["in_progress"], expect={"attempts": 1, "heartbeat_at": beat},
+                        reason="seen")
+    assert store.acquire("job", [k(1)], 60) == {}
+    assert store.finish("job", ["in_progress"], "failed", expect={"attempts": 2}) is None
+    assert store.locks(task_name="job") != []
+    assert store.finish("job", ["in_progress"], "failed", expect={"status": "in_progress", "attempts": 1}) == 1
+    row = store.get("job")
+    assert row is not None and row.status == "failed" and row.reason == "seen" and not row.cancel_requested
+    with pytest.raises(ValueError):
+        store.update("job", expect={"func_path": "x"}, reason="no")
+
+
+def test_beat_is_fenced_by_the_attempt(store: TaskStore) -> None:
+    store.register(info("job", status="in_progress", attempts=2))
+    assert store.acquire("job", [k(1)], 1) == {}
+    now = timezone.now()
+    assert not store.beat("job", 1, 600, now)  # a superseded attempt: nothing changes
+    (lock,) = store.locks()
+    assert lock.expires_at < now + timedelta(seconds=300)
+    assert store.beat("job", 2, 600, now)
+    row = store.get("job")
+    assert row is not None and row.heartbeat_at == now
+    (lock,) = store.locks()
+    assert lock.expires_at > now + timedelta(seconds=300)
+    assert store.transition("job", ["in_progress"], "success")
+    assert not store.beat("job", 2, 600, now)  # an ended task beats no more
+
+
+def test_reentrant_acquire_renews(store: TaskStore) -> None:
+    assert store.acquire("a", [k(1)], 0) == {}
+    assert store.acquire("a", [k(1), k(2)], 600) == {}
+    assert all(lock.expires_at > timezone.now() + timedelta(seconds=300) for lock in store.locks())
+    assert store.acquire("b", [k(1)], 60) == {k(1): "a"}
+
+
 # -- the AsyncManager on each store ------------------------------------------------------------------
 def test_manager_add_and_check_conflicts(store: TaskStore) -> None:
     manager = AsyncManager()

@@ -66,10 +66,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _take(self, task: str, keys: list[tuple[str, str]], ttl: int) -> None:
         for key in set(keys):
-            current = self.locks.get(key)
-            if current is not None and current[0] == task:
-                continue  # re-entrant: the existing lock is left as it is
-            self.locks[key] = (task, ttl == 0)
+            self.locks[key] = (task, ttl == 0)  # re-entrant: the lock takes the new expiry
 
     # -- rules ---------------------------------------------------------------------------------
     @rule(task=tasks, keys=key_sets, ttl=ttls, adopt=st.sets(tasks, max_size=2))

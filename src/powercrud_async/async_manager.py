@@ -340,16 +340,19 @@ class AsyncManager(PowerCrudSurface):
         traceback: str = "",
         reason: str = "",
         info: TaskInfo | None = None,
+        expect: Mapping[str, Any] | None = None,
     ) -> bool:
         """End a task exactly once (compare-and-set from queued/running).
 
         The caller that wins releases the locks and the progress entry (the registry row now
         answers for the task) and emits ``complete``/``fail``/``cancel`` then ``cleanup``.
-        Everyone else gets ``False``. ``info`` spares a read when the caller has the row.
+        Everyone else gets ``False``. ``info`` spares a read when the caller has the row;
+        ``expect`` (``{"attempts": 2, "heartbeat_at": ...}``) ends it only if those fields are
+        still what the caller judged, so a task taken over since is left to its new attempt.
         """
         return completion.finish(
             self, task_name, status, result=result, error=error, traceback=traceback,
-            reason=reason, info=info,
+            reason=reason, info=info, expect=expect,
         )
 
     def handle_task_completion(self, task: Any, task_name: str | None = None) -> bool:
@@ -392,7 +395,9 @@ class AsyncManager(PowerCrudSurface):
             raise UnknownTask(f"No task with key {task_key!r}.")
         if info.status == TaskStatus.PENDING:
             queue.remove_queued(task_key)
-            if self.finish(task_key, TaskStatus.CANCELLED, reason=reason):
+            # Only while still queued: a job a worker started meanwhile is asked to stop instead.
+            if self.finish(task_key, TaskStatus.CANCELLED, reason=reason,
+                           expect={"status": TaskStatus.PENDING}):
                 return "cancelled"
             info = store.get(task_key) or info  # it started meanwhile: ask it to stop
         if info.status == TaskStatus.IN_PROGRESS and store.update(
@@ -437,7 +442,14 @@ class AsyncManager(PowerCrudSurface):
             if alive:
                 raise TaskStillLive(f"Task {task_key} is {why}; its locks stay until it ends.")
             count = len(store.locks(task_name=task_key))
-            self.finish(task_key, TaskStatus.FAILED, error=reason, reason=reason)
+            judged = {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
+            if not self.finish(task_key, TaskStatus.FAILED, error=reason, reason=reason, expect=judged):
+                # It moved since it was judged dead (a new attempt took over, or it ended).
+                now = store.get(task_key)
+                if now is not None and now.is_active:
+                    raise TaskStillLive(f"Task {task_key} changed while its locks were being "
+                                        "released (a new attempt took it over); they stay.")
+                return 0
             return count
         reservations.forget([task_key])
         return store.release(task_key)

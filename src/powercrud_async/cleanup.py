@@ -1,8 +1,16 @@
-"""Reconcile the registry with django-q2: reclaim dead jobs, orphaned locks, expired artefacts."""
+"""Reconcile the registry with django-q2: reclaim dead jobs, orphaned locks, expired artefacts.
+
+Every action is a compare-and-set on what was judged: a dead job is ended only if its attempt
+and heartbeat are still those that were read, so a job taken over (or beating again) since is
+left to its new attempt.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -15,11 +23,20 @@ from .stores import TaskInfo, get_store
 if TYPE_CHECKING:
     from .async_manager import AsyncManager
 
+logger = logging.getLogger("powercrud_async.cleanup")
 
-def verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str, str]:
+
+def verdict(
+    info: TaskInfo,
+    now: Any,
+    in_broker: set[str] | None,
+    bound: Callable[[], float | None] = queue.out_of_sight_bound,
+) -> tuple[str, str]:
     """``(action, reason)`` for one active task: ``keep``, ``dead`` or ``overdue``.
 
     The one place liveness is judged, for cleanup, ``release_task_locks`` and the dashboard.
+    ``in_broker`` is read before ``bound`` is asked (it looks at the live clusters), so a job
+    that left the broker in between is in a cluster that the bound accounts for.
     """
     limit = dead_after()
     if info.status == TaskStatus.IN_PROGRESS:
@@ -42,13 +59,42 @@ def verdict(info: TaskInfo, now: Any, in_broker: set[str] | None) -> tuple[str, 
     age = (now - info.created_at).total_seconds() if info.created_at else limit + 1
     if in_broker is None or age <= limit:
         return "keep", "queued" if in_broker is None else "just launched"
-    return "dead", f"Lost before it started: not in the broker {age:.0f} s after launch."
+    wait = bound()
+    if wait is None:
+        return "keep", "queued (this broker cannot tell where)"
+    if age <= limit + wait:
+        return "keep", "queued: may be waiting in a live cluster's memory"
+    where = "no live cluster could hold it" if wait == 0 else (
+        f"waited longer than the {wait:.0f} s a live cluster can hold a job"
+    )
+    return "dead", f"Lost before it started: not in the broker {age:.0f} s after launch, and {where}."
 
 
 def liveness(info: TaskInfo) -> tuple[bool, str]:
     """``(alive, why)`` for one active task, by the same rules cleanup uses."""
     action, reason = verdict(info, timezone.now(), queue.broker_task_names())
     return action != "dead", reason
+
+
+def judged(info: TaskInfo) -> dict[str, Any]:
+    """The fields an action on ``info`` is conditional on: the task as it was judged."""
+    return {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
+
+
+class _Steps:
+    """Runs the steps of one cleanup; a failing step is recorded and the others still run."""
+
+    def __init__(self, summary: dict[str, Any]):
+        self.summary = summary
+
+    def run(self, what: str, action: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        try:
+            return action(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported in the summary, never half-silent
+            message = f"{what}: {type(exc).__name__}: {exc}"
+            logger.warning("Cleanup could not %s", message)
+            self.summary["errors"].append(message)
+            return default
 
 
 def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, Any]:
@@ -59,48 +105,70 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
         "reclaimed": [],
         "overdue": [],
         "kept": 0,
+        "changed": [],
         "orphaned_locks": [],
         "purged": [],
         "dashboard_artifacts_removed": 0,
+        "errors": [],
     }
-    in_broker = queue.broker_task_names()
-    for info in store.active():
-        action, reason = verdict(info, now, in_broker)
+    steps = _Steps(summary)
+    in_broker = steps.run("read the broker queue", queue.broker_task_names)
+    bound = cache(lambda: steps.run("read the live clusters", queue.out_of_sight_bound))
+    for info in steps.run("list active tasks", store.active, default=[]):
+        action, reason = verdict(info, now, in_broker, bound)
+        name = info.task_name
         if action == "keep":
             summary["kept"] += 1
         elif action == "dead":
-            if dry_run or manager.finish(info.task_name, TaskStatus.FAILED, error=reason, reason=reason):
-                summary["reclaimed"].append({"task_name": info.task_name, "reason": reason})
+            ended = dry_run or steps.run(
+                f"end {name}", manager.finish, name, TaskStatus.FAILED, error=reason, reason=reason,
+                expect=judged(info),
+            )
+            key = "reclaimed" if ended else "changed"
+            summary[key].append({"task_name": name, "reason": reason})
         elif action == "overdue":
-            if not dry_run:
-                store.update(info.task_name, only_statuses=[TaskStatus.IN_PROGRESS], cancel_requested=True)
-            summary["overdue"].append({"task_name": info.task_name, "reason": reason})
+            asked = dry_run or steps.run(
+                f"ask {name} to cancel", store.update, name, only_statuses=[TaskStatus.IN_PROGRESS],
+                expect={"attempts": info.attempts}, cancel_requested=True,
+            )
+            summary["overdue" if asked else "changed"].append({"task_name": name, "reason": reason})
 
-    owners = store.lock_owners()
-    known = store.get_many(owners)
+    _release_orphans(store, now, dry_run, steps)
+    grace = timedelta(seconds=conf.get("CLEANUP_GRACE_PERIOD"))
+    for name in steps.run("list finished tasks", store.finished_before, now - grace, default=[]):
+        if not dry_run:
+            if steps.run(f"purge {name}", store.delete, name) is None:
+                continue
+            steps.run(f"drop the progress entry of {name}", progress.delete, name)
+            summary["dashboard_artifacts_removed"] += steps.run(
+                f"remove the dashboard data of {name}", manager.cleanup_dashboard_data, name, default=0
+            )
+        summary["purged"].append(name)
+    summary["counts"] = {
+        key: len(summary[key]) for key in ("reclaimed", "overdue", "orphaned_locks", "purged", "changed", "errors")
+    }
+    summary["counts"]["kept"] = summary["kept"]
+    return summary
+
+
+def _release_orphans(store: Any, now: Any, dry_run: bool, steps: _Steps) -> None:
+    """Free the locks of owners that are finished tasks, or reservations that expired."""
+    summary = steps.summary
+    owners = steps.run("list lock owners", store.lock_owners, default=set())
+    known = steps.run("read lock owners", store.get_many, owners)
+    if known is None:
+        return
     for owner in sorted(owners):
         holder = known.get(owner)
         if holder is not None and holder.is_active:
             continue
         if holder is None:
             # A reservation made with add_conflict_ids and never launched: keep it until it expires.
-            if any(lock.expires_at > now for lock in store.locks(task_name=owner)):
+            locks = steps.run(f"read the locks of {owner}", store.locks, task_name=owner)
+            if locks is None or any(lock.expires_at > now for lock in locks):
                 continue
             reason = "reservation expired"
         else:
             reason = f"task already {holder.status}"
-        count = 0 if dry_run else store.release(owner)
+        count = 0 if dry_run else steps.run(f"release the locks of {owner}", store.release, owner, default=0)
         summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})
-
-    grace = timedelta(seconds=conf.get("CLEANUP_GRACE_PERIOD"))
-    for name in store.finished_before(now - grace):
-        if not dry_run:
-            store.delete(name)
-            progress.delete(name)
-            summary["dashboard_artifacts_removed"] += manager.cleanup_dashboard_data(name)
-        summary["purged"].append(name)
-    summary["counts"] = {
-        key: len(summary[key]) for key in ("reclaimed", "overdue", "orphaned_locks", "purged")
-    }
-    summary["counts"]["kept"] = summary["kept"]
-    return summary

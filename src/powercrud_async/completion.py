@@ -7,7 +7,9 @@ releases what the task held and emits its final events.
 
 from __future__ import annotations
 
+import logging
 import traceback as traceback_module
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -18,6 +20,8 @@ from .stores import TaskInfo, get_store
 
 if TYPE_CHECKING:
     from .async_manager import AsyncManager
+
+logger = logging.getLogger("powercrud_async.completion")
 
 #: The event each terminal status emits.
 FINISH_EVENTS = {
@@ -37,22 +41,28 @@ def finish(
     traceback: str = "",
     reason: str = "",
     info: TaskInfo | None = None,
+    expect: Mapping[str, Any] | None = None,
 ) -> bool:
-    """See ``AsyncManager.finish``."""
+    """See ``AsyncManager.finish``.
+
+    The durable part (registry row terminal, locks released) is one store call and decides the
+    outcome; each side effect after it is attempted on its own, so a failing cache can neither
+    undo the ending nor cost the events that report it.
+    """
     store = get_store()
     now = timezone.now()
-    released = store.finish(task_name, ACTIVE, status, finished_at=now, reason=reason[:10000])
+    released = store.finish(task_name, ACTIVE, status, expect=expect, finished_at=now, reason=reason[:10000])
     if released is None:
         return False
     if info is None:
-        info = store.get(task_name)
+        info = _side_effect("read its row", task_name, lambda: store.get(task_name))
     message = {
         TaskStatus.SUCCESS: "Completed",
         TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
         TaskStatus.CANCELLED: reason or "Cancelled",
     }[status]
-    progress.delete(task_name)
-    reservations.forget([task_name])
+    _side_effect("drop its progress entry", task_name, lambda: progress.delete(task_name))
+    _side_effect("forget its reservations", task_name, lambda: reservations.forget([task_name]))
     started = info.started_at if info else None
     duration = (now - started).total_seconds() if started else None
     payload: dict[str, Any] = {"status": status, "message": message, "duration": duration}
@@ -67,6 +77,16 @@ def finish(
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
         manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
     return True
+
+
+def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:
+    """Run one after-the-fact step of ending a task; a failure is logged once and ignored."""
+    try:
+        return action()
+    except Exception as exc:  # noqa: BLE001 - the task has ended; nothing here may change that
+        logger.warning("Task %s ended, but could not %s: %s: %s", task_name, what,
+                       type(exc).__name__, exc)
+        return None
 
 
 def format_exception(exc: BaseException) -> tuple[str, str]:

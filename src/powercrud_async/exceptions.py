@@ -100,3 +100,12 @@ class InvalidSchedule(AsyncManagerError, ValueError):
 
 class UnknownSchedule(AsyncManagerError, LookupError):
     """No django-q2 ``Schedule`` has this id."""
+
+
+class TaskSuperseded(BaseException):
+    """Raised inside a job whose attempt was taken over by a newer one (its fencing token is
+    stale): this attempt must stop at once and leave the task to the attempt that owns it.
+
+    A ``BaseException``, like ``SystemExit``, so job code's ``except Exception`` cannot swallow
+    it and carry on working on objects it no longer owns.
+    """

@@ -113,6 +113,45 @@ def broker_task_names() -> set[str] | None:
     return None
 
 
+def live_clusters() -> int:
+    """How many qclusters say they are alive: django-q2's ``Stat`` records, which each cluster
+    rewrites every guard cycle with an expiry of a few seconds."""
+    from django_q.status import Stat
+
+    return len(Stat.get_all())
+
+
+def out_of_sight_bound() -> float | None:
+    """Seconds a job may be out of the broker's sight and still be about to run; ``None`` if
+    this broker cannot tell (such a job is never called lost).
+
+    The ORM broker keeps a row until the job is acknowledged, so a job not there is gone: 0.
+    The Redis broker pops jobs into a cluster's memory (up to ``queue_limit`` of them), where a
+    job can wait behind the jobs before it. With no live cluster nothing holds it: 0. Otherwise
+    it runs within ``(ceil(queue_limit / workers) + 1) * timeout``: at most ``queue_limit - 1``
+    jobs before it in memory and ``workers`` running, each done (or killed) within ``timeout``
+    (``MAX_TASK_DURATION`` when the cluster sets none).
+    """
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+
+    broker = _broker()
+    if isinstance(broker, ORM):
+        return 0.0
+    if not _is_redis(broker):
+        return None
+    if not live_clusters():
+        return 0.0
+    from . import conf
+
+    limit = int(Conf.QUEUE_LIMIT or 0)
+    if limit <= 0:
+        return float("inf")  # an unbounded in-memory queue: no wait is too long
+    workers = max(1, int(Conf.WORKERS or 1))
+    timeout = float(Conf.TIMEOUT or conf.get("MAX_TASK_DURATION"))
+    return (-(-limit // workers) + 1) * timeout
+
+
 def remove_queued(task_name: str) -> bool:
     """Delete a job that no worker has claimed yet. False if it is gone or already claimed."""
     from django_q.brokers.orm import ORM

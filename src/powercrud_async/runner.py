@@ -24,7 +24,7 @@ from .async_manager import AsyncManager
 from .callables import accepted_kwargs
 from .completion import format_exception
 from .conflicts import to_keys
-from .exceptions import TaskCancelled
+from .exceptions import TaskCancelled, TaskSuperseded
 from .progress import ProgressSnapshot
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
@@ -48,38 +48,94 @@ def dead_after() -> float:
     return 3 * float(conf.get("HEARTBEAT_INTERVAL"))
 
 
-class Ticker(threading.Thread):
-    """Flushes coalesced progress, beats the heartbeat, renews locks, notices cancellation."""
+class Attempt(threading.Event):
+    """One attempt's claim on its task: set when the task is to stop (cancelled, ended), and
+    ``superseded_by`` once a newer attempt took the task over (its fencing token moved on).
 
-    def __init__(self, task_name: str, cancelled: threading.Event):
-        super().__init__(name=f"powercrud-async-ticker-{task_name}", daemon=True)
+    The progress buffer asks ``is_set()`` at every progress call; when the ticker has not
+    confirmed the token recently (say the process was paused or stuck), that call confirms it
+    against the store first, and raises ``TaskSuperseded`` in a superseded attempt.
+    """
+
+    def __init__(self, task_name: str, token: int):
+        super().__init__()
         self.task_name = task_name
-        self.cancelled = cancelled
+        self.token = token
+        self.superseded_by: int | None = None
+        self.confirmed_at = time.monotonic()
+        self.confirm_every = float(conf.get("PROGRESS_WRITE_INTERVAL"))
+
+    def observe(self, info: TaskInfo | None) -> None:
+        """Take in a fresh registry row: note a takeover, a cancellation or an ending."""
+        if info is not None and info.attempts != self.token:
+            self.superseded_by = info.attempts
+            return
+        self.confirmed_at = time.monotonic()
+        if info is None or info.cancel_requested or not info.is_active:
+            self.set()
+
+    def confirm(self) -> None:
+        try:
+            self.observe(get_store().get(self.task_name))
+        except Exception:  # noqa: BLE001 - the store is down: the ticker keeps trying
+            logger.warning("Could not confirm that attempt %d still owns task %s.", self.token, self.task_name)
+
+    def is_set(self) -> bool:
+        if self.superseded_by is None and time.monotonic() - self.confirmed_at >= self.confirm_every:
+            self.confirm()
+        if self.superseded_by is not None:
+            raise TaskSuperseded(
+                f"Attempt {self.token} of task {self.task_name} was superseded by attempt "
+                f"{self.superseded_by}; it stops here."
+            )
+        return super().is_set()
+
+
+class Ticker(threading.Thread):
+    """Beats the heartbeat and renews the locks (durable store only), flushes coalesced progress
+    (cache), and notices cancellation and takeover. Each step fails on its own: a cache outage
+    never stops the heartbeat that keeps cleanup away from a live job."""
+
+    def __init__(self, attempt: Attempt):
+        super().__init__(name=f"powercrud-async-ticker-{attempt.task_name}", daemon=True)
+        self.attempt = attempt
+        self.task_name = attempt.task_name
         self.stopped = threading.Event()
         self.heartbeat = float(conf.get("HEARTBEAT_INTERVAL")) or 5.0
         self.tick = min(float(conf.get("PROGRESS_WRITE_INTERVAL")) or 1.0, self.heartbeat)
+        self.failing: set[str] = set()
 
     def run(self) -> None:
         last_beat = time.monotonic()
-        store = get_store()
         try:
             while not self.stopped.wait(self.tick):
-                try:
-                    progress.buffer.flush(self.task_name)
-                    if time.monotonic() - last_beat >= self.heartbeat:
-                        last_beat = time.monotonic()
-                        store.update(
-                            self.task_name, only_statuses=[TaskStatus.IN_PROGRESS],
-                            heartbeat_at=timezone.now(),
-                        )
-                        store.renew(self.task_name, conf.get("CONFLICT_TTL"))
-                    info = store.get(self.task_name)
-                    if info is None or info.cancel_requested or not info.is_active:
-                        self.cancelled.set()
-                except Exception:  # noqa: BLE001 - a failed beat is retried next tick
-                    logger.exception("Heartbeat of task %s failed", self.task_name)
+                if self.attempt.superseded_by is not None:
+                    continue  # nothing of this attempt's may reach the store or the cache
+                if time.monotonic() - last_beat >= self.heartbeat:
+                    last_beat = time.monotonic()
+                    self._step("heartbeat", self._beat)
+                self._step("progress flush", lambda: progress.buffer.flush(self.task_name))
+                self._step("cancel check", lambda: self.attempt.observe(get_store().get(self.task_name)))
         finally:
             connections.close_all()
+
+    def _beat(self) -> None:
+        store = get_store()
+        if not store.beat(self.task_name, self.attempt.token, conf.get("CONFLICT_TTL"), timezone.now()):
+            self.attempt.observe(store.get(self.task_name))
+
+    def _step(self, what: str, action: Any) -> None:
+        """Run one step; log a failure when it starts and when it ends, not at every tick."""
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - retried next tick
+            if what not in self.failing:
+                self.failing.add(what)
+                logger.exception("%s of task %s failed; retrying every tick", what.capitalize(), self.task_name)
+            return
+        if what in self.failing:
+            self.failing.discard(what)
+            logger.warning("%s of task %s works again", what.capitalize(), self.task_name)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -87,7 +143,12 @@ class Ticker(threading.Thread):
 
 
 def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
-    """Move the task to running: ``(row as now stored, None)``, or ``(row, why it must not run)``."""
+    """Move the task to running: ``(row as now stored, None)``, or ``(row, why it must not run)``.
+
+    Taking over a running task whose worker fell silent is a compare-and-set on the attempt and
+    heartbeat that were read, and moves the attempt on by one: of two takeovers of one dead
+    attempt exactly one wins, and the silent attempt learns it is superseded.
+    """
     now = timezone.now()
     if not info.is_active:
         return info, f"already {info.status}"
@@ -100,6 +161,7 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
     attempts = info.attempts + 1
     if not get_store().transition(
         info.task_name, [info.status], TaskStatus.IN_PROGRESS,
+        expect={"attempts": info.attempts, "heartbeat_at": info.heartbeat_at},
         started_at=now, heartbeat_at=now, attempts=attempts,
     ):
         return info, "another worker took it"
@@ -117,7 +179,7 @@ def _begin(envelope: dict[str, Any]) -> tuple[TaskInfo | None, str | None]:
     store = get_store()
     now = timezone.now()
     if "created_at" in envelope and store.transition(
-        task_name, [TaskStatus.PENDING], TaskStatus.IN_PROGRESS,
+        task_name, [TaskStatus.PENDING], TaskStatus.IN_PROGRESS, expect={"attempts": 0},
         started_at=now, heartbeat_at=now, attempts=1,
     ):
         return TaskInfo(
@@ -132,17 +194,14 @@ def _begin(envelope: dict[str, Any]) -> tuple[TaskInfo | None, str | None]:
 
 
 def _lost_locks(info: TaskInfo) -> str | None:
-    """Make sure the job holds its locks.
+    """Make sure the job holds its locks, on every attempt, before its body runs.
 
-    Locks taken at launch cannot be reclaimed before ``CONFLICT_TTL`` has passed, so a first run
-    within that time holds them; a takeover after a dead attempt, or a job that waited longer in
-    the queue, checks (and re-acquires) them.
+    One read when all is well. A lock may be gone even on a first attempt (released by an
+    operator, reclaimed after a long wait in the queue): it is taken again if free, else the job
+    does not run.
     """
     keys = to_keys(info.conflict_ids)
     if not keys:
-        return None
-    waited = (timezone.now() - info.created_at).total_seconds() if info.created_at else float("inf")
-    if info.attempts <= 1 and waited < 0.9 * conf.get("CONFLICT_TTL"):
         return None
     store = get_store()
     held = store.holders(keys)
@@ -155,6 +214,16 @@ def _lost_locks(info: TaskInfo) -> str | None:
     return f"its locks were lost and are now held by {holders}; it did not run"
 
 
+def _record_superseded(manager: AsyncManager, attempt: Attempt) -> None:
+    """Put the stop of a superseded attempt on the task's timeline (the task itself is the new
+    attempt's: its status and record are not touched)."""
+    newer = attempt.superseded_by
+    message = f"Attempt {attempt.token} stopped: attempt {newer} took the task over"
+    logger.warning("Task %s: %s.", attempt.task_name, message)
+    manager.emit("superseded", attempt.task_name, status=TaskStatus.IN_PROGRESS, message=message,
+                 attempt=attempt.token, superseded_by=newer)
+
+
 def run_task(envelope: dict[str, Any]) -> Any:
     """Entry point django-q2 executes for every job launched through ``AsyncManager``."""
     task_name = envelope["task_name"]
@@ -162,23 +231,25 @@ def run_task(envelope: dict[str, Any]) -> Any:
     info, refusal = _begin(envelope)
     if info is None or refusal is not None:
         logger.warning("Task %s not run: %s.", task_name, refusal)
-        if refusal == "cancelled before it started":
-            manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started")
+        if refusal == "cancelled before it started" and info is not None:
+            manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started",
+                           expect={"attempts": info.attempts})
         return skip_marker(refusal or "not run")
+    token = {"attempts": info.attempts}
     lost = _lost_locks(info)
     if lost is not None:
-        manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.")
+        manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.", expect=token)
         return skip_marker(lost)
 
-    cancelled = threading.Event()
+    attempt = Attempt(task_name, info.attempts)
     progress.buffer.track(
         ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS, message="Started",
                          user_id=info.user_id),
-        cancelled,
+        attempt,
     )
     manager.emit("start", task_name, status=TaskStatus.IN_PROGRESS, message="Started",
                  started_at=info.started_at, attempt=info.attempts)
-    ticker = Ticker(task_name, cancelled)
+    ticker = Ticker(attempt)
     ticker.start()
     outcome: tuple[TaskStatus, dict[str, Any]] = (
         TaskStatus.FAILED, {"error": "The job was interrupted", "reason": "The job was interrupted"}
@@ -187,10 +258,15 @@ def run_task(envelope: dict[str, Any]) -> Any:
         with task_context(task_name, manager.class_path(), manager, manager.config), capture_logs(task_name):
             try:
                 result = _call(envelope, task_name, manager)
+            except TaskSuperseded:
+                return skip_marker("superseded")
             except TaskCancelled:
                 outcome = (TaskStatus.CANCELLED, {"reason": "Cancelled while running"})
                 return skip_marker("cancelled")
             except BaseException as exc:
+                if attempt.superseded_by is not None and isinstance(exc, Exception):
+                    # Not this attempt's failure to report: the task belongs to the newer one.
+                    return skip_marker("superseded")
                 error, tb = format_exception(exc)
                 if isinstance(exc, SystemExit) and type(exc).__name__ == "TimeoutException":
                     error = f"Timed out: {error}"
@@ -206,7 +282,10 @@ def run_task(envelope: dict[str, Any]) -> Any:
         ticker.stop()
         progress.buffer.untrack(task_name)
         status, details = outcome
-        manager.finish(task_name, status, info=info, **details)
+        if attempt.superseded_by is None and not manager.finish(task_name, status, info=info, expect=token, **details):
+            attempt.confirm()  # lost the ending: to whom?
+        if attempt.superseded_by is not None:
+            _record_superseded(manager, attempt)
 
 
 def _call(envelope: dict[str, Any], task_name: str, manager: AsyncManager) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,7 +80,8 @@ class TaskStore(abc.ABC):
     ) -> dict[LockKey, str]:
         """Lock every key for ``task_name`` or none of them.
 
-        Keys held by ``task_name`` already are fine (re-entrant); keys held by a name in
+        Keys held by ``task_name`` already are fine (re-entrant) and get the new expiry, so
+        re-adding a lock you hold renews it; keys held by a name in
         ``adopt`` change owner; an expired lock whose owner is not an active task is reclaimed.
         With ``register``, the registry row is inserted in the same atomic step.
         Returns ``{}`` on success, else ``{key: holder}`` of the conflicts (nothing changed).
@@ -121,22 +122,60 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     def transition(
-        self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any
+        self,
+        task_name: str,
+        from_statuses: Collection[str],
+        to_status: str,
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
     ) -> bool:
-        """Compare-and-set: move to ``to_status`` only from one of ``from_statuses``."""
+        """Compare-and-set: move to ``to_status`` only from one of ``from_statuses``, and only
+        while every field in ``expect`` still has the value given (``{"attempts": 2}``: the
+        attempt that was judged is still the one that owns the task)."""
 
-    def finish(self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any) -> int | None:
+    def finish(
+        self,
+        task_name: str,
+        from_statuses: Collection[str],
+        to_status: str,
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> int | None:
         """``transition`` then ``release``: ``None`` if the transition lost, else locks released.
 
         Stores that can do both in one atomic step override this.
         """
-        if not self.transition(task_name, from_statuses, to_status, **changes):
+        if not self.transition(task_name, from_statuses, to_status, expect=expect, **changes):
             return None
         return self.release(task_name)
 
     @abc.abstractmethod
-    def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
-        """Change mutable fields (not the status), optionally only while in ``only_statuses``."""
+    def update(
+        self,
+        task_name: str,
+        *,
+        only_statuses: Collection[str] = (),
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> bool:
+        """Change mutable fields (not the status), optionally only while in ``only_statuses``
+        and while the fields in ``expect`` have the values given."""
+
+    def beat(self, task_name: str, attempt: int, ttl: float, now: datetime) -> bool:
+        """Heartbeat and lock renewal of one attempt: both only while the task is running and
+        ``attempt`` is still its attempt (the fencing token). False: superseded or ended.
+
+        Stores that can do both in one atomic step override this.
+        """
+        if not self.update(
+            task_name, only_statuses=[TaskStatus.IN_PROGRESS], expect={"attempts": attempt},
+            heartbeat_at=now,
+        ):
+            return False
+        self.renew(task_name, ttl)
+        return True
 
     @abc.abstractmethod
     def active(self) -> list[TaskInfo]:

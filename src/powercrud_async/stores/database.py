@@ -7,7 +7,7 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -19,7 +19,7 @@ from django.utils import timezone
 from ..conflicts import LockKey
 from ..exceptions import InvalidTaskName
 from ..models import LiveTask, TaskLock
-from ..statuses import ACTIVE
+from ..statuses import ACTIVE, TaskStatus
 from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
 from .retry import retrying
 
@@ -44,6 +44,14 @@ def _to_info(row: LiveTask) -> TaskInfo:
     values["conflict_ids"] = row.conflict_ids or {}
     values["user_id"] = row.user_id
     return TaskInfo(**values)
+
+
+def _as_judged(rows: Sequence[TaskLock]) -> Q:
+    """Rows whose owner and expiry are still those that were read: a compare-and-set."""
+    match = Q(pk__in=[])
+    for row in rows:
+        match |= Q(pk=row.pk, task_name=row.task_name, expires_at=row.expires_at)
+    return match
 
 
 def _to_lock(row: TaskLock) -> LockInfo:
@@ -118,8 +126,8 @@ class DatabaseTaskStore(TaskStore):
         # Slow path: some keys are taken. Classify every holder, repair or give up.
         held = self._holder_rows(keys, size)
         conflicts: dict[LockKey, str] = {}
-        reclaim: list[int] = []
-        adopt_ids: list[int] = []
+        reclaim: list[TaskLock] = []
+        take: list[TaskLock] = []  # our own (re-entrant: renewed) and adopted ones
         owners = {row.task_name for row in held.values()} - {task_name}
         active_owners = set(
             LiveTask.objects.using(self.using)
@@ -127,27 +135,33 @@ class DatabaseTaskStore(TaskStore):
             .values_list("task_name", flat=True)
         )
         for key, row in held.items():
-            if row.task_name == task_name:
-                continue
-            if row.task_name in adopt:
-                adopt_ids.append(row.pk)
+            if row.task_name == task_name or row.task_name in adopt:
+                take.append(row)
             elif row.expires_at <= now and row.task_name not in active_owners:
-                reclaim.append(row.pk)
+                reclaim.append(row)
             else:
                 conflicts[key] = row.task_name
         if conflicts:
             raise _Conflict(conflicts)
+        # Both statements change only the rows as they were judged (same owner, same expiry):
+        # a row another transaction adopted or renewed meanwhile is left alone and conflicts.
         manager = TaskLock.objects.using(self.using)
-        for ids in _chunks(adopt_ids, size):
-            manager.filter(pk__in=ids).update(task_name=task_name, expires_at=expires)
-        for ids in _chunks(reclaim, size):
-            manager.filter(pk__in=ids).delete()
-        missing = [key for key in keys if key not in held or held[key].pk in reclaim]
+        for rows in _chunks(take, size):
+            if manager.filter(_as_judged(rows)).update(task_name=task_name, expires_at=expires) != len(rows):
+                raise _Conflict(self._others(keys, task_name, size))
+        for rows in _chunks(reclaim, size):
+            manager.filter(_as_judged(rows)).delete()
+        reclaimed = {row.pk for row in reclaim}
+        missing = [key for key in keys if key not in held or held[key].pk in reclaimed]
         got = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(missing, size))
         if got != len(missing):
             # Someone else committed a lock on one of these keys in the meantime: they won.
-            now_held = self._holder_rows(missing, size)
-            raise _Conflict({k: r.task_name for k, r in now_held.items() if r.task_name != task_name})
+            raise _Conflict(self._others(missing, task_name, size))
+
+    def _others(self, keys: Sequence[LockKey], task_name: str, size: int) -> dict[LockKey, str]:
+        """Keys among ``keys`` now held by someone other than ``task_name``."""
+        now_held = self._holder_rows(keys, size)
+        return {k: r.task_name for k, r in now_held.items() if r.task_name != task_name}
 
     def _insert_ignore(self, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any) -> int:
         conn = self.connection
@@ -288,14 +302,21 @@ class DatabaseTaskStore(TaskStore):
             },
         )
 
-    def _update_row(self, task_name: str, statuses: list[str] | None, changes: dict[str, Any]) -> int:
-        """``UPDATE … SET changes WHERE task_name = … [AND status IN statuses]``: one statement
-        (``statuses=None``: any status; an empty list matches nothing).
+    def _update_row(
+        self,
+        task_name: str,
+        statuses: list[str] | None,
+        changes: dict[str, Any],
+        expect: Mapping[str, Any] | None = None,
+    ) -> int:
+        """``UPDATE … SET changes WHERE task_name = … [AND status IN statuses] [AND field = value
+        for each expected field]``: one statement (``statuses=None``: any status; an empty list
+        matches nothing).
 
         Written out rather than through the ORM because it runs twice per job (start, finish)
         and query compilation was most of its cost.
         """
-        unknown = set(changes) - MUTABLE_FIELDS
+        unknown = (set(changes) | set(expect or ())) - MUTABLE_FIELDS
         if unknown:
             raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
         if statuses is not None and not statuses:
@@ -312,37 +333,81 @@ class DatabaseTaskStore(TaskStore):
         if statuses is not None:
             sql += f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
             params.extend(statuses)
+        for name, value in (expect or {}).items():
+            field = cast(models.Field, LiveTask._meta.get_field(name))
+            if value is None:
+                sql += f" AND {qn(field.column)} IS NULL"
+            else:
+                sql += f" AND {qn(field.column)} = %s"
+                params.append(field.get_db_prep_save(value, conn))
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return max(cursor.rowcount, 0)
 
     def transition(
-        self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any
+        self,
+        task_name: str,
+        from_statuses: Collection[str],
+        to_status: str,
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
     ) -> bool:
         statuses = list(from_statuses)
         return bool(self._run(
             f"move {task_name} to {to_status}",
-            lambda: self._update_row(task_name, statuses, {"status": to_status, **changes}),
+            lambda: self._update_row(task_name, statuses, {"status": to_status, **changes}, expect),
         ))
 
-    def finish(self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any) -> int | None:
+    def finish(
+        self,
+        task_name: str,
+        from_statuses: Collection[str],
+        to_status: str,
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> int | None:
         statuses = list(from_statuses)
 
         def both() -> int | None:
             with transaction.atomic(using=self.using):
-                if not self._update_row(task_name, statuses, {"status": to_status, **changes}):
+                if not self._update_row(task_name, statuses, {"status": to_status, **changes}, expect):
                     return None
                 return self._delete_locks(task_name)
 
         return self._run(f"finish {task_name}", both)
 
-    def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
+    def update(
+        self,
+        task_name: str,
+        *,
+        only_statuses: Collection[str] = (),
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> bool:
         if "status" in changes:
             raise ValueError("Use transition() to change a task's status.")
         if not changes:
             return False
         statuses = list(only_statuses) or None
-        return bool(self._run(f"update {task_name}", lambda: self._update_row(task_name, statuses, changes)))
+        return bool(self._run(
+            f"update {task_name}", lambda: self._update_row(task_name, statuses, changes, expect)
+        ))
+
+    def beat(self, task_name: str, attempt: int, ttl: float, now: Any) -> bool:
+        expires = now + timedelta(seconds=ttl)
+
+        def both() -> bool:
+            with transaction.atomic(using=self.using):
+                if not self._update_row(
+                    task_name, [TaskStatus.IN_PROGRESS], {"heartbeat_at": now}, {"attempts": attempt}
+                ):
+                    return False
+                TaskLock.objects.using(self.using).filter(task_name=task_name).update(expires_at=expires)
+                return True
+
+        return bool(self._run(f"heartbeat of {task_name}", both))
 
     def active(self) -> list[TaskInfo]:
         return self._run(

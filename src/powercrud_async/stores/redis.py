@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -128,9 +128,7 @@ for k = first, #ARGV do
   local v = redis.call('HGET', KEYS[1], ARGV[k])
   if v then
     local expires, acquired, owner = parse(v)
-    if owner == task then
-      prev[k] = false
-    elseif adopt[owner] then
+    if owner == task or adopt[owner] then
       prev[k] = {{owner, acquired}}
     elseif expires <= now and redis.call('SISMEMBER', KEYS[3], owner) == 0 then
       prev[k] = {{owner, nil}}
@@ -146,22 +144,23 @@ local expiry = num(now + ttl)
 local fresh = expiry .. '|' .. num(now) .. '|' .. task
 local touched = {{}}
 local batch = {{}}
+-- Every key gets the new expiry: a lock re-added by its owner is renewed, not left to expire.
 for k = first, #ARGV do
   local p = prev[k]
-  if p ~= false then
-    local field = ARGV[k]
-    local value = fresh
-    if p then
+  local field = ARGV[k]
+  local value = fresh
+  if p then
+    if p[1] ~= task then
       redis.call('SREM', prefix .. 'owned:' .. p[1], field)
       touched[p[1]] = true
-      if p[2] then value = expiry .. '|' .. p[2] .. '|' .. task end
     end
-    redis.call('HSET', KEYS[1], field, value)
-    batch[#batch + 1] = field
-    if #batch == {LUA_BATCH} then
-      redis.call('SADD', owned, unpack(batch))
-      batch = {{}}
-    end
+    if p[2] then value = expiry .. '|' .. p[2] .. '|' .. task end
+  end
+  redis.call('HSET', KEYS[1], field, value)
+  batch[#batch + 1] = field
+  if #batch == {LUA_BATCH} then
+    redis.call('SADD', owned, unpack(batch))
+    batch = {{}}
   end
 end
 if #batch > 0 then redis.call('SADD', owned, unpack(batch)) end
@@ -241,25 +240,34 @@ end
 return out
 """
 
-# KEYS: task:<name>, active, finished. ARGV: name, check (0/1), token, n_from, from..., pairs...
-# The compare-and-set of the registry: the row changes only from a status it is seen in. The
-# token makes a retry of a call whose reply was lost report the success it had, not a lost race.
+# KEYS: task:<name>, active, finished.
+# ARGV: name, check (0/1), token, n_from, from..., n_expect, expected field/value pairs..., pairs...
+# The compare-and-set of the registry: the row changes only from a status it is seen in, and
+# only while each expected field still holds the value that was read (the attempt, the last
+# heartbeat). The token makes a retry of a call whose reply was lost report the success it
+# had, not a lost race.
 _SET_FIELDS = _PRELUDE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n_from = tonumber(ARGV[4])
+local n_expect = tonumber(ARGV[5 + n_from])
+local ok = true
 if ARGV[2] == '1' then
   local status = redis.call('HGET', KEYS[1], 'status')
-  local ok = false
+  ok = false
   for j = 5, 4 + n_from do
     if status == ARGV[j] then ok = true end
   end
-  if not ok then
-    if redis.call('HGET', KEYS[1], '~ttok') == ARGV[3] then return 1 end
-    return 0
-  end
-  redis.call('HSET', KEYS[1], '~ttok', ARGV[3])
 end
-for j = 5 + n_from, #ARGV, 2 do
+local e = 6 + n_from
+for j = e, e + 2 * n_expect - 1, 2 do
+  if (redis.call('HGET', KEYS[1], ARGV[j]) or 'null') ~= ARGV[j + 1] then ok = false end
+end
+if not ok then
+  if redis.call('HGET', KEYS[1], '~ttok') == ARGV[3] then return 1 end
+  return 0
+end
+if ARGV[2] == '1' or n_expect > 0 then redis.call('HSET', KEYS[1], '~ttok', ARGV[3]) end
+for j = e + 2 * n_expect, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1])
 end
 reindex(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
@@ -537,39 +545,62 @@ class RedisTaskStore(TaskStore):
         return {name: _to_info(row) for name, row in zip(names, rows, strict=True) if row}
 
     @staticmethod
-    def _changes(changes: dict[str, Any]) -> list[tuple[str, str]]:
+    def _changes(changes: dict[str, Any], *, timestamps: bool = True) -> list[tuple[str, str]]:
         unknown = set(changes) - MUTABLE_FIELDS
         if unknown:
             raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
         pairs = [(name, _encode(name, value)) for name, value in changes.items()]
-        if "finished_at" in changes:
+        if timestamps and "finished_at" in changes:
             pairs.append(("~fts", _timestamp(changes["finished_at"])))
         return pairs
 
     def _set(
-        self, operation: str, task_name: str, check: bool, statuses: Collection[str], pairs: list[tuple[str, str]]
+        self,
+        operation: str,
+        task_name: str,
+        check: bool,
+        statuses: Collection[str],
+        pairs: list[tuple[str, str]],
+        expect: Mapping[str, Any] | None,
     ) -> bool:
         encoded = [_encode_status(s) for s in statuses]
+        expected = self._changes(dict(expect or {}), timestamps=False)
         args: list[Any] = [
-            task_name, "1" if check else "0", uuid.uuid4().hex, len(encoded), *encoded, *_flatten(pairs)
+            task_name, "1" if check else "0", uuid.uuid4().hex, len(encoded), *encoded,
+            len(expected), *_flatten(expected), *_flatten(pairs),
         ]
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
         return bool(self._run(operation, lambda: self._set_fields(keys=script_keys, args=args)))
 
     def transition(
-        self, task_name: str, from_statuses: Collection[str], to_status: str, **changes: Any
+        self,
+        task_name: str,
+        from_statuses: Collection[str],
+        to_status: str,
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
     ) -> bool:
         pairs = [("status", _encode_status(to_status)), *self._changes(changes)]
-        return self._set(f"move {task_name} to {to_status}", task_name, True, list(from_statuses), pairs)
+        return self._set(
+            f"move {task_name} to {to_status}", task_name, True, list(from_statuses), pairs, expect
+        )
 
-    def update(self, task_name: str, *, only_statuses: Collection[str] = (), **changes: Any) -> bool:
+    def update(
+        self,
+        task_name: str,
+        *,
+        only_statuses: Collection[str] = (),
+        expect: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> bool:
         pairs = self._changes(changes)
         if "status" in changes:
             raise ValueError("Use transition() to change a task's status.")
         if not pairs:
             return False  # as the database store: an empty update changes no row
         statuses = list(only_statuses)
-        return self._set(f"update {task_name}", task_name, bool(statuses), statuses, pairs)
+        return self._set(f"update {task_name}", task_name, bool(statuses), statuses, pairs, expect)
 
     def active(self) -> list[TaskInfo]:
         reply = self._run(

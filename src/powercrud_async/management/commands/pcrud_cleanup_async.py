@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.schedules import ensure_cleanup_schedule
@@ -31,8 +31,18 @@ class Command(BaseCommand):
             summary["schedule"] = {"name": schedule.name, "minutes": schedule.minutes}
         if options["json"]:
             self.stdout.write(json.dumps(summary, default=str, indent=2))
-            return
-        prefix = "Would reclaim" if options["dry_run"] else "Reclaimed"
+        else:
+            self._report(summary, options["dry_run"])
+        errors = summary.get("errors") or []
+        if errors:
+            # A non-zero exit: a scheduler or operator must see that cleanup is incomplete.
+            raise CommandError(
+                f"Cleanup incomplete: {len(errors)} step(s) failed (the lock store or cache may be "
+                f"down); what is reported above was done. First failure: {errors[0]}"
+            )
+
+    def _report(self, summary: dict[str, Any], dry_run: bool) -> None:
+        prefix = "Would reclaim" if dry_run else "Reclaimed"
         counts = summary["counts"]
         self.stdout.write(
             f"{prefix} {counts['reclaimed']} dead task(s), released locks of "
@@ -43,5 +53,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {item['task_name']}: {item['reason']}")
         for item in summary["overdue"]:
             self.stdout.write(f"  {item['task_name']} (overdue): {item['reason']}")
+        for item in summary["changed"]:
+            self.stdout.write(f"  {item['task_name']} (left alone: it changed since it was judged)")
+        for error in summary["errors"]:
+            self.stderr.write(f"  failed to {error}")
         if "schedule" in summary:
             self.stdout.write(f"Schedule {summary['schedule']['name']!r} every {summary['schedule']['minutes']} min.")
