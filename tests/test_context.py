@@ -154,10 +154,18 @@ def test_register_descendants_bad_input() -> None:
 
 @pytest.mark.django_db
 def test_update_progress_reports_under_parent() -> None:
+    AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 2, task_key="parent-key")
     with task_context("parent-key"):
         assert update_progress("child 1/2", current=1, total=2) is True
     snapshot = progress.read("parent-key")
     assert snapshot is not None and snapshot.message == "child 1/2" and snapshot.percent == 50.0
+
+
+@pytest.mark.django_db
+def test_update_progress_under_a_key_never_launched_writes_nothing() -> None:
+    with task_context("never-launched"):
+        assert update_progress("child 1/2", current=1, total=2) is False
+    assert progress.read("never-launched") is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -187,9 +187,15 @@ def register_descendants(
 def update_progress(
     message: str, *, current: float | None = None, total: float | None = None
 ) -> bool:
-    """Report progress under the current job; a no-op (returning False) outside a job."""
+    """Report progress under the current job; a no-op (returning False) outside a job, or in a
+    context entered by hand for a key that was never launched (nobody can poll it)."""
+    from .exceptions import UnknownTask
+
     ctx = _current.get()
     if ctx is None:
         return False
-    ctx.manager.update_progress(ctx.task_name, message, current=current, total=total)
+    try:
+        ctx.manager.update_progress(ctx.task_name, message, current=current, total=total)
+    except UnknownTask:
+        return False
     return True

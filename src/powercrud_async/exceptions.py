@@ -36,8 +36,9 @@ class InvalidLaunchOption(AsyncManagerError, ValueError, TypeError):
     the wrong type or value."""
 
 
-class InvalidProgress(AsyncManagerError, TypeError):
-    """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
+class InvalidProgress(AsyncManagerError, TypeError, ValueError):
+    """``update_progress`` got a message that is not a string, or numbers that are not finite
+    numbers."""
 
 
 class ConflictError(AsyncManagerError):
