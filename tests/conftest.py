@@ -22,7 +22,7 @@ def _fresh_state() -> Iterator[None]:
     """Per-test: empty process-local state (reservations, progress buffer, store, tracking)."""
 
     def reset() -> None:
-        reservations._reserved.clear()
+        reservations.clear()
         progress.buffer._tracked.clear()
         get_store.cache_clear()
         tracking.reset_state()

@@ -4,12 +4,10 @@ database and store; proxy models lock the rows of their concrete model."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
-from django_q.models import OrmQ
 
 from powercrud_async import progress
 from powercrud_async.async_manager import AsyncManager
@@ -23,29 +21,14 @@ from powercrud_async.exceptions import (
     UnknownTask,
 )
 from powercrud_async.launch import describe_conflict
-from powercrud_async.models import LiveTask, TaskLock
 from powercrud_async.stores import TaskStore
-from tests.test_store_contract import STORES, configured_store
+from tests.faults import support
+from tests.faults.support import nothing_written
 
 pytestmark = pytest.mark.django_db(transaction=True)
+store = support.store
 
 URL = "/async/progress/"
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest) -> Iterator[TaskStore]:
-    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
-    with configured_store(request.param, server) as configured:
-        yield configured
-
-
-def nothing_written(store: TaskStore) -> bool:
-    """No lock, no registry row (in the store or the tables), no broker message."""
-    return (
-        store.locks() == [] and store.active() == [] and store.lock_owners() == set()
-        and not TaskLock.objects.exists() and not LiveTask.objects.exists()
-        and not OrmQ.objects.exists()
-    )
 
 
 def strict_json(content: bytes) -> Any:
