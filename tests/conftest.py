@@ -10,7 +10,7 @@ from django.core.cache import caches
 from powercrud_async import progress, reservations, tracking, tracking_config
 from powercrud_async.stores import get_store
 from tests.cluster import QCluster, clusters, wait_until
-from tests.services import RedisServer, missing
+from tests.services import MemcachedServer, RedisServer, missing
 
 __all__ = ["QCluster", "wait_until"]
 
@@ -43,6 +43,16 @@ def redis_server() -> Iterator[RedisServer]:
         server = RedisServer()
     except FileNotFoundError:
         missing("redis-server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    try:
+        server = MemcachedServer()
+    except FileNotFoundError:
+        missing("memcached")
     yield server
     server.stop()
 
