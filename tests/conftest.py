@@ -37,6 +37,28 @@ def _fresh_state() -> Iterator[None]:
         pass
 
 
+class ManualClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def progress_clock() -> Iterator[ManualClock]:
+    """The progress buffer judges "a write is due" on this clock instead of real time."""
+    clock = ManualClock()
+    real, progress.buffer.clock = progress.buffer.clock, clock
+    yield clock
+    progress.buffer.clock = real
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     try:

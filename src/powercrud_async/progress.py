@@ -132,16 +132,18 @@ class _Pending:
 class ProgressBuffer:
     """Per-process coalescing of progress writes for the tasks this process is running."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._tracked: dict[str, _Pending] = {}
+        #: When a write is due is judged on this clock; tests replace it to decide time.
+        self.clock = clock
 
     def track(self, snapshot: ProgressSnapshot, cancelled: threading.Event) -> None:
         """Called by the runner: updates for this task are coalesced until ``untrack``."""
         with self._lock:
             # Dirty: the ticker's first tick publishes "running" unless an update beats it.
             self._tracked[snapshot.task_name] = _Pending(
-                snapshot, None, dirty=True, last_flush=time.monotonic(), cancelled=cancelled
+                snapshot, None, dirty=True, last_flush=self.clock(), cancelled=cancelled
             )
 
     def untrack(self, task_name: str) -> None:
@@ -168,7 +170,7 @@ class ProgressBuffer:
             if pending is None:
                 return False
             pending.snapshot, pending.emit, pending.dirty = snapshot, emit, True
-            due = time.monotonic() - pending.last_flush >= interval
+            due = self.clock() - pending.last_flush >= interval
         if due:
             self.flush(snapshot.task_name)
         return True
@@ -179,7 +181,7 @@ class ProgressBuffer:
             if pending is None or not pending.dirty:
                 return
             pending.dirty = False
-            pending.last_flush = time.monotonic()
+            pending.last_flush = self.clock()
             snapshot, emit = pending.snapshot, pending.emit
         write(snapshot)
         if emit is not None:
