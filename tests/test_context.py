@@ -84,7 +84,7 @@ def test_threads_do_not_see_the_context() -> None:
 def test_asyncio_tasks_are_isolated() -> None:
     async def worker(name: str, results: dict[str, str | None]) -> None:
         with task_context(name):
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the other task run inside its own context
             results[name] = get_current_task().task_name  # type: ignore[union-attr]
         results[f"{name}-after"] = get_current_task().task_name if get_current_task() else None
 
