@@ -10,7 +10,7 @@ from django.core.cache import caches
 from powercrud_async import progress, reservations, tracking, tracking_config
 from powercrud_async.stores import get_store
 from tests.cluster import QCluster, clusters, wait_until
-from tests.services import RedisServer, missing
+from tests.services import MemcachedServer, RedisServer, missing
 
 __all__ = ["QCluster", "wait_until"]
 
@@ -22,7 +22,7 @@ def _fresh_state() -> Iterator[None]:
     """Per-test: empty process-local state (reservations, progress buffer, store, tracking)."""
 
     def reset() -> None:
-        reservations._reserved.clear()
+        reservations.clear()
         progress.buffer._tracked.clear()
         get_store.cache_clear()
         tracking.reset_state()
@@ -37,12 +37,44 @@ def _fresh_state() -> Iterator[None]:
         pass
 
 
+class ManualClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def progress_clock() -> Iterator[ManualClock]:
+    """The progress buffer judges "a write is due" on this clock instead of real time."""
+    clock = ManualClock()
+    real, progress.buffer.clock = progress.buffer.clock, clock
+    yield clock
+    progress.buffer.clock = real
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     try:
         server = RedisServer()
     except FileNotFoundError:
         missing("redis-server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    try:
+        server = MemcachedServer()
+    except FileNotFoundError:
+        missing("memcached")
     yield server
     server.stop()
 

@@ -70,6 +70,29 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class MemcachedServer:
+    def __init__(self) -> None:
+        binary = shutil.which("memcached")
+        if binary is None:
+            raise FileNotFoundError("memcached")
+        self.port = free_port()
+        user = ["-u", "root"] if os.geteuid() == 0 else []  # it refuses root without -u
+        self.proc = subprocess.Popen(
+            [binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", *user],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    @property
+    def location(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
 def postgres_bin() -> str | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     return os.path.dirname(found[-1]) if found else None

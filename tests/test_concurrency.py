@@ -148,8 +148,6 @@ def check_same_objects(results: list[dict[str, Any]], store: TaskStore) -> None:
     assert not [r for r in results if r["outcome"] not in ("won", "conflict")], "a store error is not a conflict"
     for number in range(ROUNDS):
         this = [r for r in results if r["round"] == number]
-        starts = [r["started"] for r in this]
-        assert max(starts) - min(starts) < 1.0, "the barrier let the round start together"
         winners = [r["key"] for r in this if r["outcome"] == "won"]
         assert len(winners) == 1, f"round {number}: {this}"
         [winner] = winners

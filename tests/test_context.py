@@ -84,7 +84,7 @@ def test_threads_do_not_see_the_context() -> None:
 def test_asyncio_tasks_are_isolated() -> None:
     async def worker(name: str, results: dict[str, str | None]) -> None:
         with task_context(name):
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the other task run inside its own context
             results[name] = get_current_task().task_name  # type: ignore[union-attr]
         results[f"{name}-after"] = get_current_task().task_name if get_current_task() else None
 
@@ -154,10 +154,18 @@ def test_register_descendants_bad_input() -> None:
 
 @pytest.mark.django_db
 def test_update_progress_reports_under_parent() -> None:
+    AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 2, task_key="parent-key")
     with task_context("parent-key"):
         assert update_progress("child 1/2", current=1, total=2) is True
     snapshot = progress.read("parent-key")
     assert snapshot is not None and snapshot.message == "child 1/2" and snapshot.percent == 50.0
+
+
+@pytest.mark.django_db
+def test_update_progress_under_a_key_never_launched_writes_nothing() -> None:
+    with task_context("never-launched"):
+        assert update_progress("child 1/2", current=1, total=2) is False
+    assert progress.read("never-launched") is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -130,7 +130,7 @@ def test_late_progress_never_reopens() -> None:
     assert progress.read("t").status == "success"  # type: ignore[union-attr]
 
 
-def test_coalescing_inside_a_job(django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_coalescing_inside_a_job(django_assert_max_num_queries, progress_clock) -> None:  # type: ignore[no-untyped-def]
     """1,000 updates in a running job cost a bounded number of cache writes."""
     cancelled = threading.Event()
     progress.buffer.track(ProgressSnapshot(task_name="busy", status="in_progress"), cancelled)
@@ -145,7 +145,11 @@ def test_coalescing_inside_a_job(django_assert_max_num_queries) -> None:  # type
         for i in range(1000):
             manager.update_progress("busy", f"item {i}", current=i, total=1000)
     assert manager.get_progress("busy")["message"] == "item 999"  # the latest, from the buffer
-    assert len(events) <= 2  # coalesced: at most one write per PROGRESS_WRITE_INTERVAL
+    assert events == []  # coalesced: nothing is due before PROGRESS_WRITE_INTERVAL has passed
+    progress_clock.advance(1.0)
+    manager.update_progress("busy", "item 1000", current=1000, total=1000)
+    assert events == ["item 1000"]  # due: written at once
+    manager.update_progress("busy", "item 999")
     progress.buffer.flush("busy")  # what the runner's ticker does every interval
     assert progress.read("busy").message == "item 999"  # type: ignore[union-attr]
     manager.update_progress("busy", "final")

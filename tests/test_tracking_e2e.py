@@ -3,10 +3,12 @@ progress-heavy) all end with the right record and an ordered timeline; none is l
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from powercrud_async.models import LiveTask, TaskEvent
 from tests.cluster import wait_until
@@ -24,7 +26,6 @@ def fast_heartbeat(settings):  # type: ignore[no-untyped-def]
 
 
 def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: None) -> None:
-    started = time.monotonic()
     manager = TrackedManager()
     expected: dict[str, tuple[str, Any]] = {}
     running_cancels = [
@@ -101,6 +102,10 @@ def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: 
             assert middle[0] == "start" and set(middle[1:]) <= {"progress"}, (key, names)
         stamps = [e.created_at for e in events[key]]
         assert stamps == sorted(stamps)
-    for key in heavy:  # 150 updates in ~0.3 s: coalesced to a handful of writes
-        assert 1 <= [e.event for e in events[key]].count("progress") <= 3
-    assert time.monotonic() - started < 90
+    interval = float(settings.POWERCRUD_SETTINGS["PROGRESS_WRITE_INTERVAL"])
+    for key in heavy:
+        # 150 updates, coalesced: per interval at most one due write and one ticker flush, plus
+        # the final value. Bounded by how long the job really ran, not by the machine's speed.
+        at = {e.event: e.created_at for e in events[key]}
+        ran = (at["complete"] - at["start"]).total_seconds()
+        assert 1 <= [e.event for e in events[key]].count("progress") <= 3 + 2 * math.ceil(ran / interval)

@@ -8,6 +8,7 @@ The runner enters ``task_context`` for every job, so any worker is covered.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -85,10 +86,12 @@ _current: ContextVar[TaskContext | None] = ContextVar("powercrud_async_task", de
 
 
 class task_context:  # noqa: N801 - used like contextlib helpers
-    """Run a block (``with``) or a function (decorator) as part of job ``task_name``.
+    """Run a block (``with``), a function or a coroutine function (decorator) as part of job
+    ``task_name``.
 
     Contexts nest and restore the outer one on exit. ``ContextVar`` semantics keep them out of
-    other threads and sibling asyncio tasks.
+    other threads and sibling asyncio tasks, and one ``task_context`` object may be entered in
+    several of them at once: each entry is undone in the thread or task that made it.
     """
 
     def __init__(
@@ -99,17 +102,33 @@ class task_context:  # noqa: N801 - used like contextlib helpers
         manager_config: dict[str, Any] | None = None,
     ):
         self._args = (task_name, manager_class_path, manager, manager_config)
-        self._tokens: list[Token[TaskContext | None]] = []
+        # One entry per TaskContext this object set, found again on exit through the context
+        # variable itself, so entries made in different threads or asyncio tasks never mix.
+        self._tokens: dict[int, Token[TaskContext | None]] = {}
 
     def __enter__(self) -> TaskContext:
         ctx = TaskContext(*self._args)
-        self._tokens.append(_current.set(ctx))
+        self._tokens[id(ctx)] = _current.set(ctx)
         return ctx
 
     def __exit__(self, *exc: object) -> None:
-        _current.reset(self._tokens.pop())
+        token = self._tokens.pop(id(_current.get()), None)
+        if token is None:
+            raise RuntimeError(
+                f"Leaving task_context({self._args[0]!r}), which is not the innermost task context "
+                "here: contexts must be left in the reverse order they were entered."
+            )
+        _current.reset(token)
 
     def __call__(self, func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with task_context(*self._args):
+                    return await func(*args, **kwargs)
+
+            return coroutine_wrapper  # type: ignore[return-value]
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with task_context(*self._args):
@@ -187,9 +206,15 @@ def register_descendants(
 def update_progress(
     message: str, *, current: float | None = None, total: float | None = None
 ) -> bool:
-    """Report progress under the current job; a no-op (returning False) outside a job."""
+    """Report progress under the current job; a no-op (returning False) outside a job, or in a
+    context entered by hand for a key that was never launched (nobody can poll it)."""
+    from .exceptions import UnknownTask
+
     ctx = _current.get()
     if ctx is None:
         return False
-    ctx.manager.update_progress(ctx.task_name, message, current=current, total=total)
+    try:
+        ctx.manager.update_progress(ctx.task_name, message, current=current, total=total)
+    except UnknownTask:
+        return False
     return True

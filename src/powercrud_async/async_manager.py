@@ -22,7 +22,6 @@ from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
 from .exceptions import (
     ConflictError,
-    InvalidProgress,
     TaskCancelled,
     TaskNotRetryable,
     TaskStillLive,
@@ -256,13 +255,11 @@ class AsyncManager(PowerCrudSurface):
     ) -> None:
         """Record the latest progress of ``task_key`` (coalesced inside a running job).
 
-        Raises ``TaskCancelled`` inside a job that was asked to cancel.
+        Raises ``TaskCancelled`` inside a job that was asked to cancel, ``InvalidProgress`` for
+        a message that is not text or numbers that are not finite, and ``UnknownTask`` for a key
+        that was never launched (or is already purged); nothing is written then.
         """
-        if not isinstance(message, str):
-            raise InvalidProgress(f"progress message must be a string, got {type(message).__name__}.")
-        for name, value in (("current", current), ("total", total)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise InvalidProgress(f"{name} must be a number, got {value!r}.")
+        progress.validate_update(task_key, message, current, total)
         if progress.buffer.is_cancelled(task_key):
             raise TaskCancelled(f"Task {task_key} was cancelled.")
         latest = progress.buffer.latest(task_key)
@@ -277,13 +274,14 @@ class AsyncManager(PowerCrudSurface):
         if progress.buffer.offer(snapshot, self._emit_progress):
             return
         existing = progress.resolve(task_key)
-        if existing is not None:
-            if TaskStatus(existing.status).is_terminal:
-                return  # a late update never reopens a finished task
-            snapshot = ProgressSnapshot(
-                task_name=task_key, status=TaskStatus.IN_PROGRESS, message=message,
-                current=current, total=total, user_id=existing.user_id,
-            )
+        if existing is None:
+            raise UnknownTask(f"No task with key {task_key!r}: launch it before reporting progress.")
+        if TaskStatus(existing.status).is_terminal:
+            return  # a late update never reopens a finished task
+        snapshot = ProgressSnapshot(
+            task_name=task_key, status=TaskStatus.IN_PROGRESS, message=message,
+            current=current, total=total, user_id=existing.user_id,
+        )
         progress.write(snapshot)
         self._emit_progress(snapshot)
 

@@ -15,10 +15,31 @@ from django.db import models
 
 from .exceptions import InvalidConflictIds, InvalidConflictIdsType, UnknownModel
 
+#: Column widths of ``TaskLock``: what a lock key must fit in every database and store.
+LABEL_MAX_LENGTH = 100
+PK_MAX_LENGTH = 255
+
 LockKey = tuple[str, str]
 """``(model label in lower case, pk as canonical string)``."""
 
 Normalized = dict[str, frozenset[str]]
+
+
+def text_problem(text: str, max_length: int) -> str | None:
+    """Why ``text`` cannot be stored alike in SQLite, PostgreSQL and Redis, or ``None``.
+
+    PostgreSQL refuses NUL characters and over-long values that SQLite keeps, and no database
+    can encode a lone surrogate, so these are refused up front, the same way everywhere.
+    """
+    if len(text) > max_length:
+        return f"is longer than {max_length} characters"
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    return None
 
 
 def resolve_model(label: Any) -> type[models.Model]:
@@ -46,9 +67,18 @@ def resolve_model(label: Any) -> type[models.Model]:
         ) from exc
 
 
+def lock_label(model: type[models.Model]) -> str:
+    """The label a model's rows are locked under: a proxy shares its concrete model's rows."""
+    label = model._meta.concrete_model._meta.label_lower  # type: ignore[union-attr]
+    problem = text_problem(label, LABEL_MAX_LENGTH)
+    if problem:
+        raise InvalidConflictIds(f"Model label {label!r} {problem}; it cannot be locked.")
+    return label
+
+
 def normalize_label(label: Any) -> str:
-    """``myapp.project`` for any way of naming the model."""
-    return resolve_model(label)._meta.label_lower
+    """``myapp.project`` for any way of naming the model (or a proxy of it)."""
+    return lock_label(resolve_model(label))
 
 
 def normalize_pk(model: type[models.Model], pk: Any) -> str:
@@ -62,12 +92,15 @@ def normalize_pk(model: type[models.Model], pk: Any) -> str:
     field = model._meta.pk
     assert field is not None
     try:
-        value = field.to_python(pk)
-    except (ValidationError, TypeError, ValueError) as exc:
+        value = str(field.to_python(pk))
+    except (ValidationError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidConflictIds(
             f"{model._meta.label} pk {pk!r} is not a valid value for its {type(field).__name__}."
         ) from exc
-    return str(value)
+    problem = text_problem(value, PK_MAX_LENGTH)
+    if problem:
+        raise InvalidConflictIds(f"{model._meta.label} pk {value[:20]!r} {problem}; it cannot be locked.")
+    return value
 
 
 def _pairs(conflict_ids: Any) -> Iterator[tuple[LockKey, Any]]:
@@ -86,8 +119,9 @@ def _pairs(conflict_ids: Any) -> Iterator[tuple[LockKey, Any]]:
                 f"conflict_ids[{label!r}] must be an iterable of pks (a set or list), got "
                 f"{type(ids).__name__} {ids!r}."
             )
+        locked_as = lock_label(model)
         for pk in ids:
-            yield (model._meta.label_lower, normalize_pk(model, pk)), pk
+            yield (locked_as, normalize_pk(model, pk)), pk
 
 
 def normalize_conflict_ids(conflict_ids: Any) -> Normalized:

@@ -1,4 +1,5 @@
-"""Every exception the package raises on purpose. Catch ``AsyncManagerError`` to catch them all."""
+"""Every exception the package raises on purpose. Catch ``AsyncManagerError`` to catch them all
+(except ``TaskCancelled``, which a job should let through)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ class InvalidUrlPrefix(AsyncManagerError, ValueError, TypeError):
     """``AsyncManager.get_urlpatterns(prefix=...)`` got something that is not a plain URL path."""
 
 
-class InvalidProgress(AsyncManagerError, ValueError, TypeError):
-    """``update_progress`` got a message that is not a string, or numbers that are not numbers."""
+class InvalidProgress(AsyncManagerError, TypeError, ValueError):
+    """``update_progress`` got a message that is not a string, or numbers that are not finite
+    numbers."""
 
 
 class ConflictError(AsyncManagerError):
@@ -82,8 +84,14 @@ class TaskStillLive(AsyncManagerError):
     """Refused: the task is queued in the broker or running with a live heartbeat."""
 
 
-class TaskCancelled(AsyncManagerError):
-    """Raised inside a worker at its next progress call after ``cancel_task``."""
+class TaskCancelled(BaseException):
+    """Raised inside a worker at its next progress call after ``cancel_task``.
+
+    Like ``asyncio.CancelledError`` it derives from ``BaseException``, not ``Exception``: a
+    job's ``except Exception:`` must not swallow a cancellation and end as a success. Code that
+    names it (``except TaskCancelled:``) catches it as before; ``except AsyncManagerError:``
+    does not.
+    """
 
 
 class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):

@@ -115,8 +115,9 @@ def describe_conflict(exc: ConflictError, manager: AsyncManager | None = None) -
     return "Not started: " + "; ".join(parts) + ". Try again when that task has finished."
 
 
-def _natural(pk: str) -> tuple[int, str]:
-    return (int(pk), "") if pk.isdigit() else (0, pk)
+def _natural(pk: str) -> tuple[int, int, str]:
+    """Numbers in numeric order, then any other text (``"²"`` is a digit but no number)."""
+    return (0, int(pk), "") if pk.isascii() and pk.isdigit() else (1, 0, pk)
 
 
 def _func_name(func: Callable[..., Any] | str) -> str:
@@ -232,7 +233,7 @@ def lock_states(
     one cache read per holding task), so a list can mark locked rows."""
     manager = manager or AsyncManager.resolve_manager(None)
     model_class = resolve_model(model)
-    label = model_class._meta.label_lower
+    label = normalize_label(model_class)
     pk_list = list(pks)
     if not pk_list:
         return {}

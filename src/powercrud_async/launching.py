@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import conf, progress, queue, reservations
 from .callables import dumps_call, resolve_func
-from .conflicts import LockKey, normalize_conflict_ids, to_json, to_keys
+from .conflicts import LockKey, normalize_conflict_ids, text_problem, to_json, to_keys
 from .exceptions import (
     ConflictError,
     EnqueueError,
@@ -32,14 +32,16 @@ if TYPE_CHECKING:
     from .async_manager import AsyncManager
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
+GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
 
 
 def validate_name(name: Any, what: str, max_length: int) -> str:
     """A task key or lock owner: a non-empty string that fits its column (django-q2's included)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidTaskName(f"{what} must be a non-empty string, got {name!r}.")
-    if len(name) > max_length:
-        raise InvalidTaskName(f"{what} {name[:20]!r}... is longer than {max_length} characters.")
+    problem = text_problem(name, max_length)
+    if problem:
+        raise InvalidTaskName(f"{what} {name[:20]!r} {problem}.")
     return name
 
 
@@ -55,6 +57,9 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
     if group is not None and not isinstance(group, str):
         raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
+    problem = text_problem(group, GROUP_MAX_LENGTH) if group else None
+    if problem:
+        raise InvalidLaunchOption(f"group {group[:20]!r} {problem}.")
 
 
 def django_q_options(q_options: Any, *, cached: Any, broker: Any,

@@ -8,6 +8,8 @@ ticker flushes what is pending, so pollers see it within about that interval.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any
 from django.core.cache import BaseCache, caches
 
 from . import conf
+from .exceptions import InvalidProgress, InvalidTaskName
 
 KEY_PREFIX = "powercrud_async:task:"
 
@@ -33,15 +36,35 @@ class ProgressSnapshot:
 
     @property
     def percent(self) -> float | None:
-        if self.current is None or not self.total:
+        current, total = finite(self.current), finite(self.total)
+        if current is None or not total:
             return None
-        return max(0.0, min(100.0, round(100.0 * self.current / self.total, 1)))
+        return max(0.0, min(100.0, round(100.0 * current / total, 1)))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["current"], data["total"] = finite(self.current), finite(self.total)
         data["percent"] = self.percent
         data["progress"] = self.message
         return data
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` if it is a finite number, else ``None`` (NaN and infinity are not JSON)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def validate_update(task_key: Any, message: Any, current: Any, total: Any) -> None:
+    """What ``update_progress`` accepts: a task key, a text message, finite numbers or None."""
+    if not isinstance(task_key, str) or not task_key:
+        raise InvalidTaskName(f"update_progress needs the task key (a string), got {task_key!r}.")
+    if not isinstance(message, str):
+        raise InvalidProgress(f"progress message must be a string, got {type(message).__name__}.")
+    for name, value in (("current", current), ("total", total)):
+        if value is not None and finite(value) is None:
+            raise InvalidProgress(f"{name} must be a finite number, got {value!r}.")
 
 
 def cache() -> BaseCache:
@@ -49,7 +72,10 @@ def cache() -> BaseCache:
 
 
 def cache_key(task_name: str) -> str:
-    return f"{KEY_PREFIX}{task_name}"
+    """A key every cache backend takes whatever the task name (memcached refuses spaces,
+    control characters and keys over 250 bytes): a digest of the name."""
+    digest = hashlib.sha256(task_name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{KEY_PREFIX}{digest}"
 
 
 def write(snapshot: ProgressSnapshot) -> None:
@@ -106,16 +132,18 @@ class _Pending:
 class ProgressBuffer:
     """Per-process coalescing of progress writes for the tasks this process is running."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._tracked: dict[str, _Pending] = {}
+        #: When a write is due is judged on this clock; tests replace it to decide time.
+        self.clock = clock
 
     def track(self, snapshot: ProgressSnapshot, cancelled: threading.Event) -> None:
         """Called by the runner: updates for this task are coalesced until ``untrack``."""
         with self._lock:
             # Dirty: the ticker's first tick publishes "running" unless an update beats it.
             self._tracked[snapshot.task_name] = _Pending(
-                snapshot, None, dirty=True, last_flush=time.monotonic(), cancelled=cancelled
+                snapshot, None, dirty=True, last_flush=self.clock(), cancelled=cancelled
             )
 
     def untrack(self, task_name: str) -> None:
@@ -142,7 +170,7 @@ class ProgressBuffer:
             if pending is None:
                 return False
             pending.snapshot, pending.emit, pending.dirty = snapshot, emit, True
-            due = time.monotonic() - pending.last_flush >= interval
+            due = self.clock() - pending.last_flush >= interval
         if due:
             self.flush(snapshot.task_name)
         return True
@@ -153,7 +181,7 @@ class ProgressBuffer:
             if pending is None or not pending.dirty:
                 return
             pending.dirty = False
-            pending.last_flush = time.monotonic()
+            pending.last_flush = self.clock()
             snapshot, emit = pending.snapshot, pending.emit
         write(snapshot)
         if emit is not None:

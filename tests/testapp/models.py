@@ -15,6 +15,13 @@ class Project(models.Model):
         return self.name
 
 
+class ProjectProxy(Project):
+    """The same rows as ``Project`` under another label: must share its locks."""
+
+    class Meta:
+        proxy = True
+
+
 class Document(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     title = models.CharField(max_length=100, blank=True)

@@ -8,6 +8,7 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -25,12 +26,30 @@ from .retry import retrying
 
 T = TypeVar("T")
 TRANSIENT = (OperationalError,)
+#: How long acquisition waits, on PostgreSQL, for a lock row that another transaction has
+#: written but not committed (a launch inside a caller's ``transaction.atomic()``).
+LOCK_WAIT_MS = 100
+#: The holder a conflict names when that transaction has not committed yet, so its task is unknown.
+UNCOMMITTED = "(a launch not committed yet)"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 INFO_FIELDS = [f.name for f in fields(TaskInfo)]
 
 
 class _Conflict(Exception):
     def __init__(self, conflicts: dict[LockKey, str]):
         self.conflicts = conflicts
+
+
+class _Uncommitted(Exception):
+    """A row of ``keys`` is held by a transaction that has not committed within LOCK_WAIT_MS."""
+
+    def __init__(self, keys: Sequence[LockKey]):
+        self.keys = keys
+
+
+def _lock_not_available(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    return (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == LOCK_NOT_AVAILABLE
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -107,14 +126,58 @@ class DatabaseTaskStore(TaskStore):
                     if register is not None:
                         LiveTask.objects.using(self.using).create(**self._row_values(register))
                     if keys:
-                        self._acquire(task_name, keys, ttl, set(adopt))
+                        with self._bounded_lock_wait():
+                            self._acquire(task_name, keys, ttl, set(adopt))
             except _Conflict as conflict:
                 return conflict.conflicts
+            except _Uncommitted as uncommitted:
+                return self._uncommitted_conflicts({task_name, *adopt}, uncommitted.keys)
+            except OperationalError as exc:  # a lock wait while adopting or reclaiming rows
+                if not _lock_not_available(exc):
+                    raise
+                return self._uncommitted_conflicts({task_name, *adopt}, keys)
             except IntegrityError as exc:  # only the registry insert can collide
                 raise self._duplicate(register) from exc
             return {}
 
         return self._run(f"acquire locks for {task_name}", attempt)
+
+    @contextmanager
+    def _bounded_lock_wait(self) -> Iterator[None]:
+        """On PostgreSQL, make a lock row held by another open transaction a conflict after
+        ``LOCK_WAIT_MS`` instead of a wait until that transaction ends.
+
+        ``SET LOCAL`` lasts to the end of the transaction, so inside a caller's transaction the
+        previous value is put back; a failure rolls back our savepoint, which undoes it too.
+        SQLite has no row locks to bound: a transaction open elsewhere holds its single write
+        lock, and every writer waits for it (up to the busy timeout).
+        """
+        conn = self.connection
+        if conn.vendor != "postgresql":
+            yield
+            return
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                [f"{LOCK_WAIT_MS}ms"],
+            )
+            previous = cursor.fetchone()[0]
+        yield
+        if conn.savepoint_ids:
+            with conn.cursor() as cursor:  # inside a caller's transaction: leave it as it was
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+
+    def _uncommitted_conflicts(self, mine: set[str], keys: Sequence[LockKey]) -> dict[LockKey, str]:
+        """Holders of ``keys`` after a lock wait timed out: committed ones by name, the rest
+        (written by a transaction still open, so not visible yet) as ``UNCOMMITTED``.
+        Never empty: the wait itself proves something is in the way."""
+        rows = self._holder_rows(keys, self._chunk_size())
+        conflicts = {
+            key: rows[key].task_name if key in rows else UNCOMMITTED
+            for key in keys
+            if key not in rows or rows[key].task_name not in mine
+        }
+        return conflicts or dict.fromkeys(keys, UNCOMMITTED)
 
     def _acquire(self, task_name: str, keys: list[LockKey], ttl: float, adopt: set[str]) -> None:
         now = timezone.now()
@@ -188,9 +251,14 @@ class DatabaseTaskStore(TaskStore):
             f"INSERT INTO {table} ({cols}) VALUES {values} "
             f"ON CONFLICT ({qn('model_label')}, {qn('object_pk')}) DO NOTHING"
         )
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return max(cursor.rowcount, 0)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return max(cursor.rowcount, 0)
+        except OperationalError as exc:
+            if _lock_not_available(exc):
+                raise _Uncommitted(chunk) from exc
+            raise
 
     def _holder_rows(self, keys: Sequence[LockKey], size: int) -> dict[LockKey, TaskLock]:
         by_label: dict[str, list[str]] = {}
