@@ -3,9 +3,6 @@ record model it does not fit, and task keys memcached cannot take."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from datetime import date
 from typing import Any
 
@@ -19,7 +16,6 @@ from hypothesis import strategies as st
 
 from powercrud_async.dashboard.query import ListState, filter_records
 from powercrud_async.dashboard.records import RecordSchema
-from tests.services import free_port, missing, wait_for_port
 from tests.testapp.models import AsyncTaskRecord, CustomRecord
 
 pytestmark = [pytest.mark.urls("tests.dashboard.urls"), pytest.mark.django_db]
@@ -94,26 +90,11 @@ def test_export_writes_exactly_the_export_columns(staff_client: Any, make_record
 
 
 # -- 12: keys memcached cannot take ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def memcached() -> Any:
-    binary = shutil.which("memcached")
-    if binary is None:
-        missing("memcached")
-    pytest.importorskip("pymemcache")
-    port = free_port()
-    as_root = ["-u", "nobody"] if os.geteuid() == 0 else []  # memcached refuses root without -u
-    proc = subprocess.Popen([binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *as_root],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+@pytest.fixture
+def memcached(memcached_server: Any) -> str:
+    return str(memcached_server.location)
 
 
-@pytest.mark.xfail(strict=False, reason="needs progress cache keys made safe for memcached (hashed "
-                   "keys in powercrud_async.progress), which is not in this branch")
 @pytest.mark.parametrize("key", ["has a space", "k" * 300, "tab\there", "new\nline"])
 def test_progress_endpoint_takes_any_key_on_memcached(settings: Any, memcached: str, staff_client: Any,
                                                      key: str) -> None:

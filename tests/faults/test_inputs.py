@@ -50,7 +50,8 @@ def test_a_proxy_model_locks_the_rows_of_its_concrete_model(store: TaskStore) ->
         manager.launch_async_task("tests.testapp.tasks.add", 1, 2,
                                   conflict_ids={"testapp.ProjectProxy": ["1"]})
     assert raised.value.conflicts == {"testapp.project": {"1": key}}
-    assert manager.check_conflict({"testapp.projectproxy": [1]}) == {"testapp.project": {"1"}}
+    assert manager.check_conflict({"testapp.projectproxy": [1]}) == {1}
+    assert manager.get_conflict_holders({"testapp.projectproxy": [1]}) == {"testapp.project": {"1": key}}
     assert {(lock.model_label, lock.object_pk) for lock in store.locks()} == {("testapp.project", "1")}
 
 

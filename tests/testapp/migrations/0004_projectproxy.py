@@ -4,7 +4,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("testapp", "0002_record_error_traceback"),
+        ("testapp", "0003_record_user_pk"),
     ]
 
     operations = [
