@@ -24,6 +24,7 @@ def _fresh_state() -> Iterator[None]:
     def reset() -> None:
         reservations.clear()
         progress.buffer._tracked.clear()
+        progress.outside.reset()
         get_store.cache_clear()
         tracking.reset_state()
         tracking_config.clear_cache()

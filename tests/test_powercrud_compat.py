@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, Resolver404, include, path, resolve, rev
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from powercrud_async import tracking_config
+from powercrud_async import progress, tracking_config
 from powercrud_async.async_context import register_descendant_conflicts, task_context
 from powercrud_async.async_dashboard import AsyncDashboardConfig, ModelTrackingAsyncManager
 from powercrud_async.async_hooks import task_completion_hook
@@ -202,6 +202,7 @@ def test_progress_without_text_does_not_erase_the_last_text() -> None:
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     manager.update_progress(key, "loading rows")
     manager.update_progress(key, "", current=3, total=4)
+    progress.outside.flush()  # what its timer does after PROGRESS_WRITE_INTERVAL
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert (record.progress_payload, record.percent) == ("loading rows", 75.0)
 

@@ -344,17 +344,24 @@ def test_a_running_jobs_start_waits_for_its_next_write_and_is_never_lost() -> No
 
 
 # -- coalescing ---------------------------------------------------------------------------------------
-def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later() -> None:
-    # An interval no test run reaches, so the count below cannot depend on the machine's speed;
-    # the deferred write is then fired by hand, as its timer would after the interval.
+def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Time stands still (an injected clock), so the counts cannot depend on the machine's speed;
+    # the held values are then written by hand, as their timers would after the interval.
+    monkeypatch.setattr(progress.outside, "clock", lambda: 0.0)
     manager = TrackedManager(progress_interval=3600)
     name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     with CaptureQueriesContext(connection) as captured:
         for i in range(1, 101):
             manager.update_progress(name, f"item {i}/100", current=i, total=100)
     assert statements(captured).count("UPDATE record") == 1
-    assert manager.get_progress(name)["message"] == "item 100/100"  # the cache has the latest
-    assert record(name).message == "item 1/100"
+    assert len(captured.captured_queries) <= 10  # the first update only; the others are held
+    assert manager.get_progress(name)["message"] == "item 100/100"  # this process knows the latest
+    assert progress.read(name).message == "item 1/100"  # type: ignore[union-attr]
+    assert progress.outside.flush() == 1  # the cache gets the latest when the interval is over
+    assert progress.read(name).message == "item 100/100"  # type: ignore[union-attr]
+    assert record(name).message == "item 1/100"  # the record has its own, longer interval
     timer = tracking.state_for(manager.get_tracking(), name).timer
     assert timer is not None  # the latest is scheduled for later
     timer.cancel()
@@ -362,6 +369,19 @@ def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later() -> N
     assert record(name).message == "item 100/100"
     assert record(name).percent == 100.0
     assert timeline(name).count("progress") == 2
+
+
+def test_held_progress_never_reopens_a_finished_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress.outside, "clock", lambda: 0.0)
+    manager = TrackedManager()
+    name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
+    manager.update_progress(name, "one", current=1, total=4)
+    manager.update_progress(name, "two", current=2, total=4)  # held
+    manager.finish(name, TaskStatus.SUCCESS, result=3)
+    assert manager.get_progress(name)["status"] == TaskStatus.SUCCESS
+    assert progress.outside.flush() == 0
+    assert manager.get_status(name) == TaskStatus.SUCCESS
+    assert record(name).status == "success"
 
 
 def test_deferred_progress_never_brings_a_deleted_record_back() -> None:

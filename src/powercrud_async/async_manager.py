@@ -253,7 +253,8 @@ class AsyncManager(PowerCrudSurface):
         current: float | None = None,
         total: float | None = None,
     ) -> None:
-        """Record the latest progress of ``task_key`` (coalesced inside a running job).
+        """Record the latest progress of ``task_key``, coalesced to one cache write per
+        ``PROGRESS_WRITE_INTERVAL`` (inside a running job and outside one alike).
 
         Raises ``TaskCancelled`` inside a job that was asked to cancel, ``InvalidProgress`` for
         a message that is not text or numbers that are not finite, and ``UnknownTask`` for a key
@@ -273,6 +274,8 @@ class AsyncManager(PowerCrudSurface):
         )
         if progress.buffer.offer(snapshot, self._emit_progress):
             return
+        if progress.outside.hold(snapshot, self._emit_progress):
+            return
         existing = progress.resolve(task_key)
         if existing is None:
             raise UnknownTask(f"No task with key {task_key!r}: launch it before reporting progress.")
@@ -283,6 +286,7 @@ class AsyncManager(PowerCrudSurface):
             current=current, total=total, user_id=existing.user_id,
         )
         progress.write(snapshot)
+        progress.outside.wrote(snapshot)
         self._emit_progress(snapshot)
 
     def _emit_progress(self, snapshot: ProgressSnapshot) -> None:
@@ -299,7 +303,8 @@ class AsyncManager(PowerCrudSurface):
 
     def get_progress(self, task_key: str) -> dict[str, Any] | None:
         """The latest progress snapshot of ``task_key`` as a dict, or ``None``."""
-        snapshot = progress.buffer.latest(task_key) or progress.resolve(task_key)
+        snapshot = (progress.buffer.latest(task_key) or progress.outside.latest(task_key)
+                    or progress.resolve(task_key))
         return snapshot.as_dict() if snapshot else None
 
     def get_status(self, task_key: str) -> str:

@@ -8,10 +8,12 @@ ticker flushes what is pending, so pollers see it within about that interval.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -95,6 +97,8 @@ def read(task_name: str) -> ProgressSnapshot | None:
 
 
 def delete(task_name: str) -> None:
+    """Drop the task's entry, and any value held for it: the task is over or forgotten."""
+    outside.discard(task_name)
     cache().delete(cache_key(task_name))
 
 
@@ -188,4 +192,101 @@ class ProgressBuffer:
             emit(snapshot)
 
 
+class OutsideBuffer:
+    """Per-process coalescing of progress reported for a task this process is not running (a
+    management command or a view reporting for a job).
+
+    The first update of a key in an interval is written at once (after checking the task exists
+    and is not finished); later ones in the same interval only replace the held value, which one
+    timer per process writes when the interval is over, and ``atexit`` at the latest. A held value
+    is written only if the task is still unfinished then, so it never reopens a finished task.
+    """
+
+    #: Keys whose last write time is remembered at most (oldest forgotten first).
+    MAX_KEYS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._written: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._held: dict[str, tuple[ProgressSnapshot, Emit]] = {}
+        self._timer: threading.Timer | None = None
+        #: When a write is due is judged on this clock; tests replace it to decide time.
+        self.clock = clock
+
+    def hold(self, snapshot: ProgressSnapshot, emit: Emit) -> bool:
+        """Keep ``snapshot`` for later if its key was written less than an interval ago."""
+        interval = float(conf.get("PROGRESS_WRITE_INTERVAL"))
+        with self._lock:
+            written = self._written.get(snapshot.task_name)
+            now = self.clock()
+            if written is None or now - written[0] >= interval:
+                return False
+            self._held[snapshot.task_name] = (replace(snapshot, user_id=written[1]), emit)
+            self._arm(written[0] + interval - now)
+            return True
+
+    def wrote(self, snapshot: ProgressSnapshot) -> None:
+        """Note that ``snapshot`` was just written, so the interval starts now."""
+        with self._lock:
+            self._written[snapshot.task_name] = (self.clock(), snapshot.user_id)
+            self._written.move_to_end(snapshot.task_name)
+            while len(self._written) > self.MAX_KEYS:
+                self._written.popitem(last=False)
+
+    def discard(self, task_name: str) -> None:
+        with self._lock:
+            self._held.pop(task_name, None)
+
+    def reset(self) -> None:
+        """Forget what is held and when each key was written (tests, forks)."""
+        with self._lock:
+            self._held.clear()
+            self._written.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def latest(self, task_name: str) -> ProgressSnapshot | None:
+        held = self._held.get(task_name)
+        return held[0] if held else None
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(max(0.0, delay), self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _on_timer(self) -> None:
+        from django.db import connections
+
+        with self._lock:
+            self._timer = None
+        try:
+            self.flush()
+        finally:
+            connections.close_all()
+
+    def flush(self) -> int:
+        """Write every held value whose task is still unfinished; returns how many."""
+        with self._lock:
+            held, self._held = self._held, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        from .statuses import TaskStatus
+
+        written = 0
+        for snapshot, emit in held.values():
+            existing = resolve(snapshot.task_name)
+            if existing is None or TaskStatus(existing.status).is_terminal:
+                continue
+            write(snapshot)
+            self.wrote(snapshot)
+            emit(snapshot)
+            written += 1
+        return written
+
+
 buffer = ProgressBuffer()
+outside = OutsideBuffer()
+atexit.register(outside.flush)
