@@ -4,6 +4,7 @@
   "use strict";
   var PAUSE_KEY = "pca-live-paused";
   var lastUpdate = Date.now();
+  var failed = false;
 
   function paused() {
     try { return window.localStorage.getItem(PAUSE_KEY) === "1"; } catch (e) { return false; }
@@ -64,6 +65,9 @@
     } else if (navigating()) {
       state = "held";
       label = "Paused while you move through the list";
+    } else if (failed) {
+      state = "stale";
+      label = "Stale · refresh failed, last updated " + ago(Date.now() - lastUpdate);
     } else {
       state = "live";
       label = "Live · updated " + ago(Date.now() - lastUpdate);
@@ -153,11 +157,38 @@
     }
   });
 
+  /* A region replaces itself (outerHTML), so its request may be reported on an element that is
+     no longer in the page: judge by the request's target, which is the region. */
+  function regionRequest(event) {
+    var d = event.detail || {};
+    var elt = d.target || d.elt;
+    return !!(elt && elt.hasAttribute && elt.hasAttribute("data-pca-region"));
+  }
   document.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail && event.detail.elt;
-    if (event.detail.successful && elt && elt.hasAttribute && elt.hasAttribute("data-pca-region")) {
+    if (!regionRequest(event)) return;
+    if (event.detail.successful) {
       lastUpdate = Date.now();
+      failed = false;
+    } else {
+      failed = true;
     }
+    renderLive();
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    if (regionRequest(event)) { failed = true; renderLive(); }
+  });
+
+  /* A chip, sort or page link clicked before the search box's delayed request went out still
+     carries the words typed so far, so the list always matches the box and the URL. */
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    var box = document.getElementById("pca-q");
+    if (!box || !elt || elt.tagName !== "A" || !elt.closest("#pca-results")) return;
+    var url = new URL(event.detail.path, window.location.href);
+    if ((url.searchParams.get("q") || "") === box.value.trim()) return;
+    if (box.value.trim()) url.searchParams.set("q", box.value.trim()); else url.searchParams.delete("q");
+    url.searchParams.delete("page");
+    event.detail.path = url.pathname + url.search;
   });
 
   document.addEventListener("htmx:afterSettle", function () { updateSelection(); });
