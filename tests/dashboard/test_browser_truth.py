@@ -100,3 +100,60 @@ def test_live_pill_resets_on_every_refresh_and_says_stale_on_failure(
     shoot(page, f"live-stale-{width}x{height}")
     page.unroute(re.compile(r".*/tasks/.*"))
     expect(pill).to_have_attribute("data-state", "live", timeout=10_000)
+
+
+# -- 3: an action does exactly what its confirmation says, and keeps the recorded cause ------------
+def dead_job_with_locks(n: int = 15) -> str:
+    """A job whose worker died mid-run, still holding ``n`` locks (nothing has reclaimed it yet)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from powercrud_async.models import LiveTask, TaskLock
+    from tests.testapp.models import AsyncTaskRecord
+
+    now = timezone.now()
+    key = "dead0000-4b2a-9d3f-000000000001"
+    started = now - timedelta(minutes=12)
+    AsyncTaskRecord.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
+                                   user_label="alice", created_at=started, started_at=started,
+                                   percent=40.0, message="Indexed 6 of 15 projects")
+    LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
+                            created_at=started, started_at=started, heartbeat_at=now - timedelta(minutes=10),
+                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1, q_task_id="x",
+                            conflict_ids={"testapp.project": [str(i) for i in range(1, n + 1)]})
+    TaskLock.objects.bulk_create([
+        TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=started,
+                 expires_at=now + timedelta(minutes=30)) for i in range(1, n + 1)])
+    return key
+
+
+@SIZES
+def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
+        browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import TaskLock
+    from tests.testapp.models import AsyncTaskRecord
+
+    key = dead_job_with_locks(15)
+    page = browse(width, height)
+    page.goto(f"/tasks/locks/?task={key}")
+    button = page.locator("#pca-locks-results tbody tr").first.get_by_role("button")
+    expect(page.locator("#pca-locks-results tbody tr").nth(1)).to_contain_text("testapp.project 2")  # natural order
+    expect(button).to_have_text("Release job's 15 locks")
+    button.click()
+    confirm = page.locator("#pca-flash [data-pca-confirm]")
+    expect(confirm.get_by_role("heading")).to_have_text("Release 15 locks held by 1 job?")
+    expect(confirm).to_contain_text("15 locks: testapp.project 1–15")
+    shoot(page, f"release-confirm-{width}x{height}")
+    confirm.get_by_role("button", name="Yes, release 15 locks").click()
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text("Released 15 locks of 1 job")
+    assert TaskLock.objects.filter(task_name=key).count() == 0
+    record = AsyncTaskRecord.objects.get(task_name=key)
+    assert record.status == "failed"
+    assert "released" not in (record.error or "").lower() and "heartbeat" in (record.error or "").lower(), record.error
+    page.goto(f"/tasks/jobs/{key}/")
+    expect(page.locator("#pca-error-title + *, .pca-error-summary")).to_contain_text("heartbeat")
+    expect(page.locator(".pca-error-summary")).not_to_contain_text("released")
+    expect(page.locator(".pca-timeline")).to_contain_text("ops released 15 locks")

@@ -13,6 +13,7 @@ import builtins
 import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,6 +56,8 @@ from . import access, actions, audit
 from .config import ALL_COLUMNS, dashboard_config
 from .liveness import stuck_tasks
 from .overview import build_overview
+from .lock_release import release_confirmation
+from .summaries import natural_key
 from .query import (
     COLUMN_FIELDS,
     FIELD_COLUMNS,
@@ -731,8 +734,10 @@ class TaskDashboardMixin:
             visible = set(self.get_queryset().filter(**{f"{self.schema['task_name']}__in": owners[:2000]})
                           .values_list(self.schema["task_name"], flat=True)) if self.schema["task_name"] else set()
             found = [lock for lock in found if lock.task_name in visible]
+        found.sort(key=lambda lock: (lock.acquired_at, lock.model_label, natural_key(lock.object_pk)))
         paginator = Paginator(found, 100)
         page = paginator.get_page(request.GET.get("page") or 1)
+        owner_locks = Counter(lock.task_name for lock in (store.locks() if model or pk or task else found))
         rows: builtins.list[dict[str, Any]] = []
         for lock in page.object_list:
             info = infos.get(lock.task_name)
@@ -753,6 +758,7 @@ class TaskDashboardMixin:
                 "age": human_duration((self.now - lock.acquired_at).total_seconds()),
                 "expires": Moment.of(lock.expires_at, self.now),
                 "reason": stuck[lock.task_name].reason if lock.task_name in stuck else "",
+                "owner_locks": owner_locks.get(lock.task_name, 0),
             })
         answer = ""
         if model and pk:
@@ -896,6 +902,8 @@ class TaskDashboardMixin:
             "question": action.ask(len(keys)),
             "confirm_label": action.confirm_label(len(keys)),
         }
+        if action.name == "release":
+            context.update(release_confirmation(keys, named))
         if getattr(self.request, "htmx", False):
             return self.render(context, "powercrud_async/dashboard/partials/confirm.html")
         return self.render(context, "powercrud_async/dashboard/confirm.html")
