@@ -157,3 +157,28 @@ def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
     expect(page.locator("#pca-error-title + *, .pca-error-summary")).to_contain_text("heartbeat")
     expect(page.locator(".pca-error-summary")).not_to_contain_text("released")
     expect(page.locator(".pca-timeline")).to_contain_text("ops released 15 locks")
+
+
+# -- 4: a deleted job is gone -----------------------------------------------------------------------
+@SIZES
+def test_deleted_job_answers_404_naming_who_deleted_it(browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import LiveTask
+
+    keys = demo.build()
+    key = keys["failed"]
+    LiveTask.objects.create(task_name=key, status="failed", func_path="reports.tasks.quarterly_revenue",
+                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
+    page = browse(width, height)
+    page.goto(f"/tasks/jobs/{key}/")
+    page.locator("#pca-detail-body").get_by_role("button", name="Delete record").click()
+    page.locator("#pca-flash [data-pca-confirm]").get_by_role("button", name="Yes, delete 1 record").click()
+    expect(page).to_have_url(re.compile(r"/tasks/jobs/$"))
+    response = page.goto(f"/tasks/jobs/{key}/")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Job deleted")
+    expect(page.locator("#pca-main")).to_contain_text(f"The record of job {key} was deleted by ops")
+    for name in ("Retry", "Release locks", "Cancel job", "Delete record"):
+        expect(page.get_by_role("button", name=name)).to_have_count(0)
+    shoot(page, f"deleted-{width}x{height}")

@@ -56,6 +56,7 @@ from . import access, actions, audit
 from .config import ALL_COLUMNS, dashboard_config
 from .liveness import stuck_tasks
 from .overview import build_overview
+from .deleted import deletion_of
 from .lock_release import release_confirmation
 from .summaries import natural_key
 from .query import (
@@ -114,6 +115,10 @@ class Cell:
     kind: str
     value: str = ""
     label: str = ""
+
+
+class JobGone(Http404):
+    """No record of this job is left to show (deleted, purged, or never visible to this user)."""
 
 
 class TaskDashboardMixin:
@@ -582,8 +587,8 @@ class TaskDashboardMixin:
         record = self.get_record(key)
         info = get_store().get(key)
         if record is None:
-            if info is None or not self.sees_everything:
-                raise Http404("No such job.")
+            if info is None or not self.sees_everything or (not info.is_active and deletion_of(key)):
+                raise JobGone(key)
             job = self.job_from_info(info)
         else:
             job = self.build_job(record)
@@ -691,7 +696,14 @@ class TaskDashboardMixin:
         }
 
     def detail(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        context = self.detail_context(str(kwargs.get(self.lookup_url_kwarg, "")))
+        key = str(kwargs.get(self.lookup_url_kwarg, ""))
+        try:
+            context = self.detail_context(key)
+        except JobGone:
+            entry = deletion_of(key) if self.sees_everything else None
+            return self.render({"key": key, "deletion": entry,
+                                "deleted_at": Moment.of(entry.created_at, self.now) if entry else None},
+                               "powercrud_async/dashboard/gone.html", status=404)
         target = self.htmx_target()
         if target == "pca-detail-body":
             return self.render(context, "powercrud_async/dashboard/partials/detail_body.html")
