@@ -182,3 +182,90 @@ def test_deleted_job_answers_404_naming_who_deleted_it(browse: Any, tracked: Non
     for name in ("Retry", "Release locks", "Cancel job", "Delete record"):
         expect(page.get_by_role("button", name=name)).to_have_count(0)
     shoot(page, f"deleted-{width}x{height}")
+
+
+# -- 5: the detail page reads at a glance ---------------------------------------------------------------
+def long_running_job(steps: int = 45, locks: int = 30) -> str:
+    """A running job with many progress events and locks; its ``create`` row stored after ``start``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from powercrud_async.models import LiveTask, TaskEvent, TaskLock
+    from tests.testapp.models import AsyncTaskRecord
+
+    now = timezone.now()
+    key = "long0000-4b2a-9d3f-000000000002"
+    created = now - timedelta(seconds=30)
+    started = created + timedelta(seconds=1)
+    AsyncTaskRecord.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
+                                   user_label="alice", created_at=created, started_at=started,
+                                   percent=70.0, message="Indexed 21 of 30 books")
+    LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
+                            created_at=created, started_at=started, heartbeat_at=now,
+                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1, q_task_id="x")
+    TaskLock.objects.bulk_create([
+        TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=created,
+                 expires_at=now + timedelta(minutes=30)) for i in range(1, locks + 1)])
+    TaskEvent.objects.create(task_name=key, event="start", status="in_progress", message="Started", created_at=started)
+    TaskEvent.objects.bulk_create([
+        TaskEvent(task_name=key, event="progress", message=f"Indexed book {i} ({100 * i / steps:.1f}%)",
+                  created_at=started + timedelta(milliseconds=400 * i)) for i in range(1, steps + 1)])
+    TaskEvent.objects.create(task_name=key, event="create", status="pending", message="Queued", created_at=created)
+    return key
+
+
+@SIZES
+def test_running_detail_is_short_ordered_and_summarised(browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    key = long_running_job()
+    page = browse(width, height)
+    page.goto(f"/tasks/jobs/{key}/")
+    timeline = page.locator(".pca-timeline > li")
+    expect(timeline).to_have_count(3)  # create, start, one line for 45 progress steps
+    expect(timeline.nth(0)).to_contain_text("Create")
+    expect(timeline.nth(1)).to_contain_text("Start")
+    expect(timeline.nth(2)).to_contain_text("Progress · 45 updates")
+    expect(page.locator(".pca-lock-groups")).to_have_text(re.compile(r"testapp\.project\s+1–30\s+\(30\)"))
+    expect(page.locator(".pca-lock-list table")).to_be_hidden()
+    height_px = page.evaluate("document.documentElement.scrollHeight")
+    shoot(page, f"detail-running-{width}x{height}", full=True)
+    assert height_px < (2600 if width < 600 else 1800), height_px
+    shoot(page, f"detail-running-{width}x{height}", full=True)
+    page.locator(".pca-lock-list > summary").click()
+    rows = page.locator(".pca-lock-list tbody tr")
+    expect(rows).to_have_count(30)
+    assert [rows.nth(i).locator("strong").inner_text() for i in range(3)] == ["1", "2", "3"]
+    page.locator(".pca-tl-progress > summary").click()
+    expect(page.locator(".pca-tl-steps > li")).to_have_count(45)
+    # The region refreshes itself: what was unfolded stays unfolded.
+    page.evaluate("document.getElementById('pca-lock-list').dataset.before = '1'")
+    page.evaluate("htmx.trigger(document.body, 'pca-refresh')")
+    page.wait_for_function("() => !document.getElementById('pca-lock-list').dataset.before")
+    expect(page.locator(".pca-lock-list tbody tr")).to_have_count(30)
+    expect(page.locator(".pca-tl-steps > li")).to_have_count(45)
+
+
+@SIZES
+def test_cancelled_job_keeps_the_percent_it_reached(browse: Any, tracked: None, width: int, height: int) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import TaskEvent
+    from tests.testapp.models import AsyncTaskRecord
+
+    now = timezone.now()
+    key = "cncl0000-4b2a-9d3f-000000000003"
+    AsyncTaskRecord.objects.create(task_name=key, status="cancelled", func_path="catalog.tasks.reindex",
+                                   created_at=now - timedelta(seconds=30), started_at=now - timedelta(seconds=29),
+                                   cancelled_at=now, message="Cancelled by an operator")
+    TaskEvent.objects.create(task_name=key, event="progress", message="Indexed 339 of 1000 (33.9%)",
+                             created_at=now - timedelta(seconds=5))
+    page = browse(width, height)
+    page.goto(f"/tasks/jobs/{key}/")
+    expect(page.locator("#pca-progress progress")).to_have_attribute("value", "34")
+    expect(page.locator("#pca-progress .pca-progress-percent")).to_have_text("34%")
+    shoot(page, f"detail-cancelled-{width}x{height}")

@@ -58,7 +58,9 @@ from .liveness import stuck_tasks
 from .overview import build_overview
 from .deleted import deletion_of
 from .lock_release import release_confirmation
-from .summaries import natural_key
+from .summaries import lock_groups, natural_key
+from .timeline import build as build_timeline
+from .timeline import last_percent
 from .query import (
     COLUMN_FIELDS,
     FIELD_COLUMNS,
@@ -612,15 +614,14 @@ class TaskDashboardMixin:
              "message": entry.message, "long": "\n" in entry.message or len(entry.message) > 240}
             for entry in logs
         ]
-        timeline = [
-            {"event": event.event, "status": status_of(event.status) if event.status else None,
-             "message": short(event.message, 300), "time": Moment.of(event.created_at, self.now)}
-            for event in events
-        ]
+        timeline = build_timeline(events, self.now)
+        if job.percent is None and job.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            job.percent = last_percent(events)  # keep the percent it reached
+        held = get_store().locks(task_name=key)
         locks = [
             {"model": lock.model_label, "pk": lock.object_pk, "acquired": Moment.of(lock.acquired_at, self.now),
              "expires": Moment.of(lock.expires_at, self.now)}
-            for lock in get_store().locks(task_name=key)
+            for lock in sorted(held, key=lambda lock: (lock.model_label, natural_key(lock.object_pk)))
         ]
         retried_as: builtins.list[dict[str, str]] = []
         key_field, retry_field = self.schema["task_name"], self.schema["retry_of"]
@@ -682,6 +683,7 @@ class TaskDashboardMixin:
             "log_total": sum(level_counts.values()),
             "min_level": min_level,
             "locks": locks,
+            "lock_groups": lock_groups((lock.model_label, lock.object_pk) for lock in held),
             "retried_as": retried_as,
             "retry_of_url": self.job_url(job.retry_of) if job.retry_of else "",
             "traceback": traceback,

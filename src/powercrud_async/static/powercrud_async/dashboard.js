@@ -191,6 +191,22 @@
     event.detail.path = url.pathname + url.search;
   });
 
+  /* A refresh replaces the region: what the reader had unfolded stays unfolded. */
+  var keptOpen = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelectorAll) return;
+    keptOpen = Array.prototype.map.call(target.querySelectorAll("details[data-pca-keep-open][open]"),
+      function (d) { return d.id; });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    keptOpen.forEach(function (id) {
+      var d = document.getElementById(id);
+      if (d) d.open = true;
+    });
+    keptOpen = [];
+  });
+
   document.addEventListener("htmx:afterSettle", function () { updateSelection(); });
 
   document.addEventListener("close", function (event) {
