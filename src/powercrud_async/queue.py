@@ -122,6 +122,7 @@ def queue_depth() -> int | None:
 
 def cluster_stats() -> list[dict[str, Any]]:
     """django-q2's own cluster heartbeat records (``Stat``), as plain dicts."""
+    from django_q.conf import Conf
     from django_q.status import Stat
 
     try:
@@ -132,6 +133,7 @@ def cluster_stats() -> list[dict[str, Any]]:
     return [
         {
             "cluster_id": str(s.cluster_id),
+            "name": str(Conf.CLUSTER_NAME or ""),
             "host": s.host,
             "status": s.status,
             "workers": len(s.workers),

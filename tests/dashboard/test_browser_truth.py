@@ -269,3 +269,59 @@ def test_cancelled_job_keeps_the_percent_it_reached(browse: Any, tracked: None, 
     expect(page.locator("#pca-progress progress")).to_have_attribute("value", "34")
     expect(page.locator("#pca-progress .pca-progress-percent")).to_have_text("34%")
     shoot(page, f"detail-cancelled-{width}x{height}")
+
+
+# -- 6: health is judged from work ------------------------------------------------------------------
+def wedged_workers() -> None:
+    """Two running jobs beating their heartbeats but going nowhere; two jobs queued for 5 min;
+    the last job started 9 min ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from powercrud_async.models import LiveTask
+    from tests.testapp.models import AsyncTaskRecord
+
+    now = timezone.now()
+    for i, (status, age) in enumerate([("in_progress", 540), ("in_progress", 600), ("pending", 300), ("pending", 290)]):
+        key = f"wedg{i:04d}-4b2a-9d3f-00000000000{i}"
+        created = now - timedelta(seconds=age)
+        started = created if status == "in_progress" else None
+        AsyncTaskRecord.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex",
+                                       created_at=created, started_at=started, message="")
+        LiveTask.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex", created_at=created,
+                                started_at=started, heartbeat_at=now if started else None, q_task_id=key,
+                                manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
+
+
+@SIZES
+def test_overview_shows_a_stuck_queue_while_heartbeats_look_fine(
+        browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    wedged_workers()
+    page = browse(width, height)
+    page.goto("/tasks/")
+    kpi = page.locator("#pca-kpi-queue")
+    expect(kpi).to_have_attribute("data-queue-state", "stuck")
+    expect(kpi).to_contain_text("Stuck queue")
+    card = page.locator("#pca-stuck-queue")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text(re.compile(r"2 waiting, the oldest for 5 min( \d+ s)?; no job started for 9 min"))
+    expect(page.locator("#pca-work-state")).to_have_attribute("data-work-state", "stuck")
+    shoot(page, f"overview-stuck-{width}x{height}", full=True)
+
+
+def test_overview_says_working_while_a_job_runs(browse: Any, tracked: None) -> None:
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import LiveTask
+    from tests.testapp.models import AsyncTaskRecord
+
+    demo.build()
+    AsyncTaskRecord.objects.filter(status="pending").delete()
+    LiveTask.objects.filter(status="pending").delete()
+    page = browse()
+    page.goto("/tasks/")
+    expect(page.locator("#pca-work-state")).to_have_text("Working: 3 jobs running.")
+    expect(page.locator("#pca-kpi-queue")).to_have_attribute("data-queue-state", "idle")

@@ -357,7 +357,8 @@ class TaskDashboardMixin:
     # -- overview --------------------------------------------------------------------------------
     def overview(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         data = build_overview(self.get_queryset(), self.schema, self.now,
-                              window_hours=self.config["RECENT_WINDOW_HOURS"], job_url=self.job_url)
+                              window_hours=self.config["RECENT_WINDOW_HOURS"], job_url=self.job_url,
+                              stuck_after=self.config["STUCK_QUEUE_AFTER"])
         hours = self.config["RECENT_WINDOW_HOURS"]
         window = "24h" if hours == 24 else ""
         lst = self.page_url("list")
