@@ -325,3 +325,39 @@ def test_overview_says_working_while_a_job_runs(browse: Any, tracked: None) -> N
     page.goto("/tasks/")
     expect(page.locator("#pca-work-state")).to_have_text("Working: 3 jobs running.")
     expect(page.locator("#pca-kpi-queue")).to_have_attribute("data-queue-state", "idle")
+
+
+# -- 7: only actions that apply; menus close ---------------------------------------------------------
+@SIZES
+def test_menus_close_and_only_applicable_actions_are_offered(
+        browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    keys = demo.build()
+    page = browse(width, height)
+    page.goto("/tasks/jobs/?status=succeeded&per_page=10")
+    row = page.locator("#pca-results tbody tr").first
+    menu = row.locator("details.pca-menu")
+    menu.locator("summary").click()
+    panel = menu.locator(".pca-menu-panel")
+    expect(panel.get_by_role("button", name="Release locks")).to_have_count(0)  # holds no locks
+    expect(panel.get_by_role("button", name="Cancel")).to_have_count(0)  # already finished
+    panel.get_by_role("button", name="Delete record").click()
+    expect(page.locator("#pca-flash [data-pca-confirm]")).to_be_visible()
+    expect(page.locator("details.pca-menu[open]")).to_have_count(0)
+    page.locator("#pca-flash [data-pca-dismiss]").click()
+    # Bulk: finished jobs selected, so Cancel and Release are not offered; Retry neither.
+    boxes = page.locator('#pca-results tbody input[type=checkbox][name="tasks"]')
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    bulk = page.locator("#pca-bulk")
+    expect(bulk.locator('[data-pca-bulk="cancel"]')).to_be_hidden()
+    expect(bulk.locator('[data-pca-bulk="release"]')).to_be_hidden()
+    expect(bulk.locator('[data-pca-bulk="retry"]')).to_be_hidden()
+    expect(bulk.locator('[data-pca-bulk="delete"]')).to_be_visible()
+    shoot(page, f"list-bulk-applicable-{width}x{height}")
+    # The detail page of a live job offers no release (its locks are kept while it lives).
+    page.goto(f"/tasks/jobs/{keys['running']}/")
+    expect(page.locator("#pca-detail-body").get_by_role("button", name=re.compile("Release"))).to_have_count(0)
+    page.goto(f"/tasks/jobs/{keys['dead']}/")
+    expect(page.locator("#pca-detail-body").get_by_role("button", name="Release 2 locks")).to_be_visible()

@@ -1,4 +1,4 @@
-"""The release confirmation says exactly what will be freed: how many locks, on which objects."""
+"""Which actions a job offers, and a release confirmation that says exactly what will be freed."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def release_confirmation(keys: list[str], named: list[dict[str, Any]]) -> dict[s
         "release_note": "Every lock of the listed jobs is freed. A job whose worker died is marked "
                         "failed with that cause; your release is added to its timeline.",
     }
+
+
+def applicable_actions(job: Any, holds_locks: bool) -> list[str]:
+    """The actions that would do something to ``job``: no Cancel for a finished job, no Release
+    for one holding no locks or still alive (its locks are refused while it lives)."""
+    found = []
+    if job.can_retry:
+        found.append("retry")
+    if job.can_cancel:
+        found.append("cancel")
+    if holds_locks and (not job.is_active or job.stuck):
+        found.append("release")
+    if job.can_delete:
+        found.append("delete")
+    return found

@@ -57,7 +57,7 @@ from .config import ALL_COLUMNS, dashboard_config
 from .liveness import stuck_tasks
 from .overview import build_overview
 from .deleted import deletion_of
-from .lock_release import release_confirmation
+from .lock_release import applicable_actions, release_confirmation
 from .summaries import lock_groups, natural_key
 from .timeline import build as build_timeline
 from .timeline import last_percent
@@ -435,6 +435,7 @@ class TaskDashboardMixin:
             state = ListState(**{**state.__dict__, "page": page.number})
         list_url = self.page_url("list")
         jobs = []
+        lock_owners = get_store().lock_owners()
         for obj in page.object_list:
             key = str(schema.value(obj, "task_name", "") or obj.pk)
             job = self.build_job(obj, stuck=stuck[key].reason if key in stuck else "")
@@ -445,7 +446,7 @@ class TaskDashboardMixin:
                     cells.append(Cell("field", "" if value is None else short(str(value), 120), column.label))
                 else:
                     cells.append(Cell(column.kind))
-            job.extra = {"cells": cells}  # type: ignore[dict-item]
+            job.extra = {"cells": cells, "actions": applicable_actions(job, job.key in lock_owners)}  # type: ignore[dict-item]
             jobs.append(job)
         current = state.effective_sort
         for column in columns:
@@ -684,6 +685,7 @@ class TaskDashboardMixin:
             "log_total": sum(level_counts.values()),
             "min_level": min_level,
             "locks": locks,
+            "job_actions": applicable_actions(job, bool(held)),
             "lock_groups": lock_groups((lock.model_label, lock.object_pk) for lock in held),
             "retried_as": retried_as,
             "retry_of_url": self.job_url(job.retry_of) if job.retry_of else "",

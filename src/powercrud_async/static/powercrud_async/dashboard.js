@@ -90,7 +90,18 @@
     var n = selected();
     var out = document.querySelector("[data-pca-selected]");
     if (out) out.textContent = n + " selected";
-    document.querySelectorAll("[data-pca-bulk]").forEach(function (b) { b.disabled = n === 0; });
+    /* Offer only what applies to the selection, with how many jobs it applies to. */
+    var chosen = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]:checked');
+    document.querySelectorAll("[data-pca-bulk]").forEach(function (b) {
+      var name = b.getAttribute("data-pca-bulk");
+      if (!b.hasAttribute("data-label")) b.setAttribute("data-label", b.textContent);
+      var fits = Array.prototype.filter.call(chosen, function (box) {
+        return !box.hasAttribute("data-actions") || (" " + box.getAttribute("data-actions") + " ").indexOf(" " + name + " ") >= 0;
+      }).length;
+      b.disabled = fits === 0;
+      b.hidden = n > 0 && fits === 0;
+      b.textContent = b.getAttribute("data-label") + (n > 0 && fits < n ? " (" + fits + ")" : "");
+    });
     var all = document.querySelector("[data-pca-select-all]");
     if (all) {
       var boxes = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]');
@@ -128,6 +139,12 @@
       if (!menu.contains(event.target)) menu.removeAttribute("open");
     });
   });
+
+  /* Choosing an item of a ⋯ menu closes it. */
+  document.addEventListener("submit", function (event) {
+    var menu = event.target.closest && event.target.closest("details.pca-menu");
+    if (menu) menu.removeAttribute("open");
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
