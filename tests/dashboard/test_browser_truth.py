@@ -361,3 +361,35 @@ def test_menus_close_and_only_applicable_actions_are_offered(
     expect(page.locator("#pca-detail-body").get_by_role("button", name=re.compile("Release"))).to_have_count(0)
     page.goto(f"/tasks/jobs/{keys['dead']}/")
     expect(page.locator("#pca-detail-body").get_by_role("button", name="Release 2 locks")).to_be_visible()
+
+
+# -- 9: log rows read apart; no page asks for a missing favicon -------------------------------------------
+@SIZES
+def test_log_rows_show_clock_time_with_milliseconds_and_no_page_404s(
+        browse: Any, tracked: None, width: int, height: int) -> None:
+    import logging
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import TaskLogEntry
+
+    keys = demo.build()
+    base = timezone.now().replace(microsecond=120_000) - timedelta(minutes=10)
+    TaskLogEntry.objects.bulk_create([
+        TaskLogEntry(task_name=keys["success"], created_at=base + timedelta(milliseconds=ms), level=logging.INFO,
+                     level_name="INFO", logger_name="catalog", message=f"step {i}")
+        for i, ms in enumerate((0, 350))])
+    page = browse(width, height)
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    for url in ("/tasks/", "/tasks/jobs/", "/tasks/locks/", "/tasks/audit/", f"/tasks/jobs/{keys['success']}/"):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+    local = timezone.localtime(base)
+    cells = page.locator("#pca-logs tbody tr", has_text="step").locator(".pca-col-time")
+    expect(cells.nth(0)).to_have_text(local.strftime("%H:%M:%S.120"))
+    expect(cells.nth(1)).to_have_text(local.strftime("%H:%M:%S.470"))
+    assert missing == [], missing
+    shoot(page, f"detail-logs-{width}x{height}")

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from .records import Moment, short, status_of
 
 #: Where each event falls among events stamped with the same moment.
@@ -52,3 +54,9 @@ def last_percent(events: Sequence[Any]) -> float | None:
             if found:
                 return float(found.group(1))
     return None
+
+
+def clock_time(when: datetime) -> str:
+    """``14:03:12.345`` in the current time zone: log lines seconds apart must read apart."""
+    local = timezone.localtime(when) if timezone.is_aware(when) else when
+    return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"

@@ -60,7 +60,7 @@ from .deleted import deletion_of
 from .lock_release import applicable_actions, release_confirmation
 from .summaries import lock_groups, natural_key
 from .timeline import build as build_timeline
-from .timeline import last_percent
+from .timeline import clock_time, last_percent
 from .query import (
     COLUMN_FIELDS,
     FIELD_COLUMNS,
@@ -612,7 +612,7 @@ class TaskDashboardMixin:
         logs = list(logs_qs.filter(level__gte=min_level).order_by("id")[:1000]) if level_counts else []
         log_rows = [
             {"level": entry.level_name, "level_class": entry.level_name.lower(), "logger": entry.logger_name,
-             "time": Moment.of(entry.created_at, self.now), "first": entry.message.splitlines()[0] if entry.message else "",
+             "time": Moment.of(entry.created_at, self.now), "clock": clock_time(entry.created_at), "first": entry.message.splitlines()[0] if entry.message else "",
              "message": entry.message, "long": "\n" in entry.message or len(entry.message) > 240}
             for entry in logs
         ]
