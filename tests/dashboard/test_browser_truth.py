@@ -393,3 +393,24 @@ def test_log_rows_show_clock_time_with_milliseconds_and_no_page_404s(
     expect(cells.nth(1)).to_have_text(local.strftime("%H:%M:%S.470"))
     assert missing == [], missing
     shoot(page, f"detail-logs-{width}x{height}")
+
+
+# -- 8: each fact once ------------------------------------------------------------------------------------
+@SIZES
+def test_failed_job_states_its_error_once(browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    keys = demo.build()
+    page = browse(width, height)
+    page.goto(f"/tasks/jobs/{keys['failed']}/")
+    visible = page.evaluate("""() => {
+        const main = document.getElementById('pca-main').cloneNode(true);
+        main.querySelectorAll('#pca-logs, pre[aria-label=Traceback], details:not([open]) > :not(summary)')
+            .forEach(el => el.remove());
+        return main.innerText; }""")
+    assert visible.count("missing from source table") == 1, visible
+    raw = page.locator("#pca-raw")
+    expect(raw.locator("dl")).to_be_hidden()
+    raw.locator("summary").click()
+    expect(raw.locator("dl")).to_be_visible()
+    shoot(page, f"detail-failed-{width}x{height}", full=True)

@@ -534,6 +534,8 @@ class TaskDashboardMixin:
                 percent = snapshot.percent if snapshot.percent is not None else percent
         if status == TaskStatus.SUCCESS and percent is None:
             percent = 100.0
+        if status == TaskStatus.FAILED:
+            message = "Failed: the error is below."  # said once, in the error panel
         return {"status": status.value, "status_label": str(status.label), "percent": percent,
                 "message": message, "terminal": status.is_terminal}
 
@@ -617,6 +619,9 @@ class TaskDashboardMixin:
             for entry in logs
         ]
         timeline = build_timeline(events, self.now)
+        for entry in timeline:
+            if entry["event"] == "fail" and job.error_type:
+                entry["message"] = f"{job.error_type} (see Error)"  # the text itself is shown once
         if job.percent is None and job.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             job.percent = last_percent(events)  # keep the percent it reached
         held = get_store().locks(task_name=key)
