@@ -30,6 +30,7 @@ from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import (
     Http404,
+    QueryDict,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
@@ -403,7 +404,7 @@ class TaskDashboardMixin:
             columns.insert(0, Column("task", "Job", "task", self.schema["task_name"]))
         return columns
 
-    def list_state(self, columns: list[Column]) -> ListState:
+    def list_state(self, columns: list[Column], query: QueryDict | None = None) -> ListState:
         sortable = {c.key for c in columns if c.field}
         default_sort = "-created" if "created" in sortable else (
             "-updated" if "updated" in sortable else "")
@@ -413,7 +414,7 @@ class TaskDashboardMixin:
         default_size = getattr(self, "paginate_by", None) or self.config["PAGE_SIZE"]
         if default_size not in sizes:
             sizes = sorted({*sizes, default_size})
-        return ListState.from_query(self.request.GET, sortable=sortable, page_sizes=sizes,
+        return ListState.from_query(self.request.GET if query is None else query, sortable=sortable, page_sizes=sizes,
                                     default_per_page=default_size, default_sort=default_sort)
 
     def list_context(self) -> dict[str, Any]:
@@ -493,6 +494,8 @@ class TaskDashboardMixin:
             "prev_url": list_url + state.query_string(page=page.number - 1) if page.has_previous() else "",
             "next_url": list_url + state.query_string(page=page.number + 1) if page.has_next() else "",
             "self_url": list_url + state.query_string(),
+            "matching_query": state.query_string(page=1) or "?",
+            "max_bulk": MAX_BULK,
             "clear_url": list_url + (f"?per_page={state.per_page}" if state.per_page != state.default_per_page else ""),
             "export_csv": self.page_url("export") + "?" + urlencode([*state.params(page=1), ("format", "csv")]),
             "export_json": self.page_url("export") + "?" + urlencode([*state.params(page=1), ("format", "json")]),
@@ -889,6 +892,8 @@ class TaskDashboardMixin:
         if action is None:
             return HttpResponseBadRequest("Unknown action. Expected one of: " + ", ".join(actions.ACTIONS) + ".")
         keys = list(dict.fromkeys(k.strip() for k in request.POST.getlist("tasks") if k.strip()))[:MAX_BULK]
+        if request.POST.get("matching") is not None and request.POST.get("confirmed") != "1":
+            keys = self.matching_keys(request.POST["matching"])
         back = self.safe_next(self.page_url("list"))
         if not self.can_act:
             audit.record(request, name, keys, "Refused: no permission to act on jobs.", refused=len(keys))
@@ -910,6 +915,20 @@ class TaskDashboardMixin:
         audit.record(request, name, report.targets, report.summary,
                      succeeded=report.succeeded, refused=report.refused)
         return self.respond_report(report, back, report.summary, report.level)
+
+    def matching_keys(self, query: str) -> builtins.list[str]:
+        """The keys of every job the list shows for ``query`` (all its pages, at most ``MAX_BULK``)."""
+        key_field = self.schema["task_name"]
+        if not key_field:
+            return []
+        columns = self.get_columns()
+        state = self.list_state(columns, QueryDict(query.lstrip("?")))
+        stuck = stuck_tasks(self.now) if state.status == "attention" else {}
+        since = self.now - timedelta(hours=self.config["RECENT_WINDOW_HOURS"])
+        qs = filter_records(self.get_queryset(), state, self.schema, now=self.now)
+        qs = order_records(qs.filter(status_filter(state, self.schema, attention_q(self.schema, set(stuck), since))),
+                           state, {c.key: c.field for c in columns if c.field})
+        return [str(k) for k in qs.values_list(key_field, flat=True)[:MAX_BULK]]
 
     def confirm(self, action: actions.Action, keys: builtins.list[str], records: dict[str, Any],
                 back: str) -> HttpResponse:

@@ -86,10 +86,22 @@
     if (window.htmx) window.htmx.trigger(document.body, "pca-refresh");
   }
 
+  function matchingInput() {
+    return document.querySelector('#pca-bulk input[name="matching"]');
+  }
   function updateSelection() {
     var n = selected();
     var out = document.querySelector("[data-pca-selected]");
-    if (out) out.textContent = n + " selected";
+    var boxCount = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]').length;
+    var wide = document.querySelector("[data-pca-select-matching]");
+    var matching = matchingInput();
+    if (matching && n < boxCount) { matching.remove(); matching = null; }
+    if (wide) {
+      wide.hidden = !(n > 0 && n === boxCount);
+      wide.textContent = matching ? "Select only this page" : wide.getAttribute("data-label") || wide.textContent;
+      if (!wide.hasAttribute("data-label")) wide.setAttribute("data-label", wide.textContent);
+    }
+    if (out) out.textContent = matching ? "All " + wide.getAttribute("data-count") + " matching selected" : n + " selected";
     /* Offer only what applies to the selection, with how many jobs it applies to. */
     var chosen = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]:checked');
     document.querySelectorAll("[data-pca-bulk]").forEach(function (b) {
@@ -100,7 +112,7 @@
       }).length;
       b.disabled = fits === 0;
       b.hidden = n > 0 && fits === 0;
-      b.textContent = b.getAttribute("data-label") + (n > 0 && fits < n ? " (" + fits + ")" : "");
+      b.textContent = b.getAttribute("data-label") + (n > 0 && fits < n && !matching ? " (" + fits + ")" : "");
     });
     var all = document.querySelector("[data-pca-select-all]");
     if (all) {
@@ -125,6 +137,21 @@
       setPaused(!paused());
       renderLive();
       if (!paused()) refreshNow();
+      return;
+    }
+    var wide = event.target.closest && event.target.closest("[data-pca-select-matching]");
+    if (wide) {
+      var current = matchingInput();
+      if (current) {
+        current.remove();
+      } else {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "matching";
+        input.value = wide.getAttribute("data-query");
+        document.getElementById("pca-bulk").appendChild(input);
+      }
+      updateSelection();
       return;
     }
     var dismiss = event.target.closest && event.target.closest("[data-pca-dismiss]");
