@@ -444,3 +444,43 @@ def test_bulk_action_on_every_job_matching_the_filter(browse: Any, tracked: None
     expect(page.locator("#pca-flash .pca-report")).to_contain_text(f"Deleted {succeeded} job records.")
     assert AsyncTaskRecord.objects.filter(status="success").count() == 0
     assert AsyncTaskRecord.objects.count() == others  # nothing outside the filter
+
+
+# -- beyond: one place to read everything that happened ----------------------------------------------------
+@SIZES
+def test_logs_and_events_streams_across_jobs(browse: Any, fast: None, width: int, height: int) -> None:
+    import logging
+
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import TaskLogEntry
+
+    keys = demo.build()
+    page = browse(width, height)
+    page.goto("/tasks/")
+    page.get_by_role("link", name="Logs", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/tasks/logs/$"))
+    rows = page.locator("#pca-stream-results tbody tr")
+    expect(rows).to_have_count(43)  # 3 lines for each of 14 jobs, and the failure's traceback
+    times = page.locator("#pca-stream-results tbody time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    assert times == sorted(times, reverse=True)  # newest first
+    page.select_option("#pca-stream-level", "ERROR")
+    expect(page).to_have_url(re.compile(r"/tasks/logs/\?level=ERROR$"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Quarterly revenue failed")
+    # Live: a line logged now appears without a reload, and links to its job.
+    page.evaluate("window.__no_reload = true")
+    TaskLogEntry.objects.create(task_name=keys["running"], created_at=timezone.now(), level=logging.ERROR,
+                                level_name="ERROR", logger_name="catalog", message="Disk almost full")
+    expect(rows.first).to_contain_text("Disk almost full", timeout=15_000)
+    assert page.evaluate("window.__no_reload") is True
+    shoot(page, f"logs-{width}x{height}")
+    rows.first.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(f"/tasks/jobs/{keys['running']}/$"))
+    page.goto("/tasks/events/?event=fail")
+    expect(page.locator("#pca-stream-results tbody tr")).to_have_count(4)
+    page.fill("#pca-stream-q", "revenue_eur")
+    expect(page).to_have_url(re.compile(r"/tasks/events/\?q=revenue_eur&event=fail$"))
+    expect(page.locator("#pca-stream-results tbody tr")).to_have_count(1)
+    shoot(page, f"events-{width}x{height}")

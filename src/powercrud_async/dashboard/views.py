@@ -53,7 +53,7 @@ from ..models import AuditEntry, TaskEvent, TaskLogEntry
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from ..views import ProgressView
-from . import access, actions, audit
+from . import access, actions, audit, streams
 from .config import ALL_COLUMNS, dashboard_config
 from .liveness import stuck_tasks
 from .overview import build_overview
@@ -143,6 +143,8 @@ class TaskDashboardMixin:
         "overview": "overview/",
         "locks": "locks/",
         "audit": "audit/",
+        "logs": "logs/",
+        "events": "events/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",
@@ -154,6 +156,8 @@ class TaskDashboardMixin:
         "detail": {"get": "detail"},
         "locks": {"get": "locks"},
         "audit": {"get": "audit"},
+        "logs": {"get": "logs"},
+        "events": {"get": "events"},
         "action": {"post": "perform_action"},
         "export": {"get": "export"},
         "progress": {"get": "progress"},
@@ -312,6 +316,8 @@ class TaskDashboardMixin:
             ("overview", "Overview"),
             ("list", "Jobs"),
             ("locks", "Locks"),
+            ("logs", "Logs"),
+            ("events", "Events"),
             ("audit", "Audit trail"),
         ]
         return {
@@ -845,6 +851,13 @@ class TaskDashboardMixin:
         }
         return self.render(context)
 
+    # -- logs and events across jobs ---------------------------------------------------------------
+    def logs(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return streams.logs_page(self, request)
+
+    def events(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return streams.events_page(self, request)
+
     # -- export ----------------------------------------------------------------------------------
     EXPORT_FIELDS = ("task_name", "status", "user_label", "func_path", "message", "percent",
                      "created_at", "updated_at", "started_at", "completed_at", "failed_at",
@@ -1028,6 +1041,8 @@ class TaskDashboardView(TaskDashboardMixin, CRUDView):
         "list": "jobs/",
         "locks": "locks/",
         "audit": "audit/",
+        "logs": "logs/",
+        "events": "events/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",
