@@ -484,3 +484,46 @@ def test_logs_and_events_streams_across_jobs(browse: Any, fast: None, width: int
     expect(page).to_have_url(re.compile(r"/tasks/events/\?q=revenue_eur&event=fail$"))
     expect(page.locator("#pca-stream-results tbody tr")).to_have_count(1)
     shoot(page, f"events-{width}x{height}")
+
+
+@SIZES
+def test_shortcuts_density_and_copy_id(browse: Any, tracked: None, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    keys = demo.build()
+    page = browse(width, height)
+    page.goto("/tasks/jobs/?status=failed")
+    page.keyboard.press("/")
+    expect(page.locator("#pca-q")).to_be_focused()
+    page.locator("h1").click()  # leave the field
+    page.keyboard.press("j")
+    links = page.locator("#pca-results tbody tr .pca-job-link")
+    expect(links.nth(0)).to_be_focused()
+    page.keyboard.press("j")
+    expect(links.nth(1)).to_be_focused()
+    page.keyboard.press("x")
+    expect(page.locator("[data-pca-selected]")).to_have_text("1 selected")
+    page.keyboard.press("x")
+    page.keyboard.press("k")
+    expect(links.nth(0)).to_be_focused()
+    page.keyboard.press("r")  # retry the focused (failed) job: the report says what happened
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(re.compile("Refused to retry|Retried 1 job"))
+    page.keyboard.press("?")
+    overlay = page.locator("#pca-keys")
+    expect(overlay).to_be_visible()
+    expect(overlay).to_contain_text("Retry the focused job")
+    shoot(page, f"shortcuts-{width}x{height}")
+    page.keyboard.press("Escape")
+    expect(overlay).to_be_hidden()
+    # Density: compact rows, remembered across pages.
+    page.get_by_role("button", name="Compact rows").click()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bpca-dense\b"))
+    page.reload()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bpca-dense\b"))
+    expect(page.get_by_role("button", name="Comfortable rows")).to_have_attribute("aria-pressed", "true")
+    # Copy the id of a job.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"/tasks/jobs/{keys['failed']}/")
+    page.get_by_role("button", name=f"Copy the job id {keys['failed']}").click()
+    expect(page.locator("[data-pca-copy]")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == keys["failed"]

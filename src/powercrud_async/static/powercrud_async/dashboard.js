@@ -173,6 +173,100 @@
     if (menu) menu.removeAttribute("open");
   }, true);
 
+  /* Keyboard shortcuts (listed on the "?" overlay). Never while typing in a field. */
+  function typing(target) {
+    return !!(target && target.closest && target.closest("input, textarea, select, [contenteditable]"));
+  }
+  function rowLinks() {
+    return Array.prototype.slice.call(document.querySelectorAll("#pca-results tbody tr .pca-job-link"));
+  }
+  function currentRow() {
+    var active = document.activeElement;
+    return active && active.closest ? active.closest("#pca-results tbody tr") : null;
+  }
+  function moveRow(step) {
+    var links = rowLinks();
+    if (!links.length) return;
+    var row = currentRow();
+    var index = row ? links.indexOf(row.querySelector(".pca-job-link")) : -1;
+    var next = links[Math.max(0, Math.min(links.length - 1, index < 0 ? 0 : index + step))];
+    next.focus();
+    next.scrollIntoView({block: "nearest"});
+  }
+  function shortcut(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return false;
+    var keys = document.getElementById("pca-keys");
+    if (event.key === "?") {
+      if (keys && !keys.open && keys.showModal) keys.showModal();
+      return true;
+    }
+    if (keys && keys.open) return false;
+    if (event.key === "/") {
+      var box = document.querySelector("#pca-q, #pca-stream-q, .pca-filters input[type=search]");
+      if (box) { box.focus(); box.select(); return true; }
+      return false;
+    }
+    if (event.key === "j" || event.key === "k") { moveRow(event.key === "j" ? 1 : -1); return true; }
+    var row = currentRow();
+    if (event.key === "x" && row) {
+      var box2 = row.querySelector('input[type=checkbox][name="tasks"]');
+      if (box2) { box2.click(); return true; }
+    }
+    if (event.key === "r") {
+      var scope = row || document.getElementById("pca-detail-body");
+      var retry = scope && scope.querySelector('button[name="action"][value="retry"]');
+      if (retry) { retry.click(); return true; }
+    }
+    return false;
+  }
+  document.addEventListener("keydown", function (event) {
+    if (shortcut(event)) event.preventDefault();
+  });
+
+  /* Copy a job id; density of the list, remembered. */
+  var DENSE_KEY = "pca-dense";
+  function dense() {
+    try { return window.localStorage.getItem(DENSE_KEY) === "1"; } catch (e) { return false; }
+  }
+  function applyDensity() {
+    document.body.classList.toggle("pca-dense", dense());
+    document.querySelectorAll("[data-pca-density]").forEach(function (b) {
+      b.hidden = false;
+      b.setAttribute("aria-pressed", dense() ? "true" : "false");
+      b.textContent = dense() ? "Comfortable rows" : "Compact rows";
+    });
+    document.querySelectorAll("[data-pca-copy]").forEach(function (b) {
+      b.hidden = !(navigator.clipboard && window.isSecureContext);
+    });
+    var keysOpen = document.querySelector("[data-pca-keys-open]");
+    if (keysOpen) keysOpen.hidden = false;
+  }
+  document.addEventListener("click", function (event) {
+    var t = event.target.closest ? event.target : null;
+    if (!t) return;
+    var copy = t.closest("[data-pca-copy]");
+    if (copy) {
+      navigator.clipboard.writeText(copy.getAttribute("data-pca-copy")).then(function () {
+        copy.textContent = "Copied";
+        copy.setAttribute("data-copied", "");
+      });
+      return;
+    }
+    var density = t.closest("[data-pca-density]");
+    if (density) {
+      try { window.localStorage.setItem(DENSE_KEY, dense() ? "0" : "1"); } catch (e) { /* private mode */ }
+      applyDensity();
+      return;
+    }
+    var keysButton = t.closest("[data-pca-keys-open]");
+    if (keysButton) {
+      var dialog = document.getElementById("pca-keys");
+      if (dialog && dialog.showModal) dialog.showModal();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", applyDensity);
+  document.addEventListener("DOMContentLoaded", applyDensity);
+
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
     document.querySelectorAll("details.pca-menu[open]").forEach(function (menu) {
