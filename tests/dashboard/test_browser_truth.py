@@ -527,3 +527,33 @@ def test_shortcuts_density_and_copy_id(browse: Any, tracked: None, width: int, h
     page.get_by_role("button", name=f"Copy the job id {keys['failed']}").click()
     expect(page.locator("[data-pca-copy]")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == keys["failed"]
+
+
+# -- beyond: per-queue and per-cluster views against a real qcluster ------------------------------------------
+from tests.dashboard.test_browser import cluster  # noqa: E402,F401 - the real-qcluster fixture
+
+
+@SIZES
+def test_workers_page_shows_each_queue_and_cluster(browse: Any, fast: None, cluster: Any,
+                                                   width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    from powercrud_async.models import LiveTask
+    from tests.cluster import wait_until
+    from tests.dashboard.managers import DashboardManager
+
+    found = cluster()
+    key = DashboardManager().launch_async_task("tests.testapp.tasks.add", 1, 2)
+    wait_until(lambda: LiveTask.objects.get(task_name=key).status == "success", timeout=30)
+    page = browse(width, height)
+    page.goto("/tasks/")
+    page.get_by_role("link", name="Workers", exact=True).click()
+    row = page.locator("#pca-queue-table tbody tr[data-queue='pca-tests']")
+    expect(row).to_contain_text("this site")
+    expect(row.locator("td[data-label=Done]")).to_have_text(re.compile(r"^[1-9]\d*$"), timeout=15_000)
+    expect(row.locator("td[data-label=State]")).to_contain_text("Idle")
+    clusters_table = page.locator("#pca-cluster-table tbody tr")
+    expect(clusters_table.first).to_contain_text("pca-tests", timeout=15_000)
+    expect(clusters_table.first.locator("td[data-label='Worker processes']")).to_contain_text("pid ")
+    shoot(page, f"workers-{width}x{height}", full=True)
+    assert found.proc.poll() is None

@@ -36,6 +36,8 @@ class Cluster:
     healthy: bool
     task_q_size: Any
     reincarnations: int
+    pids: list[int] = field(default_factory=list)
+    done_q_size: Any = None
 
 
 @dataclass(slots=True)
@@ -104,6 +106,8 @@ def clusters(now: datetime) -> list[Cluster]:
             healthy=age is not None and age < 60 and str(stat.get("status", "")).lower() != "stopped",
             task_q_size=stat.get("task_q_size"),
             reincarnations=int(stat.get("reincarnations") or 0),
+            pids=list(stat.get("pids") or []),
+            done_q_size=stat.get("done_q_size"),
         ))
     return found
 

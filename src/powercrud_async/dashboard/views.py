@@ -62,6 +62,7 @@ from .lock_release import applicable_actions, release_confirmation
 from .summaries import lock_groups, natural_key
 from .timeline import build as build_timeline
 from .timeline import clock_time, last_percent
+from .workers import workers_page
 from .query import (
     COLUMN_FIELDS,
     FIELD_COLUMNS,
@@ -145,6 +146,7 @@ class TaskDashboardMixin:
         "audit": "audit/",
         "logs": "logs/",
         "events": "events/",
+        "workers": "workers/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",
@@ -158,6 +160,7 @@ class TaskDashboardMixin:
         "audit": {"get": "audit"},
         "logs": {"get": "logs"},
         "events": {"get": "events"},
+        "workers": {"get": "workers"},
         "action": {"post": "perform_action"},
         "export": {"get": "export"},
         "progress": {"get": "progress"},
@@ -316,6 +319,7 @@ class TaskDashboardMixin:
             ("overview", "Overview"),
             ("list", "Jobs"),
             ("locks", "Locks"),
+            ("workers", "Workers"),
             ("logs", "Logs"),
             ("events", "Events"),
             ("audit", "Audit trail"),
@@ -858,6 +862,9 @@ class TaskDashboardMixin:
     def events(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return streams.events_page(self, request)
 
+    def workers(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return workers_page(self, request)
+
     # -- export ----------------------------------------------------------------------------------
     EXPORT_FIELDS = ("task_name", "status", "user_label", "func_path", "message", "percent",
                      "created_at", "updated_at", "started_at", "completed_at", "failed_at",
@@ -1043,6 +1050,7 @@ class TaskDashboardView(TaskDashboardMixin, CRUDView):
         "audit": "audit/",
         "logs": "logs/",
         "events": "events/",
+        "workers": "workers/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",
