@@ -534,7 +534,7 @@ from tests.dashboard.test_browser import cluster  # noqa: E402,F401 - the real-q
 
 
 @SIZES
-def test_workers_page_shows_each_queue_and_cluster(browse: Any, fast: None, cluster: Any,
+def test_workers_page_shows_each_queue_and_cluster(browse: Any, fast: None, cluster: Any,  # noqa: F811
                                                    width: int, height: int) -> None:
     from playwright.sync_api import expect
 

@@ -30,13 +30,13 @@ from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import (
     Http404,
-    QueryDict,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
@@ -55,14 +55,10 @@ from ..stores import TaskInfo, get_store
 from ..views import ProgressView
 from . import access, actions, audit, streams
 from .config import ALL_COLUMNS, dashboard_config
-from .liveness import stuck_tasks
-from .overview import build_overview
 from .deleted import deletion_of
+from .liveness import stuck_tasks
 from .lock_release import applicable_actions, release_confirmation
-from .summaries import lock_groups, natural_key
-from .timeline import build as build_timeline
-from .timeline import clock_time, last_percent
-from .workers import workers_page
+from .overview import build_overview
 from .query import (
     COLUMN_FIELDS,
     FIELD_COLUMNS,
@@ -88,6 +84,10 @@ from .records import (
     split_error,
     status_of,
 )
+from .summaries import lock_groups, natural_key
+from .timeline import build as build_timeline
+from .timeline import clock_time, last_percent
+from .workers import workers_page
 
 __all__ = ["TaskDashboardMixin", "TaskDashboardView"]
 
