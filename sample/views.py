@@ -128,6 +128,7 @@ class BookCRUDView(BookAccessMixin, AsyncMixin, CRUDView):
                 context["watch_key"] = watch
                 context["watch_url"] = task_url(watch, self.request.user)
             context["table_url"] = self.request.get_full_path()
+            context["refresh"] = bool(getattr(self.request, "htmx", False))
         if self.object is not None and self.role != Role.LIST:
             state = self.get_lock_states([self.object]).get(str(self.object.pk))
             context["lock"] = state
@@ -146,8 +147,14 @@ class BookCRUDView(BookAccessMixin, AsyncMixin, CRUDView):
         return HttpResponseRedirect(reverse("book-detail", kwargs={"pk": book.pk}))
 
     def form_valid(self, form: Any) -> HttpResponse:
-        if form.instance.pk is not None and (refusal := self._refuse_if_locked(form.instance)):
-            return refusal
+        if form.instance.pk is not None:
+            state = self.get_lock_states([form.instance]).get(str(form.instance.pk))
+            if state is not None:  # refused: keep what the user typed, on the form, with the reason
+                form.add_error(None, format_html(
+                    'Not saved: "{}" is {}. Your changes are kept below; save again when '
+                    '<a href="{}">that task</a> has finished.',
+                    form.instance.title, str(state), task_url(state.task_key, self.request.user)))
+                return self.form_invalid(form)
         try:
             self.object = form.save()
         except ConflictError as exc:
@@ -221,10 +228,8 @@ class BookBulkView(LoginRequiredMixin, AsyncMixin, View):
             )
             return
         if result.holders:
-            links = format_html_join(
-                " ", '<a href="{}">Open task {}</a>', ((task_url(h, request.user), h) for h in result.holders)
-            )
-            messages.error(request, format_html("{} {}", result.message, links))
+            messages.error(request, refusal_with_titles(result, self.get_async_manager(), request.user),
+                           extra_tags="refusal")
         else:
             messages.error(request, result.message)
 
@@ -238,6 +243,29 @@ class BookBulkView(LoginRequiredMixin, AsyncMixin, View):
             params = [(k, v) for k, v in _parse(query) if k != "watch"] + [("watch", watch)]
             target = f"{base}?{urlencode(params)}"
         return HttpResponseRedirect(target)
+
+
+def refusal_with_titles(result: LaunchResult, manager: Any, user: Any) -> str:
+    """"Not started: “Dune”, “Emma” are locked by task 1a2b…, 35%." — books by title, not by id."""
+    pks = result.conflicts.get("sample.book", {})
+    titles = dict(Book.objects.filter(pk__in=[int(pk) for pk in pks if str(pk).isdigit()])
+                  .values_list("pk", "title"))
+    by_holder: dict[str, list[str]] = {}
+    for pk, holder in pks.items():
+        by_holder.setdefault(holder, []).append(titles.get(int(pk), f"book {pk}") if str(pk).isdigit() else str(pk))
+    parts = []
+    for holder, names in sorted(by_holder.items()):
+        snapshot = manager.get_progress(holder) or {}
+        percent = snapshot.get("percent")
+        how_far = f", {percent:.0f}%" if percent is not None else (
+            ", queued" if snapshot.get("status") == TaskStatus.PENDING else "")
+        parts.append(format_html(
+            '{} {} locked by <a href="{}">task {}</a>{}',
+            format_html_join(", ", "“{}”", ((name,) for name in sorted(names))),
+            "is" if len(names) == 1 else "are", task_url(holder, user), holder[:8] + "…", how_far,
+        ))
+    return format_html("Not started: {}. Try again when that task has finished.",
+                       format_html_join("; ", "{}", ((p,) for p in parts)))
 
 
 def _parse(query: str) -> list[tuple[str, str]]:
@@ -309,5 +337,7 @@ def _refusal_as_message(view: Any) -> Any:
 @_refusal_as_message
 def start_rebuild(request, pk):  # type: ignore[no-untyped-def]
     book = get_object_or_404(Book, pk=pk)
-    launch_custom_task(user=request.user, affected_objects=[book])
-    return redirect("book-list")
+    key = launch_custom_task(user=request.user, affected_objects=[book])
+    messages.success(request, format_html('Rebuilding “{}” in background. <a href="{}">Follow the task</a>.',
+                                          book.title, task_url(key, request.user)))
+    return HttpResponseRedirect(f"{reverse('book-list')}?{urlencode({'watch': key})}")

@@ -179,6 +179,7 @@ def queue_depth() -> int | None:
 
 def cluster_stats() -> list[dict[str, Any]]:
     """django-q2's own cluster heartbeat records (``Stat``), as plain dicts."""
+    from django_q.conf import Conf
     from django_q.status import Stat
 
     try:
@@ -189,9 +190,11 @@ def cluster_stats() -> list[dict[str, Any]]:
     return [
         {
             "cluster_id": str(s.cluster_id),
+            "name": str(Conf.CLUSTER_NAME or ""),
             "host": s.host,
             "status": s.status,
             "workers": len(s.workers),
+            "pids": [int(pid) for pid in s.workers if pid],
             "uptime": s.uptime(),
             "task_q_size": s.task_q_size,
             "done_q_size": s.done_q_size,
@@ -200,3 +203,27 @@ def cluster_stats() -> list[dict[str, Any]]:
         }
         for s in stats
     ]
+
+
+def cluster_outcomes(since: Any) -> dict[str, dict[str, Any]]:
+    """Per executing cluster name: jobs done and failed since ``since`` and the last finish
+    (django-q2's result table; one grouped query)."""
+    from django.db.models import Count, Max, Q
+    from django_q.models import Task
+
+    try:
+        rows = (Task.objects.filter(stopped__gte=since).values("cluster")
+                .annotate(done=Count("id", filter=Q(success=True)), failed=Count("id", filter=Q(success=False)),
+                          last=Max("stopped")).order_by())
+        return {str(row["cluster"] or ""): {"done": row["done"], "failed": row["failed"], "last": row["last"]}
+                for row in rows}
+    except Exception:  # noqa: BLE001 - the result table is optional (results may be switched off)
+        logger.exception("Could not read django-q2 results")
+        return {}
+
+
+def configured_cluster_name() -> str:
+    from django_q.conf import Conf
+
+    return str(Conf.CLUSTER_NAME or "")
+

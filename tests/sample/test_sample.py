@@ -9,6 +9,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -117,12 +118,13 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         first = LiveTask.objects.get().task_name
         response = self.bulk("delete", books[1:])
         [message] = messages_of(response)
-        self.assertIn(f"Not started: book {books[1].pk} locked by task {first}, queued.", message)
-        self.assertIn(f'<a href="/sample/async-dashboard/jobs/{first}/">Open task {first}</a>', message)
+        # Books by title (not "book 9"), the holder linked, how far it has got.
+        self.assertEqual(f'Not started: “{books[1].title}” is locked by <a href="/sample/async-dashboard/jobs/{first}/">'
+                         f"task {first[:8]}…</a>, queued. Try again when that task has finished.", message)
         self.assertEqual(LiveTask.objects.count(), 1)
         self.assertEqual(Book.objects.filter(pk__in=[b.pk for b in books]).count(), 4)
         # The refusal is shown escaped-safe in the page (a real link, not markup as text).
-        self.assertContains(response, f'<a href="/sample/async-dashboard/jobs/{first}/">Open task')
+        self.assertContains(response, f'<a href="/sample/async-dashboard/jobs/{first}/">task {first[:8]}')
 
     def test_book_list_marks_locked_rows_with_progress_and_a_link(self) -> None:
         books = books_with_chapters(2)
@@ -198,7 +200,10 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(task.func_path, "sample.jobs.refresh_book")
         self.assertIn(f"task {task.task_name}", messages_of(response)[0])
         response = self.client.post(f"/sample/book/{book.pk}/edit/", {**data, "year": 1901}, follow=True)
-        self.assertIn(f"is locked by task {task.task_name}", messages_of(response)[0])
+        # Refused on the form itself: the reason, and what was typed is kept.
+        self.assertEqual(response.status_code, 200)
+        self.assertIn(f"is locked by task {task.task_name}", str(response.context["form"].non_field_errors()))
+        self.assertContains(response, 'value="1901"')
         self.assertEqual(Book.objects.get(pk=book.pk).year, 1900)
         response = self.client.post(f"/sample/book/{book.pk}/delete/", follow=True)
         self.assertTrue(Book.objects.filter(pk=book.pk).exists())
@@ -341,8 +346,11 @@ def test_refresh_books_command_and_rebuild_view() -> None:
     book = Book.objects.first()
     assert book is not None
     assert client.get(f"/sample/book/{book.pk}/rebuild/").status_code == 405  # POST only
-    response = client.post(f"/sample/book/{book.pk}/rebuild/")
-    assert response.status_code == 302 and response["Location"] == "/sample/book/"
+    response = client.post(f"/sample/book/{book.pk}/rebuild/", follow=True)
+    rebuild = LiveTask.objects.filter(func_path="sample.jobs.rebuild_books").latest("created_at").task_name
+    assert response.redirect_chain == [(f"/sample/book/?watch={rebuild}", 302)]
+    assert messages_of(response) == [f"Rebuilding “{book.title}” in background. "
+                                     f'<a href="/sample/async-dashboard/jobs/{rebuild}/">Follow the task</a>.']
     assert LiveTask.objects.filter(func_path="sample.jobs.rebuild_books").count() == 2
     response = client.post(f"/sample/book/{book.pk}/rebuild/", follow=True)
     assert messages_of(response)[0].startswith("Not started: Another task already processes these books")
@@ -458,3 +466,31 @@ def test_bad_urls_are_clear_errors() -> None:
         database_from_url("postgres://host:5432/")
     with pytest.raises(ImproperlyConfigured, match="REDIS_URL must start with"):
         check_redis_url("http://cache")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restarting_the_sample_keeps_the_demo_password_and_the_session() -> None:
+    call_command("demo_setup", "--skip-migrate", stdout=StringIO())
+    client = Client()
+    assert client.login(username="demo", password="demo-password")
+    assert client.get("/sample/book/").status_code == 200
+    out = StringIO()
+    call_command("demo_setup", "--skip-migrate", "--password", "another", stdout=out)  # a restart
+    assert "password unchanged" in out.getvalue()
+    assert client.get("/sample/book/").status_code == 200  # still logged in
+    assert Client().login(username="demo", password="demo-password")
+    call_command("demo_setup", "--skip-migrate", "--reset-password", "--password", "another", stdout=StringIO())
+    assert Client().login(username="demo", password="another")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_home_page_prints_the_command_that_works() -> None:
+    client = Client()
+    client.force_login(seed())
+    html = client.get("/").content.decode()
+    prefix = os.path.relpath(sys.executable, ROOT) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+    assert f'<code id="demo-jobs-command">{prefix} manage.py demo_jobs</code>' in html
+    # ... and it runs: this interpreter has Django, from the project folder.
+    done = subprocess.run([*prefix.split(), "manage.py", "help", "demo_jobs"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "sample.settings"})
+    assert done.returncode == 0, done.stderr

@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--username", default=os.environ.get("SAMPLE_USERNAME", DEFAULT_USERNAME))
         parser.add_argument("--password", default=os.environ.get("SAMPLE_PASSWORD", DEFAULT_PASSWORD))
         parser.add_argument(
+            "--reset-password", action="store_true",
+            help="Set the password of an existing demo user again (it is set only when created, so a "
+                 "restart keeps you logged in).",
+        )
+        parser.add_argument(
             "--skip-migrate", action="store_true",
             help="Do not run migrate/createcachetable first (they are no-ops when up to date).",
         )
@@ -42,9 +47,13 @@ class Command(BaseCommand):
             user, created = get_user_model().objects.get_or_create(
                 username=username, defaults={"email": f"{username}@example.com"}
             )
+            if created or options["reset_password"] or not user.has_usable_password():
+                user.set_password(password)  # changing it logs every browser out: only when asked
+                reset = True
+            else:
+                reset = False
             user.is_staff = True
             user.is_superuser = True
-            user.set_password(password)  # always the printed one, so the login below works
             user.save()
             books_created, chapters_created = self.seed_library()
             # The running qcluster reclaims what a dead worker leaves behind (locks, records).
@@ -56,10 +65,17 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Cleanup schedule {schedule.name!r}: every {schedule.minutes} min.")
         self.stdout.write(f"Demo schedule {audit.name!r}: every {audit.minutes} min, under the books' locks.")
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo user {'created' if created else 'ready'}. Log in with\n"
-            f"    username: {username}\n    password: {password}"
-        ))
+        if reset:
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo user {'created' if created else 'ready'}. Log in with\n"
+                f"    username: {username}\n    password: {password}"
+            ))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo user ready (password unchanged, so you stay logged in). Log in with\n"
+                f"    username: {username}\n    password: the one set when it was created "
+                f"(run demo_setup --reset-password to set it to {password!r} again)"
+            ))
 
     def ensure_audit_schedule(self) -> Any:
         """A recurring job on the Schedules page: it runs through the manager, so a run finding

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..async_manager import AsyncManager
+from ..cleanup import liveness
 from ..exceptions import (
     AsyncManagerError,
     ConflictError,
@@ -216,13 +217,26 @@ def _release(key: str, status: TaskStatus | None, info: TaskInfo | None, user: A
         if live:
             return Outcome(key, REFUSED, "it is a live reservation: its locks are freed when it "
                            "launches, is released by its owner, or expires")
+    # A dead job is ended with the cause cleanup would record (its worker died), not with the
+    # operator's action; the action goes on the job's timeline beside it.
+    cause = _dead_cause(info)
     try:
-        count = manager_for(info).release_task_locks(key, reason="Locks released by an operator")
+        count = manager_for(info).release_task_locks(key, reason=cause or "Locks released by an operator")
     except TaskStillLive as exc:
         return Outcome(key, REFUSED, f"still live ({exc})")
     if not count:
         return Outcome(key, SKIPPED, "held no locks")
+    who = getattr(user, "get_username", lambda: "")() or "an operator"
+    TaskEvent.objects.create(task_name=key, event="release",
+                             message=f"{who} released {count} lock{'' if count == 1 else 's'}")
     return Outcome(key, DONE, "released", count=count)
+
+
+def _dead_cause(info: TaskInfo | None) -> str:
+    if info is None or not info.is_active:
+        return ""
+    alive, why = liveness(info)
+    return "" if alive else why
 
 
 PerTask = Callable[[str, "TaskStatus | None", "TaskInfo | None", Any], Outcome]

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN": True,
     "EXPORT_LIMIT": 50_000,
     "RECENT_WINDOW_HOURS": 24,
+    "STUCK_QUEUE_AFTER": 120,
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -43,6 +44,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "ADMIN": (bool,),
     "EXPORT_LIMIT": (int,),
     "RECENT_WINDOW_HOURS": (int,),
+    "STUCK_QUEUE_AFTER": (int, float),
 }
 
 
@@ -64,7 +66,7 @@ def _validate(key: str, value: Any) -> None:  # noqa: C901 - one flat list of ru
         raise _fail(key, value, " or ".join("None" if t is type(None) else t.__name__ for t in types))
     if key in ("REFRESH_INTERVAL", "PROGRESS_INTERVAL", "EXPORT_LIMIT") and value < 0:
         raise _fail(key, value, "a number >= 0")
-    if key in ("PAGE_SIZE", "RECENT_WINDOW_HOURS") and value < 1:
+    if key in ("PAGE_SIZE", "RECENT_WINDOW_HOURS", "STUCK_QUEUE_AFTER") and value < 1:
         raise _fail(key, value, "a positive integer")
     if key == "PAGE_SIZES" and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
         raise _fail(key, value, "a list of positive integers")

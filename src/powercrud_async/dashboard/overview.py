@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from .. import queue
 from ..models import TaskLock
@@ -15,15 +15,18 @@ from ..statuses import ACTIVE, TaskStatus
 from ..stores import get_store
 from ..stores.database import DatabaseTaskStore
 from .chart import Chart, build_chart, hourly_counts
-from .liveness import Stuck, heartbeat_age, stuck_tasks
+from .liveness import QueueHealth, Stuck, heartbeat_age, queue_health, stuck_tasks
 from .records import Job, Moment, RecordSchema, build_job, human_duration
 
 LIST_LIMIT = 8
+#: Jobs started within this many seconds give the recent start rate.
+RATE_WINDOW = 900
 
 
 @dataclass(slots=True)
 class Cluster:
     cluster_id: str
+    name: str
     host: str
     status: str
     workers: int
@@ -33,6 +36,8 @@ class Cluster:
     healthy: bool
     task_q_size: Any
     reincarnations: int
+    pids: list[int] = field(default_factory=list)
+    done_q_size: Any = None
 
 
 @dataclass(slots=True)
@@ -57,11 +62,16 @@ class Overview:
     running: list[Job]
     chart: Chart
     window_hours: int
+    queue: QueueHealth | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
     def workers(self) -> int:
         return sum(c.workers for c in self.clusters if c.healthy)
+
+    @property
+    def work(self) -> tuple[str, str]:
+        return work_state(self.counts, self.queue) if self.queue else ("", "")
 
     @property
     def healthy_clusters(self) -> int:
@@ -85,7 +95,8 @@ def clusters(now: datetime) -> list[Cluster]:
         age = (now - seen).total_seconds() if seen else None
         uptime = stat.get("uptime")
         found.append(Cluster(
-            cluster_id=str(stat.get("cluster_id", ""))[:12],
+            cluster_id=str(stat.get("cluster_id", ""))[:8],
+            name=str(stat.get("name") or ""),
             host=str(stat.get("host", "")),
             status=str(stat.get("status", "")),
             workers=int(stat.get("workers") or 0),
@@ -95,12 +106,36 @@ def clusters(now: datetime) -> list[Cluster]:
             healthy=age is not None and age < 60 and str(stat.get("status", "")).lower() != "stopped",
             task_q_size=stat.get("task_q_size"),
             reincarnations=int(stat.get("reincarnations") or 0),
+            pids=list(stat.get("pids") or []),
+            done_q_size=stat.get("done_q_size"),
         ))
     return found
 
 
+def starts(qs: QuerySet[Any], schema: RecordSchema, now: datetime) -> tuple[int, datetime | None]:
+    """(jobs started in the last ``RATE_WINDOW`` seconds, when one last started): one aggregate."""
+    started = schema["started_at"]
+    if not started:
+        return 0, None
+    row = qs.aggregate(n=Count("pk", filter=Q(**{f"{started}__gte": now - timedelta(seconds=RATE_WINDOW)})),
+                       last=Max(started))
+    return int(row["n"] or 0), row["last"]
+
+
+def work_state(counts: dict[str, int], queue: QueueHealth) -> tuple[str, str]:
+    """What the workers are doing, read from the jobs: (state, sentence)."""
+    if queue.state == "stuck":
+        return "stuck", f"Stuck queue: {queue.reason}."
+    if counts["running"]:
+        return "working", f"Working: {counts['running']} job{'s' if counts['running'] != 1 else ''} running."
+    if queue.waiting:
+        return "working", f"{queue.waiting} job{'s' if queue.waiting != 1 else ''} waiting to start."
+    return "idle", "Idle: nothing running or waiting."
+
+
 def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
-                   window_hours: int, job_url: Callable[[str], str], everything: bool = True) -> Overview:
+                   window_hours: int, job_url: Callable[[str], str], everything: bool = True,
+                   stuck_after: float = 120) -> Overview:
     """Everything for a viewer who sees every job; otherwise only what ``qs`` (their jobs) holds:
     no other job's stuck row, and no global figure (locks, queue depth, clusters)."""
     since = now - timedelta(hours=window_hours)
@@ -160,9 +195,13 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
     if oldest is not None and oldest.started.value is not None:
         oldest_age = human_duration((now - oldest.started.value).total_seconds())
     chart = build_chart(hourly_counts(qs, schema, since), now, hours=min(window_hours, 48))
+    started_recently, last_started = starts(qs, schema, now)
+    health = queue_health(now, active, started_recently=started_recently, window=RATE_WINDOW,
+                          last_started=last_started, stuck_after=stuck_after)
     return Overview(
         counts=counts, locks=locks, lock_owners=owners,
         queue_depth=queue.queue_depth() if everything else None,
         clusters=clusters(now) if everything else [], oldest_running=oldest, oldest_age=oldest_age, stuck=stuck_rows,
         recent_failures=failures, running=running, chart=chart, window_hours=window_hours,
+        queue=health,
     )

@@ -1,7 +1,7 @@
 """Mount the ready-made dashboard: ``path("tasks/", include("powercrud_async.dashboard.urls"))``.
 
 Pages are named ``tasks-<page>`` in the ``powercrud_async_dashboard`` namespace (overview, list,
-detail, locks, audit, action, export, progress); an instance namespace given to ``include()``
+detail, locks, workers, logs, events, audit, action, export, progress); an instance namespace given to ``include()``
 works too, because the views reverse through the namespace of the request.
 """
 

@@ -13,6 +13,7 @@ import builtins
 import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +36,7 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
@@ -54,10 +56,12 @@ from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from ..views import ProgressView
 from ..visibility import can_view
-from . import access, actions, audit
+from . import access, actions, audit, streams
 from .config import ALL_COLUMNS, dashboard_config
+from .deleted import deletion_of
 from .export import EXPORT_FIELDS, NothingToExport, export_columns, masked_rows
 from .liveness import stuck_tasks
+from .lock_release import applicable_actions, release_confirmation
 from .overview import build_overview
 from .query import (
     COLUMN_FIELDS,
@@ -85,6 +89,10 @@ from .records import (
     status_of,
 )
 from .schedules import SchedulePages, schedule_summary
+from .summaries import lock_groups, natural_key
+from .timeline import build as build_timeline
+from .timeline import clock_time, last_percent
+from .workers import workers_page
 
 __all__ = ["TaskDashboardMixin", "TaskDashboardView"]
 
@@ -120,6 +128,10 @@ class Cell:
     label: str = ""
 
 
+class JobGone(Http404):
+    """No record of this job is left to show (deleted, purged, or never visible to this user)."""
+
+
 class TaskDashboardMixin(SchedulePages):
     """Turns a neapolitan ``CRUDView`` over a task-record model into the whole dashboard."""
 
@@ -139,6 +151,9 @@ class TaskDashboardMixin(SchedulePages):
         "overview": "overview/",
         "locks": "locks/",
         "audit": "audit/",
+        "logs": "logs/",
+        "events": "events/",
+        "workers": "workers/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",
@@ -151,6 +166,9 @@ class TaskDashboardMixin(SchedulePages):
         "detail": {"get": "detail"},
         "locks": {"get": "locks"},
         "audit": {"get": "audit"},
+        "logs": {"get": "logs"},
+        "events": {"get": "events"},
+        "workers": {"get": "workers"},
         "action": {"post": "perform_action"},
         "export": {"get": "export"},
         "progress": {"get": "progress"},
@@ -314,6 +332,9 @@ class TaskDashboardMixin(SchedulePages):
             ("list", "Jobs"),
             ("schedules", "Schedules"),
             ("locks", "Locks"),
+            ("workers", "Workers"),
+            ("logs", "Logs"),
+            ("events", "Events"),
             ("audit", "Audit trail"),
         ]
         return {
@@ -362,7 +383,8 @@ class TaskDashboardMixin(SchedulePages):
     def overview(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         data = build_overview(self.get_queryset(), self.schema, self.now,
                               window_hours=self.config["RECENT_WINDOW_HOURS"], job_url=self.job_url,
-                              everything=self.sees_everything)
+                              everything=self.sees_everything,
+                              stuck_after=self.config["STUCK_QUEUE_AFTER"])
         hours = self.config["RECENT_WINDOW_HOURS"]
         window = "24h" if hours == 24 else ""
         lst = self.page_url("list")
@@ -411,7 +433,7 @@ class TaskDashboardMixin(SchedulePages):
             columns.insert(0, Column("task", "Job", "task", self.schema["task_name"]))
         return columns
 
-    def list_state(self, columns: list[Column]) -> ListState:
+    def list_state(self, columns: list[Column], query: QueryDict | None = None) -> ListState:
         sortable = {c.key for c in columns if c.field}
         default_sort = "-created" if "created" in sortable else (
             "-updated" if "updated" in sortable else "")
@@ -421,7 +443,7 @@ class TaskDashboardMixin(SchedulePages):
         default_size = getattr(self, "paginate_by", None) or self.config["PAGE_SIZE"]
         if default_size not in sizes:
             sizes = sorted({*sizes, default_size})
-        return ListState.from_query(self.request.GET, sortable=sortable, page_sizes=sizes,
+        return ListState.from_query(self.request.GET if query is None else query, sortable=sortable, page_sizes=sizes,
                                     default_per_page=default_size, default_sort=default_sort)
 
     def list_context(self) -> dict[str, Any]:
@@ -443,6 +465,7 @@ class TaskDashboardMixin(SchedulePages):
             state = ListState(**{**state.__dict__, "page": page.number})
         list_url = self.page_url("list")
         jobs = []
+        lock_owners = get_store().lock_owners()
         for obj in page.object_list:
             key = str(schema.value(obj, "task_name", "") or obj.pk)
             job = self.build_job(obj, stuck=stuck[key].reason if key in stuck else "")
@@ -453,7 +476,7 @@ class TaskDashboardMixin(SchedulePages):
                     cells.append(Cell("field", "" if value is None else short(str(value), 120), column.label))
                 else:
                     cells.append(Cell(column.kind))
-            job.extra = {"cells": cells}  # type: ignore[dict-item]
+            job.extra = {"cells": cells, "actions": applicable_actions(job, job.key in lock_owners)}  # type: ignore[dict-item]
             jobs.append(job)
         current = state.effective_sort
         for column in columns:
@@ -500,6 +523,8 @@ class TaskDashboardMixin(SchedulePages):
             "prev_url": list_url + state.query_string(page=page.number - 1) if page.has_previous() else "",
             "next_url": list_url + state.query_string(page=page.number + 1) if page.has_next() else "",
             "self_url": list_url + state.query_string(),
+            "matching_query": state.query_string(page=1) or "?",
+            "max_bulk": MAX_BULK,
             "clear_url": list_url + (f"?per_page={state.per_page}" if state.per_page != state.default_per_page else ""),
             "export_csv": self.page_url("export") + "?" + urlencode([*state.params(page=1), ("format", "csv")]),
             "export_json": self.page_url("export") + "?" + urlencode([*state.params(page=1), ("format", "json")]),
@@ -550,6 +575,8 @@ class TaskDashboardMixin(SchedulePages):
                 percent = snapshot.percent if snapshot.percent is not None else percent
         if status == TaskStatus.SUCCESS and percent is None:
             percent = 100.0
+        if status == TaskStatus.FAILED:
+            message = "Failed: the error is below."  # said once, in the error panel
         return {"status": status.value, "status_label": str(status.label), "percent": percent,
                 "message": message, "terminal": status.is_terminal}
 
@@ -607,8 +634,8 @@ class TaskDashboardMixin(SchedulePages):
         record = self.get_record(key)
         info = get_store().get(key)
         if record is None:
-            if info is None or not self.sees_everything:
-                raise Http404("No such job.")
+            if info is None or not self.sees_everything or (not info.is_active and deletion_of(key)):
+                raise JobGone(key)
             job = self.job_from_info(info)
         else:
             job = self.build_job(record)
@@ -628,19 +655,21 @@ class TaskDashboardMixin(SchedulePages):
         logs = list(logs_qs.filter(level__gte=min_level).order_by("id")[:1000]) if level_counts else []
         log_rows = [
             {"level": entry.level_name, "level_class": entry.level_name.lower(), "logger": entry.logger_name,
-             "time": Moment.of(entry.created_at, self.now), "first": entry.message.splitlines()[0] if entry.message else "",
+             "time": Moment.of(entry.created_at, self.now), "clock": clock_time(entry.created_at), "first": entry.message.splitlines()[0] if entry.message else "",
              "message": entry.message, "long": "\n" in entry.message or len(entry.message) > 240}
             for entry in logs
         ]
-        timeline = [
-            {"event": event.event, "status": status_of(event.status) if event.status else None,
-             "message": short(event.message, 300), "time": Moment.of(event.created_at, self.now)}
-            for event in events
-        ]
+        timeline = build_timeline(events, self.now)
+        for entry in timeline:
+            if entry["event"] == "fail" and job.error_type:
+                entry["message"] = f"{job.error_type} (see Error)"  # the text itself is shown once
+        if job.percent is None and job.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            job.percent = last_percent(events)  # keep the percent it reached
+        held = get_store().locks(task_name=key)
         locks = [
             {"model": lock.model_label, "pk": lock.object_pk, "acquired": Moment.of(lock.acquired_at, self.now),
              "expires": Moment.of(lock.expires_at, self.now)}
-            for lock in get_store().locks(task_name=key)
+            for lock in sorted(held, key=lambda lock: (lock.model_label, natural_key(lock.object_pk)))
         ]
         retried_as: builtins.list[dict[str, str]] = []
         key_field, retry_field = self.schema["task_name"], self.schema["retry_of"]
@@ -702,6 +731,8 @@ class TaskDashboardMixin(SchedulePages):
             "log_total": sum(level_counts.values()),
             "min_level": min_level,
             "locks": locks,
+            "job_actions": applicable_actions(job, bool(held)),
+            "lock_groups": lock_groups((lock.model_label, lock.object_pk) for lock in held),
             "retried_as": retried_as,
             "retry_of_url": self.job_url(job.retry_of) if job.retry_of else "",
             "traceback": traceback,
@@ -716,7 +747,14 @@ class TaskDashboardMixin(SchedulePages):
         }
 
     def detail(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        context = self.detail_context(str(kwargs.get(self.lookup_url_kwarg, "")))
+        key = str(kwargs.get(self.lookup_url_kwarg, ""))
+        try:
+            context = self.detail_context(key)
+        except JobGone:
+            entry = deletion_of(key) if self.sees_everything else None
+            return self.render({"key": key, "deletion": entry,
+                                "deleted_at": Moment.of(entry.created_at, self.now) if entry else None},
+                               "powercrud_async/dashboard/gone.html", status=404)
         target = self.htmx_target()
         if target == "pca-detail-body":
             return self.render(context, "powercrud_async/dashboard/partials/detail_body.html")
@@ -759,8 +797,10 @@ class TaskDashboardMixin(SchedulePages):
             visible = set(self.get_queryset().filter(**{f"{self.schema['task_name']}__in": owners[:2000]})
                           .values_list(self.schema["task_name"], flat=True)) if self.schema["task_name"] else set()
             found = [lock for lock in found if lock.task_name in visible]
+        found.sort(key=lambda lock: (lock.acquired_at, lock.model_label, natural_key(lock.object_pk)))
         paginator = Paginator(found, 100)
         page = paginator.get_page(request.GET.get("page") or 1)
+        owner_locks = Counter(lock.task_name for lock in (store.locks() if model or pk or task else found))
         rows: builtins.list[dict[str, Any]] = []
         for lock in page.object_list:
             info = infos.get(lock.task_name)
@@ -781,6 +821,7 @@ class TaskDashboardMixin(SchedulePages):
                 "age": human_duration((self.now - lock.acquired_at).total_seconds()),
                 "expires": Moment.of(lock.expires_at, self.now),
                 "reason": stuck[lock.task_name].reason if lock.task_name in stuck else "",
+                "owner_locks": owner_locks.get(lock.task_name, 0),
             })
         answer = ""
         if model and pk:
@@ -844,6 +885,16 @@ class TaskDashboardMixin(SchedulePages):
         }
         return self.render(context)
 
+    # -- logs and events across jobs ---------------------------------------------------------------
+    def logs(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return streams.logs_page(self, request)
+
+    def events(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return streams.events_page(self, request)
+
+    def workers(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return workers_page(self, request)
+
     # -- export ----------------------------------------------------------------------------------
     EXPORT_FIELDS = EXPORT_FIELDS
 
@@ -893,6 +944,8 @@ class TaskDashboardMixin(SchedulePages):
         if action is None:
             return HttpResponseBadRequest("Unknown action. Expected one of: " + ", ".join(actions.ACTIONS) + ".")
         posted = list(dict.fromkeys(k.strip() for k in request.POST.getlist("tasks") if k.strip()))[:MAX_BULK]
+        if request.POST.get("matching") is not None and request.POST.get("confirmed") != "1":
+            posted = self.matching_keys(request.POST["matching"])
         too_long = [k for k in posted if len(k) > TASK_KEY_MAX_LENGTH]  # cannot be task keys
         keys = [k for k in posted if k not in too_long]
         back = self.safe_next(self.page_url("list"))
@@ -921,6 +974,20 @@ class TaskDashboardMixin(SchedulePages):
                      refused=report.refused + report.errors, results=report.results)
         return self.respond_report(report, back, report.summary, report.level)
 
+    def matching_keys(self, query: str) -> builtins.list[str]:
+        """The keys of every job the list shows for ``query`` (all its pages, at most ``MAX_BULK``)."""
+        key_field = self.schema["task_name"]
+        if not key_field:
+            return []
+        columns = self.get_columns()
+        state = self.list_state(columns, QueryDict(query.lstrip("?")))
+        stuck = stuck_tasks(self.now) if state.status == "attention" else {}
+        since = self.now - timedelta(hours=self.config["RECENT_WINDOW_HOURS"])
+        qs = filter_records(self.get_queryset(), state, self.schema, now=self.now)
+        qs = order_records(qs.filter(status_filter(state, self.schema, attention_q(self.schema, set(stuck), since))),
+                           state, {c.key: c.field for c in columns if c.field})
+        return [str(k) for k in qs.values_list(key_field, flat=True)[:MAX_BULK]]
+
     def confirm(self, action: actions.Action, keys: builtins.list[str], records: dict[str, Any],
                 back: str) -> HttpResponse:
         named = []
@@ -934,6 +1001,8 @@ class TaskDashboardMixin(SchedulePages):
             "question": action.ask(len(keys)),
             "confirm_label": action.confirm_label(len(keys)),
         }
+        if action.name == "release":
+            context.update(release_confirmation(keys, named))
         if getattr(self.request, "htmx", False):
             return self.render(context, "powercrud_async/dashboard/partials/confirm.html")
         return self.render(context, "powercrud_async/dashboard/confirm.html")
@@ -1017,6 +1086,9 @@ class TaskDashboardView(TaskDashboardMixin, CRUDView):
         "list": "jobs/",
         "locks": "locks/",
         "audit": "audit/",
+        "logs": "logs/",
+        "events": "events/",
+        "workers": "workers/",
         "action": "actions/",
         "export": "export/",
         "progress": "progress/",

@@ -4,6 +4,7 @@
   "use strict";
   var PAUSE_KEY = "pca-live-paused";
   var lastUpdate = Date.now();
+  var failed = false;
 
   function paused() {
     try { return window.localStorage.getItem(PAUSE_KEY) === "1"; } catch (e) { return false; }
@@ -64,6 +65,9 @@
     } else if (navigating()) {
       state = "held";
       label = "Paused while you move through the list";
+    } else if (failed) {
+      state = "stale";
+      label = "Stale · refresh failed, last updated " + ago(Date.now() - lastUpdate);
     } else {
       state = "live";
       label = "Live · updated " + ago(Date.now() - lastUpdate);
@@ -82,11 +86,34 @@
     if (window.htmx) window.htmx.trigger(document.body, "pca-refresh");
   }
 
+  function matchingInput() {
+    return document.querySelector('#pca-bulk input[name="matching"]');
+  }
   function updateSelection() {
     var n = selected();
     var out = document.querySelector("[data-pca-selected]");
-    if (out) out.textContent = n + " selected";
-    document.querySelectorAll("[data-pca-bulk]").forEach(function (b) { b.disabled = n === 0; });
+    var boxCount = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]').length;
+    var wide = document.querySelector("[data-pca-select-matching]");
+    var matching = matchingInput();
+    if (matching && n < boxCount) { matching.remove(); matching = null; }
+    if (wide) {
+      wide.hidden = !(n > 0 && n === boxCount);
+      wide.textContent = matching ? "Select only this page" : wide.getAttribute("data-label") || wide.textContent;
+      if (!wide.hasAttribute("data-label")) wide.setAttribute("data-label", wide.textContent);
+    }
+    if (out) out.textContent = matching ? "All " + wide.getAttribute("data-count") + " matching selected" : n + " selected";
+    /* Offer only what applies to the selection, with how many jobs it applies to. */
+    var chosen = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]:checked');
+    document.querySelectorAll("[data-pca-bulk]").forEach(function (b) {
+      var name = b.getAttribute("data-pca-bulk");
+      if (!b.hasAttribute("data-label")) b.setAttribute("data-label", b.textContent);
+      var fits = Array.prototype.filter.call(chosen, function (box) {
+        return !box.hasAttribute("data-actions") || (" " + box.getAttribute("data-actions") + " ").indexOf(" " + name + " ") >= 0;
+      }).length;
+      b.disabled = fits === 0;
+      b.hidden = n > 0 && fits === 0;
+      b.textContent = b.getAttribute("data-label") + (n > 0 && fits < n && !matching ? " (" + fits + ")" : "");
+    });
     var all = document.querySelector("[data-pca-select-all]");
     if (all) {
       var boxes = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]');
@@ -112,6 +139,21 @@
       if (!paused()) refreshNow();
       return;
     }
+    var wide = event.target.closest && event.target.closest("[data-pca-select-matching]");
+    if (wide) {
+      var current = matchingInput();
+      if (current) {
+        current.remove();
+      } else {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "matching";
+        input.value = wide.getAttribute("data-query");
+        document.getElementById("pca-bulk").appendChild(input);
+      }
+      updateSelection();
+      return;
+    }
     var dismiss = event.target.closest && event.target.closest("[data-pca-dismiss]");
     if (dismiss) {
       event.preventDefault();
@@ -124,6 +166,106 @@
       if (!menu.contains(event.target)) menu.removeAttribute("open");
     });
   });
+
+  /* Choosing an item of a ⋯ menu closes it. */
+  document.addEventListener("submit", function (event) {
+    var menu = event.target.closest && event.target.closest("details.pca-menu");
+    if (menu) menu.removeAttribute("open");
+  }, true);
+
+  /* Keyboard shortcuts (listed on the "?" overlay). Never while typing in a field. */
+  function typing(target) {
+    return !!(target && target.closest && target.closest("input, textarea, select, [contenteditable]"));
+  }
+  function rowLinks() {
+    return Array.prototype.slice.call(document.querySelectorAll("#pca-results tbody tr .pca-job-link"));
+  }
+  function currentRow() {
+    var active = document.activeElement;
+    return active && active.closest ? active.closest("#pca-results tbody tr") : null;
+  }
+  function moveRow(step) {
+    var links = rowLinks();
+    if (!links.length) return;
+    var row = currentRow();
+    var index = row ? links.indexOf(row.querySelector(".pca-job-link")) : -1;
+    var next = links[Math.max(0, Math.min(links.length - 1, index < 0 ? 0 : index + step))];
+    next.focus();
+    next.scrollIntoView({block: "nearest"});
+  }
+  function shortcut(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return false;
+    var keys = document.getElementById("pca-keys");
+    if (event.key === "?") {
+      if (keys && !keys.open && keys.showModal) keys.showModal();
+      return true;
+    }
+    if (keys && keys.open) return false;
+    if (event.key === "/") {
+      var box = document.querySelector("#pca-q, #pca-stream-q, .pca-filters input[type=search]");
+      if (box) { box.focus(); box.select(); return true; }
+      return false;
+    }
+    if (event.key === "j" || event.key === "k") { moveRow(event.key === "j" ? 1 : -1); return true; }
+    var row = currentRow();
+    if (event.key === "x" && row) {
+      var box2 = row.querySelector('input[type=checkbox][name="tasks"]');
+      if (box2) { box2.click(); return true; }
+    }
+    if (event.key === "r") {
+      var scope = row || document.getElementById("pca-detail-body");
+      var retry = scope && scope.querySelector('button[name="action"][value="retry"]');
+      if (retry) { retry.click(); return true; }
+    }
+    return false;
+  }
+  document.addEventListener("keydown", function (event) {
+    if (shortcut(event)) event.preventDefault();
+  });
+
+  /* Copy a job id; density of the list, remembered. */
+  var DENSE_KEY = "pca-dense";
+  function dense() {
+    try { return window.localStorage.getItem(DENSE_KEY) === "1"; } catch (e) { return false; }
+  }
+  function applyDensity() {
+    document.body.classList.toggle("pca-dense", dense());
+    document.querySelectorAll("[data-pca-density]").forEach(function (b) {
+      b.hidden = false;
+      b.setAttribute("aria-pressed", dense() ? "true" : "false");
+      b.textContent = dense() ? "Comfortable rows" : "Compact rows";
+    });
+    document.querySelectorAll("[data-pca-copy]").forEach(function (b) {
+      b.hidden = !(navigator.clipboard && window.isSecureContext);
+    });
+    var keysOpen = document.querySelector("[data-pca-keys-open]");
+    if (keysOpen) keysOpen.hidden = false;
+  }
+  document.addEventListener("click", function (event) {
+    var t = event.target.closest ? event.target : null;
+    if (!t) return;
+    var copy = t.closest("[data-pca-copy]");
+    if (copy) {
+      navigator.clipboard.writeText(copy.getAttribute("data-pca-copy")).then(function () {
+        copy.textContent = "Copied";
+        copy.setAttribute("data-copied", "");
+      });
+      return;
+    }
+    var density = t.closest("[data-pca-density]");
+    if (density) {
+      try { window.localStorage.setItem(DENSE_KEY, dense() ? "0" : "1"); } catch (e) { /* private mode */ }
+      applyDensity();
+      return;
+    }
+    var keysButton = t.closest("[data-pca-keys-open]");
+    if (keysButton) {
+      var dialog = document.getElementById("pca-keys");
+      if (dialog && dialog.showModal) dialog.showModal();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", applyDensity);
+  document.addEventListener("DOMContentLoaded", applyDensity);
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
@@ -153,11 +295,54 @@
     }
   });
 
+  /* A region replaces itself (outerHTML), so its request may be reported on an element that is
+     no longer in the page: judge by the request's target, which is the region. */
+  function regionRequest(event) {
+    var d = event.detail || {};
+    var elt = d.target || d.elt;
+    return !!(elt && elt.hasAttribute && elt.hasAttribute("data-pca-region"));
+  }
   document.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail && event.detail.elt;
-    if (event.detail.successful && elt && elt.hasAttribute && elt.hasAttribute("data-pca-region")) {
+    if (!regionRequest(event)) return;
+    if (event.detail.successful) {
       lastUpdate = Date.now();
+      failed = false;
+    } else {
+      failed = true;
     }
+    renderLive();
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    if (regionRequest(event)) { failed = true; renderLive(); }
+  });
+
+  /* A chip, sort or page link clicked before the search box's delayed request went out still
+     carries the words typed so far, so the list always matches the box and the URL. */
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    var box = document.getElementById("pca-q");
+    if (!box || !elt || elt.tagName !== "A" || !elt.closest("#pca-results")) return;
+    var url = new URL(event.detail.path, window.location.href);
+    if ((url.searchParams.get("q") || "") === box.value.trim()) return;
+    if (box.value.trim()) url.searchParams.set("q", box.value.trim()); else url.searchParams.delete("q");
+    url.searchParams.delete("page");
+    event.detail.path = url.pathname + url.search;
+  });
+
+  /* A refresh replaces the region: what the reader had unfolded stays unfolded. */
+  var keptOpen = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelectorAll) return;
+    keptOpen = Array.prototype.map.call(target.querySelectorAll("details[data-pca-keep-open][open]"),
+      function (d) { return d.id; });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    keptOpen.forEach(function (id) {
+      var d = document.getElementById(id);
+      if (d) d.open = true;
+    });
+    keptOpen = [];
   });
 
   document.addEventListener("htmx:afterSettle", function () { updateSelection(); });
