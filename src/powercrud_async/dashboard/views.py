@@ -396,7 +396,8 @@ class TaskDashboardMixin(SchedulePages):
             "succeeded": f"{lst}?status=succeeded" + (f"&window={window}" if window else ""),
             "cancelled": f"{lst}?status=cancelled" + (f"&window={window}" if window else ""),
         }
-        context = {"overview": data, "links": links, "region_url": request.get_full_path()}
+        context = {"overview": data, "links": links, "region_url": request.get_full_path(),
+                   "sees_everything": self.sees_everything}
         if "schedules" in self.routes:
             context["schedule_summary"] = schedule_summary(data.healthy_clusters, self.now, self.job_url,
                                                            self.schedule_edit_url)
