@@ -4,6 +4,7 @@ the record's progress column, django-q2's ``sync`` switch, and the rest of the p
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -41,6 +42,7 @@ from tests.testapp.managers import (
     completion_calls,
 )
 from tests.testapp.models import AsyncTaskRecord, CustomRecord, Project
+from tests.testapp.tasks import TICKED
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -347,3 +349,31 @@ def test_lifecycle_payloads_carry_powercrud_keys() -> None:
     assert all(isinstance(payload["timestamp"], datetime) for _, payload in ours)
     progress = [payload for event, payload in ours if event == "progress"]
     assert progress[-1]["progress_payload"] == "step 2/2" and progress[-1]["message"] == "step 2/2"
+
+
+@pytest.mark.django_db(transaction=False)
+def test_sync_job_inside_the_callers_transaction_runs_to_its_end(
+    q_sync: None, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a test case's (or ATOMIC_REQUESTS') transaction no other connection sees the job's
+    registry row; a ticker thread judged it cancelled (PostgreSQL) or blocked on the open write
+    (SQLite). Inline jobs run without one; progress is flushed by the job's own calls."""
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "PROGRESS_WRITE_INTERVAL": 0.01}
+    ticker_rounds: list[str] = []
+    flush = progress.buffer.flush
+
+    def counting_flush(task_name: str) -> None:
+        off_thread = threading.current_thread() is not threading.main_thread()
+        if off_thread:
+            ticker_rounds.append(task_name)
+        flush(task_name)
+        if len(ticker_rounds) >= 2:
+            TICKED.set()
+
+    monkeypatch.setattr(progress.buffer, "flush", counting_flush)
+    TICKED.clear()
+    manager = TrackedManager(progress_interval=0)
+    key = manager.launch_async_task("tests.testapp.tasks.wait_for_a_tick", conflict_ids={PROJECTS: [1]})
+    assert status(key) == "success" and not TaskLock.objects.exists()
+    assert ticker_rounds == []
+    assert AsyncTaskRecord.objects.get(task_name=key).progress_payload == "after the tick"

@@ -67,7 +67,7 @@ def call_completion(manager: AsyncManager, task: Any) -> Any:
     """Call the manager's ``handle_task_completion`` with the arguments its signature takes."""
     if _takes_task_name(type(manager).handle_task_completion):
         return manager.handle_task_completion(task, str(task.name))
-    return manager.handle_task_completion(task)  # type: ignore[call-arg]
+    return manager.handle_task_completion(task)
 
 
 def task_completion_hook(task: Any) -> None:

@@ -142,6 +142,14 @@ class Ticker(threading.Thread):
         self.join(timeout=10)
 
 
+def _inline_in_transaction() -> bool:
+    """A sync job run inside the caller's open transaction (a view under ``ATOMIC_REQUESTS``, a
+    test case): other connections cannot see its registry row, and on SQLite cannot write while
+    that transaction is open, so a ticker thread would judge it cancelled or block on it."""
+    using = getattr(get_store(), "using", None)
+    return using is not None and connections[using].in_atomic_block
+
+
 def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
     """Move the task to running: ``(row as now stored, None)``, or ``(row, why it must not run)``.
 
@@ -249,8 +257,10 @@ def run_task(envelope: dict[str, Any]) -> Any:
     )
     manager.emit("start", task_name, status=TaskStatus.IN_PROGRESS, message="Started",
                  started_at=info.started_at, attempt=info.attempts)
-    ticker = Ticker(attempt)
-    ticker.start()
+    # Inline, progress is still coalesced and flushed by the job's own update_progress calls.
+    ticker = None if _inline_in_transaction() else Ticker(attempt)
+    if ticker is not None:
+        ticker.start()
     outcome: tuple[TaskStatus, dict[str, Any]] = (
         TaskStatus.FAILED, {"error": "The job was interrupted", "reason": "The job was interrupted"}
     )
@@ -279,7 +289,8 @@ def run_task(envelope: dict[str, Any]) -> Any:
                 outcome = (TaskStatus.SUCCESS, {"result": result})
             return result
     finally:
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
         progress.buffer.untrack(task_name)
         status, details = outcome
         if attempt.superseded_by is None and not manager.finish(task_name, status, info=info, expect=token, **details):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -111,3 +112,18 @@ def decorated_worker(steps: int = 2) -> int:
     from powercrud_async.async_hooks import progress_update_decorator
 
     return int(progress_update_decorator(_decorated)(steps))
+
+
+#: Set by a test once the runner's ticker thread has done a full round (flush, beat, check).
+TICKED = threading.Event()
+
+
+def wait_for_a_tick(seconds: float = 1.0) -> str:
+    """Reports progress, gives a ticker thread (if any) the time of a round, reports again: the
+    second report raises ``TaskCancelled`` if a ticker judged the job cancelled meanwhile."""
+    from powercrud_async.async_context import update_progress
+
+    update_progress("waiting for a tick")
+    TICKED.wait(seconds)
+    update_progress("after the tick")
+    return "ran"
