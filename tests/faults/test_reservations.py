@@ -102,7 +102,10 @@ def test_a_sibling_asyncio_task_does_not_adopt_the_reservation(store: TaskStore)
                 return exc
             return None
 
-        return tuple(await asyncio.gather(first(), second()))  # type: ignore[return-value]
+        try:
+            return tuple(await asyncio.gather(first(), second()))  # type: ignore[return-value]
+        finally:
+            await sync_to_async(connections.close_all)()  # the executor thread's connection
 
     key, refused = asyncio.run(main())
     assert isinstance(refused, ConflictError) and refused.holders == ["custom-task"]
