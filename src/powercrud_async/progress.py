@@ -19,11 +19,10 @@ from typing import Any
 from django.core.cache import BaseCache, caches
 
 from . import conf
-from .conflicts import text_problem
+from .conflicts import NAME_MAX_LENGTH, impossible_name, text_problem
 from .exceptions import InvalidProgress, InvalidTaskName
 
 KEY_PREFIX = "powercrud_async:task:"
-NAME_MAX_LENGTH = 255  # the registry's column: no longer name was ever launched
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +103,7 @@ def resolve(task_name: str) -> ProgressSnapshot | None:
     """The live snapshot from the cache; for a queued or finished task (no cache entry), what the
     registry says. ``None`` for a key that was never launched or is purged, or that no task can
     have (it is not even looked up, so no database refuses it)."""
-    if text_problem(task_name, NAME_MAX_LENGTH):
+    if impossible_name(task_name):
         return None
     snapshot = read(task_name)
     if snapshot is not None:
