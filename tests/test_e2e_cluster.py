@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from django_q.models import OrmQ
 
 from powercrud_async.async_manager import AsyncManager
@@ -112,7 +114,9 @@ def test_cleanup_leaves_queued_and_running_jobs(qcluster, tmp_path: Path, fast_h
     qcluster(PCA_HEARTBEAT="1", PCA_Q_WORKERS="1")
     wait_until(lambda: status(running) == "in_progress", timeout=60)
     queued = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2]})
-    time.sleep(4)  # older than 3 heartbeat intervals, still waiting behind the single worker
+    # Older than 3 heartbeat intervals, still waiting behind the single worker: made so by
+    # moving its launch back in time rather than by waiting.
+    LiveTask.objects.filter(task_name=queued).update(created_at=timezone.now() - timedelta(seconds=10))
     summary = manager.cleanup_completed_tasks()
     assert summary["reclaimed"] == [] and summary["kept"] == 2
     assert status(running) == "in_progress" and status(queued) == "pending"
@@ -159,8 +163,8 @@ def test_nested_saves_join_the_parent_job(qcluster) -> None:  # type: ignore[no-
     assert set(Child.objects.values_list("touched", flat=True)) == {1}
     # Exactly one django-q2 task ran: the parent. No child job was enqueued or executed.
     assert LiveTask.objects.count() == 1
+    # No other job can run: none was registered (above) or is left in the broker (below).
     wait_until(lambda: Task.objects.count() > tasks_before, timeout=20)  # the monitor saves it last
-    time.sleep(1)
     assert Task.objects.count() == tasks_before + 1
     assert list(Task.objects.values_list("name", flat=True)) == [key]
     assert not OrmQ.objects.exists()

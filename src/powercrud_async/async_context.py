@@ -44,8 +44,14 @@ class TaskContext:
         manager: AsyncManager | None = None,
         manager_config: dict[str, Any] | None = None,
     ):
+        from .conflicts import NAME_MAX_LENGTH, text_problem
+        from .exceptions import InvalidTaskName
+
         if not isinstance(task_name, str) or not task_name:
-            raise ValueError("task_context needs a non-empty task_name string.")
+            raise InvalidTaskName("task_context needs a non-empty task_name string.")
+        problem = text_problem(task_name, NAME_MAX_LENGTH)  # it owns the locks registered under it
+        if problem:
+            raise InvalidTaskName(f"task_context name {task_name[:20]!r} {problem}.")
         if manager is not None and manager_class_path is None:
             manager_class_path = type(manager).class_path()
         if manager is not None and manager_config is None:

@@ -18,6 +18,7 @@ from .exceptions import InvalidConflictIds, InvalidConflictIdsType, UnknownModel
 #: Column widths of ``TaskLock``: what a lock key must fit in every database and store.
 LABEL_MAX_LENGTH = 100
 PK_MAX_LENGTH = 255
+NAME_MAX_LENGTH = 255  # task names and lock owners (django-q2 keys are shorter still)
 
 LockKey = tuple[str, str]
 """``(model label in lower case, pk as canonical string)``."""
@@ -40,6 +41,12 @@ def text_problem(text: str, max_length: int) -> str | None:
     except UnicodeEncodeError:
         return "is not valid Unicode text"
     return None
+
+
+def impossible_name(name: str) -> bool:
+    """True for a task name no registry row or lock can have: looking it up is answered "not
+    found" without asking a database that would refuse it (PostgreSQL and NUL, say)."""
+    return text_problem(name, NAME_MAX_LENGTH) is not None
 
 
 def resolve_model(label: Any) -> type[models.Model]:

@@ -57,9 +57,10 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
     if group is not None and not isinstance(group, str):
         raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
-    problem = text_problem(group, GROUP_MAX_LENGTH) if group else None
-    if problem:
-        raise InvalidLaunchOption(f"group {group[:20]!r} {problem}.")
+    if group:
+        problem = text_problem(group, GROUP_MAX_LENGTH)
+        if problem:
+            raise InvalidLaunchOption(f"group {group[:20]!r} {problem}.")
 
 
 def django_q_options(q_options: Any, *, cached: Any, broker: Any,

@@ -21,6 +21,7 @@ from typing import Any
 from django.core.cache import BaseCache, caches
 
 from . import conf
+from .conflicts import NAME_MAX_LENGTH, impossible_name, text_problem
 from .exceptions import InvalidProgress, InvalidTaskName
 
 KEY_PREFIX = "powercrud_async:task:"
@@ -60,8 +61,8 @@ def finite(value: float | None) -> float | None:
 
 def validate_update(task_key: Any, message: Any, current: Any, total: Any) -> None:
     """What ``update_progress`` accepts: a task key, a text message, finite numbers or None."""
-    if not isinstance(task_key, str) or not task_key:
-        raise InvalidTaskName(f"update_progress needs the task key (a string), got {task_key!r}.")
+    if not isinstance(task_key, str) or not task_key or text_problem(task_key, NAME_MAX_LENGTH):
+        raise InvalidTaskName(f"update_progress needs a task key, got {task_key!r}.")
     if not isinstance(message, str):
         raise InvalidProgress(f"progress message must be a string, got {type(message).__name__}.")
     for name, value in (("current", current), ("total", total)):
@@ -104,7 +105,10 @@ def delete(task_name: str) -> None:
 
 def resolve(task_name: str) -> ProgressSnapshot | None:
     """The live snapshot from the cache; for a queued or finished task (no cache entry), what the
-    registry says. ``None`` for a key that was never launched or is purged."""
+    registry says. ``None`` for a key that was never launched or is purged, or that no task can
+    have (it is not even looked up, so no database refuses it)."""
+    if impossible_name(task_name):
+        return None
     snapshot = read(task_name)
     if snapshot is not None:
         return snapshot

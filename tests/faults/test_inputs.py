@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from powercrud_async import progress
+from powercrud_async.async_context import task_context
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import (
     AsyncManagerError,
@@ -134,3 +135,23 @@ def test_a_snapshot_with_non_finite_numbers_still_gives_valid_json() -> None:
     ))
     data = strict_json(Client().get(URL, {"task_name": "odd"}).content)
     assert data["percent"] is None and data["current"] is None and data["total"] is None
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\udc80", "n" * 256], ids=["NUL", "surrogate", "too long"])
+def test_names_no_task_can_have_are_refused_or_unknown_alike_everywhere(store: TaskStore, name: str) -> None:
+    manager = AsyncManager()
+    with pytest.raises(InvalidTaskName):
+        manager.update_progress(name, "working")
+    with pytest.raises(InvalidTaskName):
+        task_context(name).__enter__()
+    assert manager.get_progress(name) is None and manager.get_status(name) == "unknown"
+    # Every lookup by key answers "no such task", as for any unknown key (no DataError).
+    for action in (manager.cancel_task, manager.retry_task):
+        with pytest.raises(UnknownTask):
+            action(name)
+    assert manager.get_task_info(name) is None and manager.is_active_task(name) is False
+    assert manager.remove_active_task(name) is False and manager.release_task_locks(name) == 0
+    assert manager.remove_conflict_ids(name) == 0 and store.get_many([name]) == {}
+    if name.isprintable() or "\x00" in name:  # a surrogate cannot be sent in a URL at all
+        assert Client().get(URL, {"task_name": name}).status_code == 404
+    assert nothing_written(store)

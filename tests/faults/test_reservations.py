@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.signals import request_started
+from django.db import connections
 
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import ConflictError
@@ -33,6 +34,8 @@ def in_thread(func: Callable[[], Any]) -> Any:
             outcome["value"] = func()
         except BaseException as exc:  # noqa: BLE001 - handed back to the test
             outcome["error"] = exc
+        finally:
+            connections.close_all()  # this thread's connection must not outlive the test
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -99,7 +102,10 @@ def test_a_sibling_asyncio_task_does_not_adopt_the_reservation(store: TaskStore)
                 return exc
             return None
 
-        return tuple(await asyncio.gather(first(), second()))  # type: ignore[return-value]
+        try:
+            return tuple(await asyncio.gather(first(), second()))  # type: ignore[return-value]
+        finally:
+            await sync_to_async(connections.close_all)()  # the executor thread's connection
 
     key, refused = asyncio.run(main())
     assert isinstance(refused, ConflictError) and refused.holders == ["custom-task"]

@@ -17,7 +17,7 @@ from django.db import IntegrityError, OperationalError, connections, models, rou
 from django.db.models import Q
 from django.utils import timezone
 
-from ..conflicts import LockKey
+from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
@@ -300,6 +300,9 @@ class DatabaseTaskStore(TaskStore):
             return max(cursor.rowcount, 0)
 
     def release(self, task_name: str) -> int:
+        if impossible_name(task_name):
+            return 0
+
         def delete() -> int:
             return self._delete_locks(task_name)
 
@@ -354,6 +357,9 @@ class DatabaseTaskStore(TaskStore):
         self._run(f"register {info.task_name}", lambda: self._insert_task(info))
 
     def get(self, task_name: str) -> TaskInfo | None:
+        if impossible_name(task_name):
+            return None
+
         def read() -> TaskInfo | None:
             row = LiveTask.objects.using(self.using).filter(task_name=task_name).first()
             return _to_info(row) if row else None
@@ -361,7 +367,7 @@ class DatabaseTaskStore(TaskStore):
         return self._run(f"read {task_name}", read)
 
     def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]:
-        names = list(task_names)
+        names = [name for name in task_names if not impossible_name(name)]
         return self._run(
             "read tasks",
             lambda: {
@@ -498,6 +504,8 @@ class DatabaseTaskStore(TaskStore):
         )
 
     def delete(self, task_name: str) -> bool:
+        if impossible_name(task_name):
+            return False
         return bool(
             self._run(
                 f"delete {task_name}",

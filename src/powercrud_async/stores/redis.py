@@ -39,7 +39,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .. import conf
-from ..conflicts import LockKey
+from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
 from ..statuses import ACTIVE
 from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
@@ -466,6 +466,8 @@ class RedisTaskStore(TaskStore):
         return {_key(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     def release(self, task_name: str) -> int:
+        if impossible_name(task_name):
+            return 0
         script_keys = [self.locks_key, self.owners_key, self._owned_key(task_name)]
         return int(
             self._run(
@@ -527,11 +529,13 @@ class RedisTaskStore(TaskStore):
         self.acquire(info.task_name, (), 0, register=info)
 
     def get(self, task_name: str) -> TaskInfo | None:
+        if impossible_name(task_name):
+            return None
         row = self._run(f"read {task_name}", lambda: self.client.hgetall(self._task_key(task_name)))
         return _to_info(row) if row else None
 
     def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]:
-        names = list(dict.fromkeys(task_names))
+        names = [name for name in dict.fromkeys(task_names) if not impossible_name(name)]
         if not names:
             return {}
 
@@ -619,6 +623,8 @@ class RedisTaskStore(TaskStore):
         return [_text(name) for name in names]
 
     def delete(self, task_name: str) -> bool:
+        if impossible_name(task_name):
+            return False
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
         return bool(
             self._run(f"delete {task_name}", lambda: self._delete(keys=script_keys, args=[task_name]))
