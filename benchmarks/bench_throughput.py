@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from benchmarks._setup import ROOT, setup_django, table
 
-
 ROUNDS = 3
 
 

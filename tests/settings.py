@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 SECRET_KEY = "powercrud-async-tests"  # noqa: S105
 DEBUG = False
@@ -111,7 +112,7 @@ if os.environ.get("PCA_BROKER_REDIS"):
     Q_CLUSTER["redis"] = os.environ["PCA_BROKER_REDIS"]
     Q_CLUSTER["queue_limit"] = int(os.environ.get("PCA_Q_LIMIT", "4"))
 
-POWERCRUD_SETTINGS = {
+POWERCRUD_SETTINGS: dict[str, Any] = {
     "ASYNC_ENABLED": True,
     "HEARTBEAT_INTERVAL": float(os.environ.get("PCA_HEARTBEAT", "5")),
     "PROGRESS_WRITE_INTERVAL": 1.0,

@@ -8,8 +8,8 @@ enqueue), ``completion`` (exactly-once ending), ``stores`` (locks, registry), ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from django.urls import URLPattern, URLResolver
@@ -125,11 +125,10 @@ class AsyncManager(PowerCrudSurface):
         except Exception:
             logger.exception("Lifecycle handler for %r of task %s raised", event, task_name)
 
-    @contextmanager
-    def event_batch(self, task_name: str) -> Iterator[None]:
+    def event_batch(self, task_name: str) -> AbstractContextManager[None]:
         """Events emitted inside belong together (a job's end and its clean-up); a subclass that
         persists events may write them at once when the block ends. The base does nothing."""
-        yield
+        return nullcontext()
 
     # -- locks ------------------------------------------------------------------------------------
     def add_conflict_ids(self, task_name: str, conflict_ids: Any) -> bool:
