@@ -30,6 +30,8 @@ SETTINGS = "benchmarks.soak_settings"
 CLUSTERS = 3
 OBJECTS = 60
 IN_FLIGHT = 24
+RESTART_EVERY = 20.0
+STALL = 120.0
 
 
 class Redis:
@@ -133,7 +135,11 @@ def launcher(soak: Soak, rng: random.Random) -> None:
     from powercrud_async.stores import get_store
 
     manager = AsyncManager.resolve_manager(None)
+    last = time.monotonic()
     while len(soak.launched) < soak.jobs:
+        if time.monotonic() - last > STALL:
+            print(f"no launch for {STALL} s: the cluster stopped taking jobs; stopping early")
+            return
         try:
             if len(get_store().active()) >= IN_FLIGHT:
                 time.sleep(0.05)
@@ -144,6 +150,7 @@ def launcher(soak: Soak, rng: random.Random) -> None:
                 conflict_ids={"testapp.Project": objects},
             )
             soak.launched.append(key)
+            last = time.monotonic()
         except ConflictError:
             soak.refused += 1
         except (LockStoreUnavailable, EnqueueError):
@@ -152,11 +159,15 @@ def launcher(soak: Soak, rng: random.Random) -> None:
 
 
 def injector(soak: Soak, rng: random.Random, state: Redis, cache: Redis) -> None:
-    """One fault every 0.5-1.5 s until the launcher is done."""
+    """One fault every 0.5-1.5 s until the launcher is done; Redis is restarted at most every
+    ``RESTART_EVERY`` seconds (it needs time to load its data again)."""
     import redis
 
+    restarted = time.monotonic()
     while not soak.done.wait(rng.uniform(0.5, 1.5)):
         kind = rng.choice(["kill", "stop", "stop", "restart redis", "flush cache"])
+        if kind == "restart redis" and time.monotonic() - restarted < RESTART_EVERY:
+            kind = "flush cache"
         if kind in ("kill", "stop"):
             pids = worker_pids()
             if not pids:
@@ -174,6 +185,7 @@ def injector(soak: Soak, rng: random.Random, state: Redis, cache: Redis) -> None
                 continue
         elif kind == "restart redis":
             state.restart()
+            restarted = time.monotonic()
         else:
             try:
                 redis.Redis.from_url(cache.url(0)).flushdb()
