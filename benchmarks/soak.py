@@ -78,6 +78,7 @@ class Soak:
     faults: Counter[str] = field(default_factory=Counter)
     launched: list[str] = field(default_factory=list)
     refused: int = 0
+    unsure: list[str] = field(default_factory=list)
     stopped: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
@@ -153,8 +154,10 @@ def launcher(soak: Soak, rng: random.Random) -> None:
             last = time.monotonic()
         except ConflictError:
             soak.refused += 1
-        except (LockStoreUnavailable, EnqueueError):
+        except (LockStoreUnavailable, EnqueueError) as exc:
             soak.faults["launches failed (Redis down), retried"] += 1
+            if isinstance(exc, EnqueueError):
+                soak.unsure.append(str(exc).split()[5])  # the key: it may have reached the broker
             time.sleep(0.2)  # Redis is restarting; nothing was launched or locked
 
 
@@ -254,6 +257,15 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
     touches, bad = overlaps(soak.log_dir)
     lost = [key for key in soak.launched if key not in rows]
     multiple = [key for key in soak.launched if terminal[key] != 1]
+    strays = sorted(set(terminal) - set(soak.launched))
+    (soak.log_dir / "launched.txt").write_text("\n".join(soak.launched))
+    for key in multiple[:5]:
+        row = rows.get(key)
+        print(f"  {key}: {terminal[key]} terminal event(s), {row.status if row else 'no row'}"
+              f" {row.reason if row else ''}")
+    for key in strays[:5]:
+        print(f"  {key}: terminal event of a launch that raised"
+              f" ({'EnqueueError' if key in soak.unsure else 'not an EnqueueError'})")
     return [
         ("jobs launched", len(soak.launched), len(soak.launched) == soak.jobs),
         ("launches refused (conflict) and retried", soak.refused, True),
@@ -265,6 +277,7 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
         ("jobs not terminal", sum(1 for r in rows.values() if r.is_active), not any(r.is_active for r in rows.values())),
         ("jobs without exactly one terminal event", len(multiple), not multiple),
         ("jobs lost (no registry row)", len(lost), not lost),
+        ("terminal events of launches that raised", len(strays), not strays),
         ("locks left", len(store.locks()), not store.locks()),
     ]
 
