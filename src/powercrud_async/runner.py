@@ -1,9 +1,10 @@
 """The one function every job runs inside (django-q2 calls ``run_task``).
 
 It rehydrates the manager the launch used, moves the task queued → running by compare-and-set
-(so a redelivered job that already finished does not run twice), makes sure the job still holds
-its locks, enters the task context, captures logs, beats a heartbeat, honours cancellation and
-reports the outcome exactly once.
+(so a redelivered job that already finished does not run twice; a takeover of a dead attempt
+moves the attempt counter, the fencing token, on by one), makes sure the job still holds its
+locks, enters the task context, captures logs, beats a heartbeat, honours cancellation, stops an
+attempt that was superseded, and reports the outcome exactly once.
 """
 
 from __future__ import annotations
