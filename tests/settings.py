@@ -123,7 +123,7 @@ if os.environ.get("PCA_REDIS_URL"):
     _REDIS_URL = os.environ["PCA_REDIS_URL"]
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_URL}}
     POWERCRUD_SETTINGS.update(LOCK_STORE="redis", REDIS_URL=_REDIS_URL)
-    del Q_CLUSTER["orm"]
+    Q_CLUSTER.pop("orm", None)
     Q_CLUSTER["redis"] = _REDIS_URL
 
 LOGGING = {
