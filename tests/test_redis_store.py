@@ -98,7 +98,7 @@ def test_retried_registration_is_not_a_duplicate(store: RedisTaskStore) -> None:
     info = TaskInfo(task_name="job")
     pairs = [item for pair in store._row(info) for item in pair]
     token = uuid.uuid4().hex
-    args = [store.prefix, "job", 60_000, token, "job", 0, len(pairs), *pairs, f"{P}:1"]
+    args = [store.prefix, "job", 60_000, token, "job", 0, len(pairs), *pairs, "0", 0, f"{P}:1"]
     script_keys = [store.locks_key, store.owners_key, store.active_key, store.finished_key, "pca:task:job"]
     assert store._acquire(keys=script_keys, args=args) == [b"ok"]
     assert store._acquire(keys=script_keys, args=args) == [b"ok"]  # the retry

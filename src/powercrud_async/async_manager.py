@@ -132,13 +132,21 @@ class AsyncManager(PowerCrudSurface):
 
     # -- locks ------------------------------------------------------------------------------------
     def add_conflict_ids(self, task_name: str, conflict_ids: Any) -> bool:
-        """Lock every object for ``task_name`` (re-entrant), or none and return ``False``."""
+        """Lock every object for ``task_name``, or none and return ``False``.
+
+        Re-entrant for a running task adding locks under its own key, and for a reservation
+        this request (thread or asyncio task) made; objects another request reserved under the
+        same name are a conflict, so two requests using one fixed name never share rows.
+        """
         task_name = launching.validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
         normalized = normalize_conflict_ids(conflict_ids)
         keys = to_keys(normalized)
         if not keys:
             return True
-        if get_store().acquire(task_name, keys, conf.get("CONFLICT_TTL")):
+        store = get_store()
+        info = store.get(task_name)
+        reenter = None if info is not None and info.is_active else reservations.reserved(task_name)
+        if store.acquire(task_name, keys, conf.get("CONFLICT_TTL"), reenter=reenter):
             return False
         reservations.remember(task_name, keys)
         return True

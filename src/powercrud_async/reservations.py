@@ -34,6 +34,11 @@ def remember(task_name: str, keys: Iterable[LockKey]) -> None:
     _reserved.set(MappingProxyType(current))
 
 
+def reserved(task_name: str) -> frozenset[LockKey]:
+    """The keys this context reserved under ``task_name``."""
+    return _reserved.get().get(task_name, frozenset())
+
+
 def holders_of(keys: Iterable[LockKey]) -> set[str]:
     """Names whose reservations, made in this context, overlap ``keys``."""
     wanted = set(keys)

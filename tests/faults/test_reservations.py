@@ -118,3 +118,22 @@ def test_a_new_request_on_a_reused_thread_starts_without_reservations(store: Tas
     with pytest.raises(ConflictError):
         AsyncManager().launch_async_task(JOB, 1, 2, conflict_ids=IDS)
     assert owners(store) == {"custom-task"}
+
+
+def test_two_requests_reserving_the_same_rows_under_one_name_do_not_share_them(store: TaskStore) -> None:
+    """Seed 002's fixed name in two requests at once: the second reservation of the same rows is
+    refused (it used to succeed, re-entrant by name, and its launch took the first one's locks)."""
+    first = AsyncManager()
+    assert first.add_conflict_ids("custom-task", IDS)
+    assert in_thread(lambda: AsyncManager().add_conflict_ids("custom-task", {"testapp.Project": {2, 3}})) is False
+    assert {lock.object_pk for lock in store.locks()} == {"1", "2"}  # nothing of the refused one
+    # The first request may still add to its own reservation, and launches with all of it.
+    assert first.add_conflict_ids("custom-task", {"testapp.Project": {2, 3}})
+    key = first.launch_async_task(JOB, 1, 2, conflict_ids={"testapp.Project": {1, 2, 3}})
+    assert owners(store) == {key}
+
+
+def test_a_running_task_adds_locks_under_its_own_key_anywhere(store: TaskStore) -> None:
+    key = AsyncManager().launch_async_task(JOB, 1, 2, conflict_ids=IDS)
+    assert in_thread(lambda: AsyncManager().add_conflict_ids(key, {"testapp.Project": {2, 3}}))
+    assert {lock.object_pk for lock in store.locks(task_name=key)} == {"1", "2", "3"}

@@ -77,11 +77,14 @@ class TaskStore(abc.ABC):
         *,
         adopt: Collection[str] = (),
         register: TaskInfo | None = None,
+        reenter: Collection[LockKey] | None = None,
     ) -> dict[LockKey, str]:
         """Lock every key for ``task_name`` or none of them.
 
         Keys held by ``task_name`` already are fine (re-entrant) and get the new expiry, so
-        re-adding a lock you hold renews it; keys held by a name in
+        re-adding a lock you hold renews it; with ``reenter``, only those keys may be held
+        already (another holder of the same name, say a reservation made in another request
+        under a fixed name, is a conflict); keys held by a name in
         ``adopt`` change owner; an expired lock whose owner is not an active task is reclaimed.
         With ``register``, the registry row is inserted in the same atomic step.
         Returns ``{}`` on success, else ``{key: holder}`` of the conflicts (nothing changed).

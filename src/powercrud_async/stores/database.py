@@ -117,8 +117,10 @@ class DatabaseTaskStore(TaskStore):
         *,
         adopt: Collection[str] = (),
         register: TaskInfo | None = None,
+        reenter: Collection[LockKey] | None = None,
     ) -> dict[LockKey, str]:
         keys = sorted(set(keys))
+        allowed = None if reenter is None else set(reenter)
 
         def attempt() -> dict[LockKey, str]:
             try:
@@ -127,7 +129,7 @@ class DatabaseTaskStore(TaskStore):
                         LiveTask.objects.using(self.using).create(**self._row_values(register))
                     if keys:
                         with self._bounded_lock_wait():
-                            self._acquire(task_name, keys, ttl, set(adopt))
+                            self._acquire(task_name, keys, ttl, set(adopt), allowed)
             except _Conflict as conflict:
                 return conflict.conflicts
             except _Uncommitted as uncommitted:
@@ -179,14 +181,18 @@ class DatabaseTaskStore(TaskStore):
         }
         return conflicts or dict.fromkeys(keys, UNCOMMITTED)
 
-    def _acquire(self, task_name: str, keys: list[LockKey], ttl: float, adopt: set[str]) -> None:
+    def _acquire(self, task_name: str, keys: list[LockKey], ttl: float, adopt: set[str],
+                 reenter: set[LockKey] | None = None) -> None:
         now = timezone.now()
         expires = now + timedelta(seconds=ttl)
         size = self._chunk_size()
-        inserted = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(keys, size))
-        if inserted == len(keys):
-            return
-        # Slow path: some keys are taken. Classify every holder, repair or give up.
+        if reenter is None:
+            inserted = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(keys, size))
+            if inserted == len(keys):
+                return
+        # Slow path: some keys are taken (or, with ``reenter``, rows our name already holds must
+        # be told apart from rows we insert now: read first). Classify every holder, repair or
+        # give up.
         held = self._holder_rows(keys, size)
         conflicts: dict[LockKey, str] = {}
         reclaim: list[TaskLock] = []
@@ -198,7 +204,8 @@ class DatabaseTaskStore(TaskStore):
             .values_list("task_name", flat=True)
         )
         for key, row in held.items():
-            if row.task_name == task_name or row.task_name in adopt:
+            if (row.task_name == task_name and (reenter is None or key in reenter)) \
+                    or row.task_name in adopt:
                 take.append(row)
             elif row.expires_at <= now and row.task_name not in active_owners:
                 reclaim.append(row)
@@ -211,7 +218,7 @@ class DatabaseTaskStore(TaskStore):
         manager = TaskLock.objects.using(self.using)
         for rows in _chunks(take, size):
             if manager.filter(_as_judged(rows)).update(task_name=task_name, expires_at=expires) != len(rows):
-                raise _Conflict(self._others(keys, task_name, size))
+                raise _Conflict(self._others(keys, task_name, size, reenter))
         for rows in _chunks(reclaim, size):
             manager.filter(_as_judged(rows)).delete()
         reclaimed = {row.pk for row in reclaim}
@@ -219,12 +226,15 @@ class DatabaseTaskStore(TaskStore):
         got = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(missing, size))
         if got != len(missing):
             # Someone else committed a lock on one of these keys in the meantime: they won.
-            raise _Conflict(self._others(missing, task_name, size))
+            raise _Conflict(self._others(missing, task_name, size, reenter))
 
-    def _others(self, keys: Sequence[LockKey], task_name: str, size: int) -> dict[LockKey, str]:
-        """Keys among ``keys`` now held by someone other than ``task_name``."""
+    def _others(self, keys: Sequence[LockKey], task_name: str, size: int,
+                reenter: set[LockKey] | None = None) -> dict[LockKey, str]:
+        """Keys among ``keys`` now held by someone other than ``task_name`` (with ``reenter``,
+        also those held under our name that we may not re-enter)."""
         now_held = self._holder_rows(keys, size)
-        return {k: r.task_name for k, r in now_held.items() if r.task_name != task_name}
+        return {k: r.task_name for k, r in now_held.items()
+                if r.task_name != task_name or (reenter is not None and k not in reenter)}
 
     def _insert_ignore(self, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any) -> int:
         conn = self.connection

@@ -105,7 +105,8 @@ end
 """
 
 # KEYS: locks, owners, active, finished, task:<registered name>
-# ARGV: prefix, task, ttl_ms, token, reg_name, n_adopt, adopt..., n_reg, reg pairs..., fields...
+# ARGV: prefix, task, ttl_ms, token, reg_name, n_adopt, adopt..., n_reg, reg pairs...,
+#       strict (1: only the listed fields may be re-entered), n_reenter, reenter..., fields...
 _ACQUIRE = _PRELUDE + f"""
 local prefix, task, ttl, token, reg_name = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local i = 6
@@ -115,6 +116,10 @@ for _ = 1, n_adopt do adopt[ARGV[i]] = true; i = i + 1 end
 local n_reg = tonumber(ARGV[i]); i = i + 1
 local reg_start = i
 i = i + n_reg
+local strict = ARGV[i] == '1'; i = i + 1
+local reenter = {{}}
+local n_reenter = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_reenter do reenter[ARGV[i]] = true; i = i + 1 end
 local first = i
 if n_reg > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
   -- The same call, retried after a lost reply, finds its own registration: it already won.
@@ -128,7 +133,7 @@ for k = first, #ARGV do
   local v = redis.call('HGET', KEYS[1], ARGV[k])
   if v then
     local expires, acquired, owner = parse(v)
-    if owner == task or adopt[owner] then
+    if (owner == task and (not strict or reenter[ARGV[k]])) or adopt[owner] then
       prev[k] = {{owner, acquired}}
     elseif expires <= now and redis.call('SISMEMBER', KEYS[3], owner) == 0 then
       prev[k] = {{owner, nil}}
@@ -425,8 +430,10 @@ class RedisTaskStore(TaskStore):
         *,
         adopt: Collection[str] = (),
         register: TaskInfo | None = None,
+        reenter: Collection[LockKey] | None = None,
     ) -> dict[LockKey, str]:
         ordered = sorted(set(keys))
+        reentered = [] if reenter is None else [_field(key) for key in sorted(set(reenter))]
         if not ordered and register is None:
             return {}
         adopt_names = sorted(set(adopt))
@@ -435,6 +442,7 @@ class RedisTaskStore(TaskStore):
         args: list[Any] = [
             self.prefix, task_name, int(round(ttl * 1000)), uuid.uuid4().hex, reg_name,
             len(adopt_names), *adopt_names, len(reg_pairs), *reg_pairs,
+            "0" if reenter is None else "1", len(reentered), *reentered,
             *(_field(key) for key in ordered),
         ]
         script_keys = [
