@@ -380,7 +380,9 @@ class AsyncManager(PowerCrudSurface):
 
         A successful report means the runner returned normally, so its ``finally`` already
         finished the task: nothing to do, no query. A failure may mean the runner never got there
-        (a timeout killed the worker process), so the task is ended ``failed`` if still active.
+        (a timeout killed the worker process), so the task is ended ``failed`` if still active,
+        as a compare-and-set on the attempt read here: an attempt that took over since is left
+        alone.
         """
         if success:
             return False
@@ -389,7 +391,9 @@ class AsyncManager(PowerCrudSurface):
             return False
         error = str(result) if result is not None else "The worker failed"
         first_line = error.split(" : ")[0].strip() or error
-        return self.finish(task_name, TaskStatus.FAILED, error=first_line, traceback=error, reason=first_line)
+        return self.finish(task_name, TaskStatus.FAILED, error=first_line, traceback=error,
+                           reason=first_line, info=info,
+                           expect={"attempts": info.attempts, "heartbeat_at": info.heartbeat_at})
 
     # -- cancellation --------------------------------------------------------------------------------
     def cancel_task(self, task_key: str, *, reason: str = "Cancelled") -> str:

@@ -79,3 +79,14 @@ def test_cancel_of_a_queued_task_that_started_meanwhile_asks_it_to_stop(
     row = store.get(key)
     assert row is not None and row.status == "in_progress" and row.cancel_requested
     assert {lock.task_name for lock in store.locks()} == {key}
+
+
+def test_a_failure_report_leaves_a_task_taken_over_after_it_was_read(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """django-q2's hook reports the old delivery failed (say a timeout killed it) while a new
+    attempt has taken the task over: the report ends nothing."""
+    key, stale = dead_then_taken_over(store)
+    stale_once(store, monkeypatch, "get", stale)
+    assert Recording().complete_from_broker(key, False, "TimeoutException : killed") is False
+    assert_untouched(store, key)
