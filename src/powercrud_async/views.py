@@ -7,12 +7,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views import View
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseStopPolling
 
 from . import progress
 from .statuses import TaskStatus
 from .visibility import can_view
 
-STOP_POLLING = 286  # django_htmx.http.HttpResponseStopPolling's status
 
 
 class ProgressView(View):
@@ -29,11 +29,11 @@ class ProgressView(View):
         if snapshot is None or not can_view(request, snapshot.user_id, task_name):
             return JsonResponse({"error": "Unknown task.", "task_name": task_name}, status=404)
         status = TaskStatus(snapshot.status)
-        code = STOP_POLLING if status.is_terminal else 200
+        code = HTMX_STOP_POLLING if status.is_terminal else 200
         data = snapshot.as_dict()
         data.pop("user_id", None)
         data.update(status_label=str(status.label), terminal=status.is_terminal)
         if getattr(request, "htmx", False):
             html = render_to_string(self.template_name, {"task": data, "status": status}, request=request)
-            return HttpResponse(html, status=code)
+            return HttpResponseStopPolling(html) if status.is_terminal else HttpResponse(html)
         return JsonResponse(data, status=code)
