@@ -80,6 +80,7 @@ from .records import (
     Moment,
     RecordSchema,
     build_job,
+    title_of,
     human_duration,
     manager_field_map,
     pretty,
@@ -314,7 +315,7 @@ class TaskDashboardMixin(SchedulePages):
             affected="", created=Moment.of(info.created_at, self.now), updated=Moment.of(None),
             started=Moment.of(info.started_at, self.now), finished=Moment.of(finished, self.now),
             duration=human_duration(seconds), duration_seconds=seconds, retry_of=info.retry_of,
-            cleaned_up=None, url=self.job_url(info.task_name),
+            cleaned_up=None, url=self.job_url(info.task_name), label=info.label,
         )
 
     # -- rendering -------------------------------------------------------------------------------
@@ -816,6 +817,7 @@ class TaskDashboardMixin(SchedulePages):
                 state, alive = str(status_of(info.status).label), False
             rows.append({
                 "model": lock.model_label, "pk": lock.object_pk, "task": lock.task_name,
+                "title": title_of(info.label, info.func_path) if info else "",
                 "task_url": self.job_url(lock.task_name), "state": str(state),
                 "status": status_of(info.status).value if info else "",
                 "alive": alive, "acquired": Moment.of(lock.acquired_at, self.now),
