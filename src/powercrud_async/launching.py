@@ -60,7 +60,7 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
                                      ("task_label", task_label, LABEL_MAX_LENGTH)):
         if value is not None and not isinstance(value, str):
             raise InvalidLaunchOption(f"{name} must be a string, got {type(value).__name__}.")
-        problem = text_problem(value, max_length) if value else None
+        problem = text_problem(value, max_length) if isinstance(value, str) else None
         if problem:
             raise InvalidLaunchOption(f"{name} {value[:20]!r} {problem}.")
 

@@ -154,6 +154,15 @@ def test_streams_and_locks_name_the_jobs_by_label(staff_client: Any, launch: Any
         assert f'title="{key}">{LABEL}</a>' in page, url
 
 
+def test_audit_and_confirmation_name_the_jobs_by_label(staff_client: Any, launch: Any) -> None:
+    key = launch("tests.testapp.tasks.slow", 5.0, task_label=LABEL)
+    confirm = staff_client.post("/tasks/actions/", {"action": "cancel", "tasks": [key]}).content.decode()
+    assert f"{key}</a> · {LABEL}" in confirm
+    staff_client.post("/tasks/actions/", {"action": "cancel", "tasks": [key], "confirmed": "1"})
+    audit = staff_client.get("/tasks/audit/").content.decode()
+    assert f'title="{key}">{LABEL} <span class="pca-key">' in audit
+
+
 def test_export_carries_the_label(staff_client: Any, make_record: Any) -> None:
     make_record(task_name="a-1", label=LABEL)
     rows = json.loads(b"".join(staff_client.get("/tasks/export/?format=json").streaming_content))

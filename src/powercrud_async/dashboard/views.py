@@ -80,14 +80,15 @@ from .records import (
     Moment,
     RecordSchema,
     build_job,
-    title_of,
     human_duration,
+    job_titles,
     manager_field_map,
     pretty,
     resolve_record_model,
     short,
     split_error,
     status_of,
+    title_of,
 )
 from .schedules import SchedulePages, schedule_summary
 from .summaries import lock_groups, natural_key
@@ -868,11 +869,15 @@ class TaskDashboardMixin(SchedulePages):
         paginator = Paginator(qs.order_by("-created_at", "-id"), 50)
         page = paginator.get_page(request.GET.get("page") or 1)
         entries = []
+        titles = job_titles(self.schema, self.get_queryset(),  # schedule actions target schedules
+                            {str(t) for entry in page.object_list if not entry.action.startswith("schedule-")
+                             for t in (entry.targets or [])[:6]})
         for entry in page.object_list:
             targets = [str(t) for t in (entry.targets or [])]
             entries.append({
                 "entry": entry, "time": Moment.of(entry.created_at, self.now),
-                "targets": [{"key": t, "url": self.audit_target_url(entry.action, t)} for t in targets[:6]],
+                "targets": [{"key": t, "url": self.audit_target_url(entry.action, t), "title": titles.get(t, "")}
+                            for t in targets[:6]],
                 "more": max(0, len(targets) - 6),
                 "label": actions.ACTIONS[entry.action].label if entry.action in actions.ACTIONS else entry.action,
             })
@@ -997,7 +1002,8 @@ class TaskDashboardMixin(SchedulePages):
         for key in keys[:10]:
             record = records.get(key)
             func = str(self.schema.value(record, "func_path", "") or "") if record is not None else ""
-            named.append({"key": key, "name": func.rsplit(".", 1)[-1], "url": self.job_url(key)})
+            label = str(self.schema.value(record, "label", "") or "") if record is not None else ""
+            named.append({"key": key, "name": title_of(label, func), "url": self.job_url(key)})
         context = {
             "confirm_action": action, "keys": keys, "named": named, "more": max(0, len(keys) - 10),
             "next": back, "follow": self.request.POST.get("follow", ""),
