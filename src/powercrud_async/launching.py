@@ -58,9 +58,11 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
     for name, value, max_length in (("group", group, GROUP_MAX_LENGTH),
                                      ("task_label", task_label, LABEL_MAX_LENGTH)):
-        if value is not None and not isinstance(value, str):
+        if value is None:
+            continue
+        if not isinstance(value, str):
             raise InvalidLaunchOption(f"{name} must be a string, got {type(value).__name__}.")
-        problem = text_problem(value, max_length) if isinstance(value, str) else None
+        problem = text_problem(value, max_length)
         if problem:
             raise InvalidLaunchOption(f"{name} {value[:20]!r} {problem}.")
 
