@@ -116,6 +116,8 @@ def test_list_and_detail_show_the_label_as_title_and_the_key_as_id(staff_client:
     key = launch("tests.testapp.tasks.add", 1, 2, task_label=LABEL)
     rows = staff_client.get("/tasks/jobs/").content.decode()
     assert f">{LABEL}</a>" in rows and f'title="{key}"' in rows
+    assert f'aria-label="Select job {LABEL} ({key[:8]}…)"' in rows
+    assert f'aria-label="More actions for {LABEL} ({key[:8]}…)"' in rows
     detail = staff_client.get(f"/tasks/jobs/{key}/").content.decode()
     assert f"<title>{LABEL} · " in detail
     assert f'{LABEL} <span class="pca-heading-key pca-mono">{key}</span>' in detail
@@ -127,6 +129,13 @@ def test_a_job_without_a_label_is_titled_by_its_function(staff_client: Any, make
     make_record(task_name="bare-1", func_path="")
     rows = staff_client.get("/tasks/jobs/").content.decode()
     assert ">add</a>" in rows and ">bare-1</a>" in rows
+
+
+def test_a_label_is_text_not_markup(staff_client: Any, make_record: Any) -> None:
+    make_record(task_name="x-1", label='<img src=x onerror="alert(1)">')
+    for url in ("/tasks/jobs/", "/tasks/jobs/x-1/"):
+        page = staff_client.get(url).content.decode()
+        assert "<img src=x" not in page and "&lt;img src=x onerror=" in page, url
 
 
 def test_search_finds_a_job_by_its_label(staff_client: Any, make_record: Any) -> None:
