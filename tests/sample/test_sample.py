@@ -199,6 +199,7 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         response = self.client.post(f"/sample/book/{book.pk}/edit/", data, follow=True)
         task = LiveTask.objects.get()
         self.assertEqual(task.func_path, "sample.jobs.refresh_book")
+        self.assertEqual(task.label, f"Refresh the chapters of {Book.objects.get(pk=book.pk)}")
         self.assertIn(f"task {task.task_name}", messages_of(response)[0])
         response = self.client.post(f"/sample/book/{book.pk}/edit/", {**data, "year": 1901}, follow=True)
         # Refused on the form itself: the reason, and what was typed is kept.
