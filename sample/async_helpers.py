@@ -38,4 +38,5 @@ def launch_custom_task(*, user: Any, affected_objects: Iterable[Any]) -> str:
         user=user,
         affected_objects=[str(obj) for obj in affected_objects],
         task_kwargs={"extra": "info"},
+        task_label=f"Rebuild {len(affected_objects)} book{'' if len(affected_objects) == 1 else 's'}",
     )

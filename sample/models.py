@@ -61,12 +61,14 @@ class Book(models.Model):
             self.process_chapters()
         else:
             from powercrud_async.async_manager import AsyncManager
+            from powercrud_async.launch import job_label
 
             self.launched_task_key = AsyncManager.resolve_manager(None).launch_async_task(
                 "sample.jobs.refresh_book",
                 self.pk,
                 conflict_ids={"sample.Book": [self.pk], "sample.Chapter": chapter_ids},
                 affected_objects=[str(self)],
+                task_label=job_label(f"Refresh the chapters of {self}"),
             )
 
     def get_absolute_url(self) -> str:

@@ -76,6 +76,9 @@ def test_conflict_refuses_and_changes_nothing(manager: Recording) -> None:
         ({"func": "tests.testapp.tasks.add", "timeout": True}, InvalidLaunchOption),
         ({"func": "tests.testapp.tasks.add", "q_options": "x"}, InvalidLaunchOption),
         ({"func": "tests.testapp.tasks.add", "group": 5}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "task_label": 5}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "task_label": "x" * 256}, InvalidLaunchOption),
+        ({"func": "tests.testapp.tasks.add", "task_label": "a\x00b"}, InvalidLaunchOption),
     ],
 )
 def test_bad_input_changes_nothing(manager: Recording, kwargs: dict[str, Any], error: type) -> None:

@@ -284,6 +284,7 @@ def test_register_get_round_trip(store: TaskStore) -> None:
         attempts=3,
         reason="why",
         retry_of="earlier",
+        label="Reprice 6 books",
     )
     store.register(full)
     assert store.get("full") == full

@@ -54,7 +54,7 @@ def timeline(task_name: str) -> list[str]:
 def create(**over: Any) -> dict[str, Any]:
     return {"status": TaskStatus.PENDING, "message": "Queued", "user": None, "affected_objects": None,
             "task_args": [1, 2], "task_kwargs": {"x": 1}, "func_path": "tests.testapp.tasks.add",
-            "conflict_ids": {}, "retry_of": "", "created_at": timezone.now(), **over}
+            "conflict_ids": {}, "retry_of": "", "label": "", "created_at": timezone.now(), **over}
 
 
 def start(**over: Any) -> dict[str, Any]:

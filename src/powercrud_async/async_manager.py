@@ -200,9 +200,13 @@ class AsyncManager(PowerCrudSurface):
         retry_of: str = "",
         cached: bool | int | None = None,
         broker: Any = None,
+        task_label: str | None = None,
         **kwargs: Any,
     ) -> str:
         """Validate, lock, register, enqueue, emit ``create``; returns the task key.
+
+        ``task_label`` is what a person calls the job ("Reprice 6 books"): the dashboard's title
+        for it, kept by a retry. It is never passed to the job.
 
         ``sync=None`` follows django-q2's ``Q_CLUSTER["sync"]``; a sync job runs here, through
         the same runner, locks and records, and its exception (if it fails) is re-raised here
@@ -218,6 +222,7 @@ class AsyncManager(PowerCrudSurface):
             self, func, args, conflict_ids=conflict_ids, user=user,
             affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,
             sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of, kwargs=kwargs,
+            task_label=task_label,
         )
 
     def schedule_async_task(
@@ -439,6 +444,7 @@ class AsyncManager(PowerCrudSurface):
         return manager.launch_async_task(
             info.func_path, *args, conflict_ids=info.conflict_ids or None, user=user,
             task_kwargs=kwargs, group=info.group or None, retry_of=task_key,
+            task_label=info.label or None,
         )
 
     def release_task_locks(self, task_key: str, *, reason: str = "Locks released by an operator") -> int:

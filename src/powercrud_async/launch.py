@@ -18,11 +18,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils.module_loading import import_string
+from django.utils.text import capfirst
 
 from . import conf, queue
 from .async_manager import AsyncManager
 from .conflicts import normalize_label, normalize_pk, resolve_model
 from .exceptions import ConflictError, EnqueueError, LockStoreUnavailable
+from .launching import LABEL_MAX_LENGTH
 from .statuses import TaskStatus
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ __all__ = [
     "LockState",
     "async_admin_action",
     "describe_conflict",
+    "job_label",
     "launch_for_objects",
     "lock_states",
 ]
@@ -160,6 +163,14 @@ def _split_objects(
     return model, pks, names
 
 
+def job_label(text: str) -> str:
+    """A launch site's description as a job's title: capitalised and clipped to fit the column
+    (a long description must not refuse the launch the way a caller's own bad label does)."""
+    text = capfirst(" ".join(text.split())) or ""
+    limit = LABEL_MAX_LENGTH
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _affected(names: Sequence[str]) -> list[str]:
     if len(names) <= AFFECTED_PREVIEW:
         return list(names)
@@ -197,6 +208,7 @@ def launch_for_objects(
     args = ((list(pks),) if pass_ids else ()) + tuple(task_args)
     what = description or _func_name(func).replace("_", " ")
     noun = noun_one if len(pks) == 1 else noun_many
+    launch_kwargs.setdefault("task_label", job_label(f"{what} for {len(pks)} {noun}"))
     in_request = queue.effective_sync(launch_kwargs.get("sync"), launch_kwargs.get("q_options"))
     try:
         manager.launch_async_task(

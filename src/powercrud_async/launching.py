@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
+LABEL_MAX_LENGTH = LiveTask._meta.get_field("label").max_length or 255
 
 
 def validate_name(name: Any, what: str, max_length: int) -> str:
@@ -46,7 +47,7 @@ def validate_name(name: Any, what: str, max_length: int) -> str:
 
 
 def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any,
-                     sync: Any = None) -> None:
+                     sync: Any = None, task_label: Any = None) -> None:
     """The django-q2-bound options, checked here so a bad one fails before anything is locked."""
     for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
         if value is not None and not isinstance(value, Mapping):
@@ -55,12 +56,15 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
         raise InvalidLaunchOption(f"sync must be True, False or None, got {sync!r}.")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    if group is not None and not isinstance(group, str):
-        raise InvalidLaunchOption(f"group must be a string, got {type(group).__name__}.")
-    if group:
-        problem = text_problem(group, GROUP_MAX_LENGTH)
+    for name, value, max_length in (("group", group, GROUP_MAX_LENGTH),
+                                     ("task_label", task_label, LABEL_MAX_LENGTH)):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidLaunchOption(f"{name} must be a string, got {type(value).__name__}.")
+        problem = text_problem(value, max_length)
         if problem:
-            raise InvalidLaunchOption(f"group {group[:20]!r} {problem}.")
+            raise InvalidLaunchOption(f"{name} {value[:20]!r} {problem}.")
 
 
 def django_q_options(q_options: Any, *, cached: Any, broker: Any,
@@ -114,6 +118,7 @@ def launch(
     task_kwargs: Mapping[str, Any] | None,
     retry_of: str,
     kwargs: dict[str, Any],
+    task_label: str | None = None,
 ) -> str:
     """See ``AsyncManager.launch_async_task``."""
     func_path, _ = resolve_func(func)
@@ -121,7 +126,7 @@ def launch(
     task_key = validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
     normalized = normalize_conflict_ids(conflict_ids)
     validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group,
-                     sync=sync)
+                     sync=sync, task_label=task_label)
     q_options = dict(q_options or {})
     sync = queue.effective_sync(sync, q_options)
     worker_kwargs = {**(task_kwargs or {}), **kwargs}
@@ -138,6 +143,7 @@ def launch(
         group=group or "",
         created_at=timezone.now(),
         retry_of=retry_of,
+        label=task_label or "",
     )
     store = get_store()
     adopt = reservations.holders_of(keys) - {task_key}
@@ -163,6 +169,7 @@ def launch(
         "func_path": func_path,
         "conflict_ids": info.conflict_ids,
         "retry_of": retry_of,
+        "label": info.label,
         "created_at": info.created_at,
     }
 

@@ -52,6 +52,7 @@ class LiveTask(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     reason = models.TextField(blank=True)
     retry_of = models.CharField(max_length=255, blank=True)
+    label = models.CharField(max_length=255, blank=True)
 
     class Meta:
         verbose_name = _("live task")
@@ -147,6 +148,9 @@ class AbstractAsyncTaskRecord(models.Model):
     traceback = models.TextField(blank=True)
     cleaned_up = models.BooleanField(default=False, db_index=True)
     retry_of = models.CharField(max_length=255, blank=True, db_index=True)
+    label = models.CharField(
+        max_length=255, blank=True, help_text=_("What the launch site called the job; the title the dashboard shows.")
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     started_at = models.DateTimeField(blank=True, null=True)

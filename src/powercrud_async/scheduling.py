@@ -442,12 +442,12 @@ def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual:
         manager.launch_async_task(
             spec["func"], *spec.get("args", []), task_key=key, task_kwargs=spec.get("kwargs") or {},
             conflict_ids=spec.get("conflict_ids") or None, user=user,
-            affected_objects=spec.get("affected_objects"),
+            affected_objects=spec.get("affected_objects"), task_label=name,
         )
     except ConflictError as exc:
         how = "Run now" if manual else "Scheduled run"
         message = f"{how} of {name!r} skipped: objects locked by task {', '.join(exc.holders)}."
-        record_blocked(manager, key, spec, user=user, message=message)
+        record_blocked(manager, key, spec, user=user, message=message, label=name)
         note_run(schedule_pk, key, BLOCKED, message)
         return RunOutcome(task=key, outcome=BLOCKED, message=message, holders=tuple(exc.holders))
     except InvalidTaskName:
@@ -461,11 +461,12 @@ def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual:
     return RunOutcome(task=key, outcome=LAUNCHED)
 
 
-def record_blocked(manager: AsyncManager, key: str, spec: Mapping[str, Any], *, user: Any, message: str) -> None:
+def record_blocked(manager: AsyncManager, key: str, spec: Mapping[str, Any], *, user: Any, message: str,
+                   label: str = "") -> None:
     """A run that did not run still gets a record and a timeline, naming the lock holder."""
     now = timezone.now()
     manager.emit(
-        "create", key, status=TaskStatus.PENDING, message="Scheduled run", user=user,
+        "create", key, status=TaskStatus.PENDING, message="Scheduled run", user=user, label=label,
         affected_objects=spec.get("affected_objects"), task_args=list(spec.get("args", [])),
         task_kwargs=dict(spec.get("kwargs") or {}), func_path=spec["func"],
         conflict_ids=spec.get("conflict_ids") or None, created_at=now,

@@ -45,6 +45,7 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "result": "result_payload",
     "cleaned": "cleaned_up",
     "retry_of": "retry_of",
+    "label": "label",
     "created_at": "created_at",
     "updated_at": "updated_at",
     "started_at": "started_at",

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -98,36 +97,50 @@ def test_new_job_appears_live_and_filters_survive(browse: Any, fast_dashboard: N
     shoot(page, "list-live-1400x1000")
 
 
-def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, cluster: Any) -> None:
+#: Counts, in the page, the progress endpoint's requests and its 286 ("stop polling") answers.
+COUNT_PROGRESS = """
+window.pcaProgress = {requests: 0, stopped: 0};
+document.addEventListener("htmx:beforeRequest", function (e) {
+  if (e.detail.pathInfo.requestPath.indexOf("/progress/") >= 0) window.pcaProgress.requests += 1;
+});
+document.addEventListener("htmx:afterRequest", function (e) {
+  if (e.detail.pathInfo.requestPath.indexOf("/progress/") >= 0 && e.detail.xhr.status === 286) {
+    window.pcaProgress.stopped += 1;
+  }
+});
+"""
+
+
+def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, cluster: Any,
+                                           tmp_path: Any) -> None:
+    """The job advances only when the test opens its next gate, the test waits for the page to
+    show each value, and the browser's clock is driven by hand to prove polling stopped, so no
+    step depends on how fast the machine is."""
     from playwright.sync_api import expect
 
-    key = launch("tests.testapp.tasks.slow", 4.0, steps=8)
+    key = launch("tests.testapp.tasks.gated_steps", str(tmp_path), 3)
     page = browse()
-    progress_calls: list[float] = []
-    page.on("request", lambda r: progress_calls.append(time.monotonic()) if "/progress/" in r.url else None)
+    page.clock.install()  # time still flows; run_for() below fires the timers of the next seconds at once
+    page.add_init_script(COUNT_PROGRESS)
     page.goto(f"/tasks/jobs/{key}/")
     bar = page.locator("#pca-progress progress")
-    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Queued"))
+    badge = page.locator("#pca-progress .pca-badge")
+    expect(badge).to_have_text(re.compile("Queued"))
     cluster()
-    seen: set[str] = set()
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        value = bar.get_attribute("value")
-        if value is not None:
-            seen.add(value)
-        if page.locator("#pca-progress .pca-badge", has_text="Succeeded").count():
-            break
-        page.wait_for_timeout(200)
-    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Succeeded"))
+    for step, percent in ((1, "33"), (2, "67")):
+        (tmp_path / f"step-{step}").touch()
+        expect(bar).to_have_attribute("value", percent, timeout=30_000)
+        expect(badge).to_have_text(re.compile("Running"))
+    (tmp_path / "step-3").touch()
+    expect(badge).to_have_text(re.compile("Succeeded"), timeout=30_000)
     expect(bar).to_have_attribute("value", "100")
-    partial = {v for v in seen if v not in ("0", "100")}
-    assert len(partial) >= 2, f"the bar should advance through several values, saw {sorted(seen)}"
     # The endpoint answered 286: polling stops, and the rest of the page caught up.
+    page.wait_for_function("window.pcaProgress.stopped > 0", timeout=30_000)
     expect(page.locator("#pca-detail-body .pca-timeline")).to_contain_text("Complete", timeout=10_000)
-    stopped_at = len(progress_calls)
-    page.wait_for_timeout(2500)
-    assert len(progress_calls) == stopped_at, "progress polling must stop at the end"
-    expect(page.locator("#pca-detail-body")).to_contain_text("slept")
+    stopped_at = page.evaluate("window.pcaProgress.requests")
+    page.clock.run_for(10_000)  # ten polling intervals' worth of timers, fired now
+    assert page.evaluate("window.pcaProgress.requests") == stopped_at, "progress polling must stop at the end"
+    expect(page.locator("#pca-detail-body")).to_contain_text("stepped")
     expect(page.locator("[data-pca-live]")).to_be_hidden()  # nothing live left to report
     shoot(page, "detail-finished-1400x1000")
 

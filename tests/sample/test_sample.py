@@ -76,6 +76,7 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(response.redirect_chain, [(f"/sample/book/?watch={key}", 302)])
         [message] = messages_of(response)
         self.assertIn(f"Started task {key}: update in background for 3 books.", message)
+        self.assertEqual(AsyncTaskRecord.objects.get(task_name=key).label, "Update in background for 3 books")
         self.assertIn(f'href="/sample/async-dashboard/jobs/{key}/"', message)
         self.assertEqual(task.manager_class, "sample.async_manager.SampleAsyncManager")
         self.assertEqual(
@@ -198,6 +199,7 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         response = self.client.post(f"/sample/book/{book.pk}/edit/", data, follow=True)
         task = LiveTask.objects.get()
         self.assertEqual(task.func_path, "sample.jobs.refresh_book")
+        self.assertEqual(task.label, f"Refresh the chapters of {Book.objects.get(pk=book.pk)}")
         self.assertIn(f"task {task.task_name}", messages_of(response)[0])
         response = self.client.post(f"/sample/book/{book.pk}/edit/", {**data, "year": 1901}, follow=True)
         # Refused on the form itself: the reason, and what was typed is kept.
@@ -305,6 +307,7 @@ def test_admin_actions_launch_and_refuse() -> None:
     assert messages_of(response) == [
         f"Started task {key}: Update selected books in background for 2 books."
     ]
+    assert AsyncTaskRecord.objects.get(task_name=key).label == "Update selected books in background for 2 books"
     response = client.post(changelist, {"action": "rebuild_books", "index": 0,
                                         "_selected_action": [b.pk for b in books[1:]]}, follow=True)
     [message] = messages_of(response)
@@ -352,6 +355,7 @@ def test_refresh_books_command_and_rebuild_view() -> None:
     assert messages_of(response) == [f"Rebuilding “{book.title}” in background. "
                                      f'<a href="/sample/async-dashboard/jobs/{rebuild}/">Follow the task</a>.']
     assert LiveTask.objects.filter(func_path="sample.jobs.rebuild_books").count() == 2
+    assert AsyncTaskRecord.objects.get(task_name=rebuild).label == "Rebuild 1 book"
     response = client.post(f"/sample/book/{book.pk}/rebuild/", follow=True)
     assert messages_of(response)[0].startswith("Not started: Another task already processes these books")
 

@@ -127,3 +127,19 @@ def wait_for_a_tick(seconds: float = 1.0) -> str:
     TICKED.wait(seconds)
     update_progress("after the tick")
     return "ran"
+
+
+def gated_steps(gate_dir: str, steps: int = 3, *, task_key: str | None = None) -> str:
+    """Reports step N only once the test has created ``gate_dir/step-N``, so a test decides when
+    the job advances instead of racing a timer; gives up after a minute."""
+    from powercrud_async.async_context import update_progress
+
+    deadline = time.monotonic() + 60
+    for step in range(1, steps + 1):
+        gate = os.path.join(gate_dir, f"step-{step}")
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{gate} was never opened")
+            time.sleep(0.05)
+        update_progress(f"step {step}/{steps}", current=step, total=steps)
+    return "stepped"

@@ -21,7 +21,7 @@ from ..statuses import ACTIVE, TaskStatus
 LOGICAL_FIELDS = (
     "task_name", "status", "message", "progress_payload", "percent", "user_label", "user_id",
     "affected_objects", "func_path", "args_payload", "kwargs_payload", "result_payload",
-    "cleaned_up", "retry_of", "created_at", "updated_at", "started_at", "completed_at",
+    "cleaned_up", "retry_of", "label", "created_at", "updated_at", "started_at", "completed_at",
     "failed_at", "cancelled_at", "duration", "error", "traceback",
 )
 
@@ -135,7 +135,7 @@ class RecordSchema:
 
     @cached_property
     def text_search_fields(self) -> list[str]:
-        wanted = ("task_name", "func_path", "user_label", "message", "affected_objects")
+        wanted = ("task_name", "label", "func_path", "user_label", "message", "affected_objects")
         return [self.columns[k] for k in wanted if self.columns.get(k)]  # type: ignore[misc]
 
 
@@ -277,6 +277,13 @@ class Job:
     url: str = ""
     stuck: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: What the launch site called the job; empty for a launch that gave none.
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        """What a person reads as the job's name: its label, else its function, else its key."""
+        return self.label or self.name or self.key
 
     @property
     def is_active(self) -> bool:
@@ -309,6 +316,28 @@ class Job:
     @property
     def percent_int(self) -> int | None:
         return None if self.percent is None else int(round(self.percent))
+
+
+def title_of(label: str, func_path: str) -> str:
+    """A job's title where only its label and function are at hand (empty if neither is)."""
+    return label or func_path.rsplit(".", 1)[-1]
+
+
+def job_titles(schema: RecordSchema, qs: Any, keys: Any) -> dict[str, str]:
+    """``{key: title}`` for the records of ``keys`` in ``qs``, in one query, so a stream of log
+    lines or locks can name its jobs the way the job list does."""
+    key_field, label_field, func_field = schema["task_name"], schema["label"], schema["func_path"]
+    keys = {str(key) for key in keys}
+    if not key_field or not keys or not (label_field or func_field):
+        return {}
+    fields = [name for name in (key_field, label_field, func_field) if name]
+    titles: dict[str, str] = {}
+    for row in qs.filter(**{f"{key_field}__in": keys}).values(*fields):
+        title = title_of(str(row.get(label_field) or "") if label_field else "",
+                         str(row.get(func_field) or "") if func_field else "")
+        if title:
+            titles[str(row[key_field])] = title
+    return titles
 
 
 def finished_time(schema: RecordSchema, obj: Any) -> datetime | None:
@@ -365,4 +394,5 @@ def build_job(schema: RecordSchema, obj: Any, now: datetime, *, url: str = "",
         cleaned_up=schema.value(obj, "cleaned_up"),
         url=url,
         stuck=stuck,
+        label=str(schema.value(obj, "label", "") or ""),
     )

@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from ..models import TaskEvent, TaskLogEntry
-from .records import Moment, short, status_of
+from .records import Moment, job_titles, short, status_of
 from .timeline import clock_time
 
 LEVELS = [(10, "DEBUG"), (20, "INFO"), (30, "WARNING"), (40, "ERROR"), (50, "CRITICAL")]
@@ -47,6 +47,10 @@ def _respond(view: Any, request: HttpRequest, context: dict[str, Any], page: str
     return view.render(context)
 
 
+def _titles(view: Any, context: dict[str, Any]) -> dict[str, str]:
+    return job_titles(view.schema, view.get_queryset(), {row.task_name for row in context["page_obj"].object_list})
+
+
 def _paging(view: Any, page_name: str, qs: QuerySet[Any], query: dict[str, str], number: str) -> dict[str, Any]:
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(number or 1)
@@ -74,12 +78,14 @@ def logs_page(view: Any, request: HttpRequest) -> HttpResponse:
         qs = qs.filter(level__gte=min_level)
     query = {k: v for k, v in (("q", q), ("level", level_name if min_level else "")) if v}
     context = _paging(view, "logs", qs.order_by("-created_at", "-id"), query, request.GET.get("page", ""))
+    titles = _titles(view, context)
     context.update(
         q=q, level=level_name if min_level else "",
         levels=[name for value, name in LEVELS if value > 10],
         rows=[{
             "entry": entry, "clock": clock_time(entry.created_at), "time": Moment.of(entry.created_at, view.now),
             "level_class": entry.level_name.lower(), "job_url": view.job_url(entry.task_name),
+            "title": titles.get(entry.task_name, ""),
             "first": (entry.message.splitlines() or [""])[0],
             "long": "\n" in entry.message or len(entry.message) > 240,
         } for entry in context["page_obj"].object_list],
@@ -98,12 +104,13 @@ def events_page(view: Any, request: HttpRequest) -> HttpResponse:
         kind = ""
     query = {k: v for k, v in (("q", q), ("event", kind)) if v}
     context = _paging(view, "events", qs.order_by("-created_at", "-id"), query, request.GET.get("page", ""))
+    titles = _titles(view, context)
     context.update(
         q=q, event=kind, event_types=EVENT_TYPES,
         rows=[{
             "entry": event, "clock": clock_time(event.created_at), "time": Moment.of(event.created_at, view.now),
             "status": status_of(event.status) if event.status else None, "message": short(event.message, 300),
-            "job_url": view.job_url(event.task_name),
+            "job_url": view.job_url(event.task_name), "title": titles.get(event.task_name, ""),
         } for event in context["page_obj"].object_list],
     )
     return _respond(view, request, context, "events", "pca-stream-results")

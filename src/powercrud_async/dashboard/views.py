@@ -81,12 +81,14 @@ from .records import (
     RecordSchema,
     build_job,
     human_duration,
+    job_titles,
     manager_field_map,
     pretty,
     resolve_record_model,
     short,
     split_error,
     status_of,
+    title_of,
 )
 from .schedules import SchedulePages, schedule_summary
 from .summaries import lock_groups, natural_key
@@ -314,7 +316,7 @@ class TaskDashboardMixin(SchedulePages):
             affected="", created=Moment.of(info.created_at, self.now), updated=Moment.of(None),
             started=Moment.of(info.started_at, self.now), finished=Moment.of(finished, self.now),
             duration=human_duration(seconds), duration_seconds=seconds, retry_of=info.retry_of,
-            cleaned_up=None, url=self.job_url(info.task_name),
+            cleaned_up=None, url=self.job_url(info.task_name), label=info.label,
         )
 
     # -- rendering -------------------------------------------------------------------------------
@@ -816,6 +818,7 @@ class TaskDashboardMixin(SchedulePages):
                 state, alive = str(status_of(info.status).label), False
             rows.append({
                 "model": lock.model_label, "pk": lock.object_pk, "task": lock.task_name,
+                "title": title_of(info.label, info.func_path) if info else "",
                 "task_url": self.job_url(lock.task_name), "state": str(state),
                 "status": status_of(info.status).value if info else "",
                 "alive": alive, "acquired": Moment.of(lock.acquired_at, self.now),
@@ -866,11 +869,15 @@ class TaskDashboardMixin(SchedulePages):
         paginator = Paginator(qs.order_by("-created_at", "-id"), 50)
         page = paginator.get_page(request.GET.get("page") or 1)
         entries = []
+        titles = job_titles(self.schema, self.get_queryset(),  # schedule actions target schedules
+                            {str(t) for entry in page.object_list if not entry.action.startswith("schedule-")
+                             for t in (entry.targets or [])[:6]})
         for entry in page.object_list:
             targets = [str(t) for t in (entry.targets or [])]
             entries.append({
                 "entry": entry, "time": Moment.of(entry.created_at, self.now),
-                "targets": [{"key": t, "url": self.audit_target_url(entry.action, t)} for t in targets[:6]],
+                "targets": [{"key": t, "url": self.audit_target_url(entry.action, t), "title": titles.get(t, "")}
+                            for t in targets[:6]],
                 "more": max(0, len(targets) - 6),
                 "label": actions.ACTIONS[entry.action].label if entry.action in actions.ACTIONS else entry.action,
             })
@@ -995,7 +1002,8 @@ class TaskDashboardMixin(SchedulePages):
         for key in keys[:10]:
             record = records.get(key)
             func = str(self.schema.value(record, "func_path", "") or "") if record is not None else ""
-            named.append({"key": key, "name": func.rsplit(".", 1)[-1], "url": self.job_url(key)})
+            label = str(self.schema.value(record, "label", "") or "") if record is not None else ""
+            named.append({"key": key, "name": title_of(label, func), "url": self.job_url(key)})
         context = {
             "confirm_action": action, "keys": keys, "named": named, "more": max(0, len(keys) - 10),
             "next": back, "follow": self.request.POST.get("follow", ""),

@@ -48,6 +48,8 @@ class TaskInfo:
     attempts: int = 0
     reason: str = ""
     retry_of: str = ""
+    #: What a person calls the job ("Reprice 6 books"); the key stays its id.
+    label: str = ""
 
     @property
     def is_active(self) -> bool:

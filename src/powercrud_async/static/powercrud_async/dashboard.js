@@ -114,12 +114,12 @@
       b.hidden = n > 0 && fits === 0;
       b.textContent = b.getAttribute("data-label") + (n > 0 && fits < n && !matching ? " (" + fits + ")" : "");
     });
-    var all = document.querySelector("[data-pca-select-all]");
-    if (all) {
-      var boxes = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]');
+    /* The header's box, and the bulk bar's for phones, where the header is folded away. */
+    var boxes = document.querySelectorAll('input[name="tasks"][form="pca-bulk"]');
+    document.querySelectorAll("[data-pca-select-all]").forEach(function (all) {
       all.checked = boxes.length > 0 && n === boxes.length;
       all.indeterminate = n > 0 && n < boxes.length;
-    }
+    });
     renderLive();
   }
 
