@@ -14,7 +14,6 @@ from .statuses import TaskStatus
 from .visibility import can_view
 
 
-
 class ProgressView(View):
     """``GET ?task_name=<key>`` → ``{task_name, status, progress, percent, ...}``."""
 
