@@ -167,4 +167,6 @@ def test_nested_saves_join_the_parent_job(qcluster) -> None:  # type: ignore[no-
     wait_until(lambda: Task.objects.count() > tasks_before, timeout=20)  # the monitor saves it last
     assert Task.objects.count() == tasks_before + 1
     assert list(Task.objects.values_list("name", flat=True)) == [key]
-    assert not OrmQ.objects.exists()
+    # The monitor acknowledges (deletes) the broker row after saving the Task row: wait for that
+    # ack rather than racing it; a stray child job would keep the broker non-empty and fail here.
+    wait_until(lambda: not OrmQ.objects.exists(), timeout=20)
