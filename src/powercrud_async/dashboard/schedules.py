@@ -20,6 +20,7 @@ from django.core.paginator import Paginator
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils import timezone
+from django_htmx.http import push_url, trigger_client_event
 
 from .. import scheduling
 from ..exceptions import AsyncManagerError, InvalidConflictIds, InvalidTaskFunction, UnknownModel
@@ -364,7 +365,7 @@ class SchedulePages:
         if self.htmx_target() == "pca-schedules-results":
             response = self.render(context, "powercrud_async/dashboard/partials/schedules_results.html")
             if not self.polled("pca-schedules-results"):
-                response["HX-Push-Url"] = str(context["self_url"])
+                push_url(response, str(context["self_url"]))
             return response
         return self.render(context, "powercrud_async/dashboard/schedules.html")
 
@@ -437,7 +438,7 @@ class SchedulePages:
         context = {"summary": summary, "level": level, "schedule_lines": lines[:25], "next": back}
         if getattr(self.request, "htmx", False):
             response = self.render(context, "powercrud_async/dashboard/partials/schedules_report.html")
-            response["HX-Trigger"] = "pca-refresh"
+            trigger_client_event(response, "pca-refresh")
             return response
         from django.contrib import messages
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django_htmx.http import push_url
 
 from ..models import TaskEvent, TaskLogEntry
 from .records import Moment, job_titles, short, status_of
@@ -42,7 +43,7 @@ def _respond(view: Any, request: HttpRequest, context: dict[str, Any], page: str
     if view.htmx_target() == region:
         response = view.render(context, f"powercrud_async/dashboard/partials/{page}_results.html")
         if not view.polled(region):
-            response["HX-Push-Url"] = context["self_url"]
+            push_url(response, context["self_url"])
         return response
     return view.render(context)
 

@@ -46,6 +46,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.decorators import classonlymethod
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_client_event
 from neapolitan.views import CRUDView, Role
 
 from .. import progress as progress_cache
@@ -558,7 +559,7 @@ class TaskDashboardMixin(SchedulePages):
             context["oob_filters"] = htmx.trigger not in ("pca-results", "pca-filters")
             response = self.render(context, "powercrud_async/dashboard/partials/list_results.html")
             if not self.polled("pca-results"):
-                response["HX-Push-Url"] = context["self_url"]
+                push_url(response, context["self_url"])
             return response
         return self.render(context)
 
@@ -763,7 +764,7 @@ class TaskDashboardMixin(SchedulePages):
             return self.render(context, "powercrud_async/dashboard/partials/detail_body.html")
         if target == "pca-logs":
             response = self.render(context, "powercrud_async/dashboard/partials/detail_logs.html")
-            response["HX-Push-Url"] = context["body_url"]
+            push_url(response, context["body_url"])
             return response
         if target == "pca-modal-body":
             return self.render(context, "powercrud_async/dashboard/partials/detail_modal.html")
@@ -777,7 +778,7 @@ class TaskDashboardMixin(SchedulePages):
             return JsonResponse({"error": "Unknown task.", "task_name": key}, status=404)
         response: Any = ProgressView.as_view()(request)
         if response.status_code == 286 and getattr(request, "htmx", False):
-            response["HX-Trigger"] = "pca-job-finished"
+            trigger_client_event(response, "pca-job-finished")
         return response
 
     # -- locks -----------------------------------------------------------------------------------
@@ -848,7 +849,7 @@ class TaskDashboardMixin(SchedulePages):
         if self.htmx_target() == "pca-locks-results":
             response = self.render(context, "powercrud_async/dashboard/partials/locks_results.html")
             if not self.polled("pca-locks-results"):
-                response["HX-Push-Url"] = context["self_url"]
+                push_url(response, context["self_url"])
             return response
         return self.render(context)
 
@@ -1031,11 +1032,9 @@ class TaskDashboardMixin(SchedulePages):
                 from django.contrib import messages
 
                 messages.add_message(self.request, _LEVELS[level], summary)
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = back
-                return response
+                return HttpResponseClientRedirect(back)
             response = self.render(context, "powercrud_async/dashboard/partials/report.html")
-            response["HX-Trigger"] = "pca-refresh"
+            trigger_client_event(response, "pca-refresh")
             return response
         if messages_on:
             from django.contrib import messages
