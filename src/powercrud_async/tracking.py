@@ -265,19 +265,14 @@ def _savepoint_if_atomic(using: str) -> Iterator[None]:
 def _assignments(tracking: Tracking, changes: Mapping[str, Change],
                  now: datetime) -> list[tuple[models.Field, Any, int | None]]:
     """``(field, value, guard)`` for every column an UPDATE writes, ``auto_now`` columns included."""
-    out = [(_field(tracking.model, column), change.value, change.guard)
-           for column, change in changes.items()]
-    stamped = set(changes)
+    values: dict[str, tuple[Any, int | None]] = {c: (ch.value, ch.guard) for c, ch in changes.items()}
+    stamped = list(tracking.auto_now)
     updated = tracking.field_map.get("updated_at")
     if updated and isinstance(tracking.fields[updated], models.DateTimeField):
-        stamped_columns = [*tracking.auto_now, updated]
-    else:
-        stamped_columns = list(tracking.auto_now)
-    for column in stamped_columns:
-        if column not in stamped:
-            stamped.add(column)
-            out.append((_field(tracking.model, column), now, None))
-    return out
+        stamped.append(updated)
+    for column in stamped:
+        values.setdefault(column, (now, None))
+    return [(_field(tracking.model, column), value, guard) for column, (value, guard) in values.items()]
 
 
 def _db_column(tracking: Tracking, name: str) -> str:
