@@ -22,6 +22,8 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +252,12 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
     store = get_store()
     rows = store.get_many(soak.launched)
     lines = [line for path in soak.log_dir.glob("events-*.log") for line in path.read_text().splitlines()]
-    terminal = Counter(line.split()[0] for line in lines if not line.endswith("superseded"))
+    deliveries = [line.split() for line in lines if not line.endswith("superseded")]
+    # What an idempotent handler records: one entry per task and event.
+    terminal = Counter(name for name, _ in {(d[0], d[1]) for d in deliveries})
+    first_hand = Counter(d[0] for d in deliveries if len(d) == 2)
+    again = sum(1 for d in deliveries if len(d) == 3)
+    doubled = [key for key, count in first_hand.items() if count > 1]
     superseded = sum(1 for line in lines if line.endswith("superseded"))
     why = Counter(row.reason.split(":")[0] for row in rows.values() if row.status == "failed")
     statuses = Counter(row.status for row in rows.values())
@@ -276,6 +283,8 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
         ("overlapping touches of one object by two attempts", bad, bad == 0),
         ("jobs not terminal", sum(1 for r in rows.values() if r.is_active), not any(r.is_active for r in rows.values())),
         ("jobs without exactly one terminal event", len(multiple), not multiple),
+        ("final events sent by cleanup (worker died after ending)", again, True),
+        ("jobs whose workers delivered an end twice", len(doubled), not doubled),
         ("jobs lost (no registry row)", len(lost), not lost),
         ("terminal events of launches that raised", len(strays), not strays),
         ("locks left", len(store.locks()), not store.locks()),
@@ -310,8 +319,9 @@ def run(jobs: int, seed: int = 1) -> list[tuple[str, object, bool]]:
         from powercrud_async.stores import get_store
 
         deadline = time.monotonic() + 300
-        while get_store().active() and time.monotonic() < deadline:
-            time.sleep(0.5)  # cleanup (every 2 s) ends what killed workers left behind
+        far = datetime.now(dt_timezone.utc) + timedelta(days=1)
+        while (get_store().active() or get_store().undelivered(far)) and time.monotonic() < deadline:
+            time.sleep(0.5)  # cleanup (every 2 s) ends, and reports, what killed workers left
         elapsed = time.monotonic() - started
         stop_cleaning.set()
         threads[1].join()

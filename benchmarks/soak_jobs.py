@@ -21,11 +21,14 @@ def _log(kind: str, line: str) -> None:
 
 
 class SoakManager(AsyncManager):
-    """Logs every terminal event (the invariant: exactly one per launched job)."""
+    """Logs every terminal event delivery (the invariant: each launched job has exactly one
+    terminal event, keyed by task and event as an idempotent handler keys them; a second
+    delivery is only ever cleanup's ``redelivered`` one)."""
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         if event in ("complete", "fail", "cancel", "superseded"):
-            _log("events", f"{task_name} {event}")
+            again = " redelivered" if payload.get("redelivered") else ""
+            _log("events", f"{task_name} {event}{again}")
 
 
 def touch(objects: list[int], steps: int, delay: float, *, task_key: str = "") -> int:

@@ -368,6 +368,26 @@ def test_finished_before(store: TaskStore) -> None:
     assert "old-done" not in store.finished_before(cutoff)
 
 
+def test_undelivered_lists_ended_tasks_whose_events_are_due(store: TaskStore) -> None:
+    now = timezone.now()
+    old = now - timedelta(hours=1)
+    store.register(info("running", "in_progress", created_at=old))
+    store.register(info("reported", "success", created_at=old, finished_at=old))
+    store.register(info("fresh", "in_progress", created_at=old))
+    assert store.undelivered(now) == []
+    # Ending marks the events due in the same step; finished after the bound: not yet listed.
+    assert store.finish("running", ["in_progress"], "failed", finished_at=old, events_due=True) == 0
+    assert store.finish("fresh", ["in_progress"], "success", finished_at=now, events_due=True) == 0
+    assert [i.task_name for i in store.undelivered(now)] == ["running"]
+    assert store.undelivered(now)[0].events_due is True
+    # Only the caller that still sees them due marks them delivered.
+    assert store.update("running", expect={"events_due": True}, events_due=False)
+    assert not store.update("running", expect={"events_due": True}, events_due=False)
+    assert [i.task_name for i in store.undelivered(now + timedelta(seconds=1))] == ["fresh"]
+    assert store.delete("fresh")
+    assert store.undelivered(now + timedelta(seconds=1)) == []
+
+
 def test_delete(store: TaskStore) -> None:
     store.register(info("job", created_at=timezone.now() - timedelta(days=1)))
     store.acquire("job", [k(1)], 60)

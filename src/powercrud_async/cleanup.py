@@ -1,4 +1,5 @@
-"""Reconcile the registry with django-q2: reclaim dead jobs, orphaned locks, expired artefacts.
+"""Reconcile the registry with django-q2: reclaim dead jobs, send final events a dead worker
+owed, free orphaned locks, purge expired artefacts.
 
 Every action is a compare-and-set on what was judged: a dead job is ended only if its attempt
 and heartbeat are still those that were read, so a job taken over (or beating again) since is
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from . import conf, progress, queue
+from . import completion, conf, progress, queue
 from .runner import dead_after
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
@@ -81,6 +82,14 @@ def judged(info: TaskInfo) -> dict[str, Any]:
     return {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
 
 
+def owner(manager: AsyncManager, info: TaskInfo) -> AsyncManager:
+    """The manager the task was launched with, whose lifecycle handler hears its end."""
+    same_config = info.manager_config is None or info.manager_config == manager.config
+    if not info.manager_class or (info.manager_class == manager.class_path() and same_config):
+        return manager
+    return type(manager).resolve_manager(info.manager_class, info.manager_config)
+
+
 class _Steps:
     """Runs the steps of one cleanup; a failing step is recorded and the others still run."""
 
@@ -106,6 +115,7 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
         "overdue": [],
         "kept": 0,
         "changed": [],
+        "redelivered": [],
         "orphaned_locks": [],
         "purged": [],
         "dashboard_artifacts_removed": 0,
@@ -121,8 +131,8 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
             summary["kept"] += 1
         elif action == "dead":
             ended = dry_run or steps.run(
-                f"end {name}", manager.finish, name, TaskStatus.FAILED, error=reason, reason=reason,
-                expect=judged(info),
+                f"end {name}", owner(manager, info).finish, name, TaskStatus.FAILED, error=reason,
+                reason=reason, expect=judged(info),
             )
             key = "reclaimed" if ended else "changed"
             summary[key].append({"task_name": name, "reason": reason})
@@ -132,6 +142,14 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
                 expect={"attempts": info.attempts}, cancel_requested=True,
             )
             summary["overdue" if asked else "changed"].append({"task_name": name, "reason": reason})
+
+    # Final events still due after a worker could have sent them: it died in between.
+    due_before = now - timedelta(seconds=dead_after())
+    for info in steps.run("list tasks with events due", store.undelivered, due_before, default=[]):
+        if not dry_run:
+            steps.run(f"send the final events of {info.task_name}", completion.redeliver,
+                      owner(manager, info), info)
+        summary["redelivered"].append(info.task_name)
 
     _release_orphans(store, now, dry_run, steps)
     grace = timedelta(seconds=conf.get("CLEANUP_GRACE_PERIOD"))
@@ -145,7 +163,7 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
             )
         summary["purged"].append(name)
     summary["counts"] = {
-        key: len(summary[key]) for key in ("reclaimed", "overdue", "orphaned_locks", "purged", "changed", "errors")
+        key: len(summary[key]) for key in ("reclaimed", "overdue", "redelivered", "orphaned_locks", "purged", "changed", "errors")
     }
     summary["counts"]["kept"] = summary["kept"]
     return summary

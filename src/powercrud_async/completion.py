@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import traceback as traceback_module
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -45,25 +46,57 @@ def finish(
 ) -> bool:
     """See ``AsyncManager.finish``.
 
-    The durable part (registry row terminal, locks released) is one store call and decides the
-    outcome; each side effect after it is attempted on its own, so a failing cache can neither
-    undo the ending nor cost the events that report it.
+    The durable part (registry row terminal with its events marked due, locks released) is one
+    store call and decides the outcome; each side effect after it is attempted on its own, so a
+    failing cache can neither undo the ending nor cost the events that report it. A worker that
+    dies before the events went out leaves them due, and cleanup sends them (``redeliver``).
     """
     store = get_store()
     now = timezone.now()
-    released = store.finish(task_name, ACTIVE, status, expect=expect, finished_at=now, reason=reason[:10000])
+    released = store.finish(task_name, ACTIVE, status, expect=expect, finished_at=now,
+                            reason=reason[:10000], events_due=True)
     if released is None:
         return False
     if info is None:
         info = _side_effect("read its row", task_name, lambda: store.get(task_name))
+    _side_effect("drop its progress entry", task_name, lambda: progress.delete(task_name))
+    _side_effect("forget its reservations", task_name, lambda: reservations.forget([task_name]))
+    payload = final_payload(status, now, info.started_at if info else None, result=result,
+                            error=error, traceback=traceback, reason=reason)
+    _deliver(manager, task_name, payload, released)
+    return True
+
+
+def redeliver(manager: AsyncManager, info: TaskInfo) -> None:
+    """Send the final events of a task whose worker ended it and died before they went out.
+
+    Delivery is at least once: a worker paused (not dead) past the grace sends them too, so
+    the payload says ``redelivered=True`` and a handler with effects outside this package keys
+    them by task name and event.
+    """
+    status = TaskStatus(info.status)
+    now = info.finished_at or timezone.now()
+    payload = final_payload(status, now, info.started_at, error=info.reason, reason=info.reason)
+    payload["redelivered"] = True
+    _deliver(manager, info.task_name, payload, None)
+
+
+def final_payload(
+    status: TaskStatus,
+    now: datetime,
+    started: datetime | None,
+    *,
+    result: Any = None,
+    error: str = "",
+    traceback: str = "",
+    reason: str = "",
+) -> dict[str, Any]:
+    """The payload of a terminal event, as PowerCRUD's handlers read it."""
     message = {
         TaskStatus.SUCCESS: "Completed",
         TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
         TaskStatus.CANCELLED: reason or "Cancelled",
     }[status]
-    _side_effect("drop its progress entry", task_name, lambda: progress.delete(task_name))
-    _side_effect("forget its reservations", task_name, lambda: reservations.forget([task_name]))
-    started = info.started_at if info else None
     duration = (now - started).total_seconds() if started else None
     payload: dict[str, Any] = {"status": status, "message": message, "duration": duration}
     if status is TaskStatus.SUCCESS:
@@ -73,10 +106,19 @@ def finish(
                        reason=reason, failed_at=now)
     else:
         payload.update(result=reason or "Cancelled", cancelled_at=now)
+    return payload
+
+
+def _deliver(manager: AsyncManager, task_name: str, payload: dict[str, Any], released: int | None) -> None:
+    """Emit the terminal event and ``cleanup``, then mark them delivered."""
+    status = payload["status"]
+    extra = {"redelivered": True} if payload.get("redelivered") else {}
     with manager.event_batch(task_name):
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
-        manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released)
-    return True
+        manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released, **extra)
+    _side_effect("mark its final events delivered", task_name, lambda: get_store().update(
+        task_name, expect={"events_due": True}, events_due=False,
+    ))
 
 
 def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:

@@ -53,6 +53,7 @@ class LiveTask(models.Model):
     reason = models.TextField(blank=True)
     retry_of = models.CharField(max_length=255, blank=True)
     label = models.CharField(max_length=255, blank=True)
+    events_due = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         verbose_name = _("live task")

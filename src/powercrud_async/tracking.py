@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import conf, progress, redaction
+from .completion import FINISH_EVENTS, final_payload
 from .payloads import json_text
 from .statuses import TERMINAL, TaskStatus
 from .tracking_config import _UNSET_STATUS, Tracking, _field
@@ -619,6 +620,8 @@ def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
             payload: Mapping[str, Any]) -> bool:
     """Persist one event; returns True if it was written (False: deferred, dropped or failed)."""
     tracking = manager.get_tracking()
+    if payload.get("redelivered") and _recorded_final(tracking, task_name):
+        return False  # the worker wrote it, and died before it could say so
     changes = changes_for(manager, tracking, event, payload)
     row = event_row(event, task_name, payload) if tracking.timeline_limit() > 0 else None
     if event == "progress" and (tracking.label, task_name) in _finished:
@@ -667,6 +670,15 @@ def persist(manager: ModelTrackingAsyncManager, event: str, task_name: str,
         if _held_for_next_event(state, event, task_name, tracking):
             return False
         return _write_now(state, event)
+
+
+def _recorded_final(tracking: Tracking, task_name: str) -> bool:
+    """Whether the record of ``task_name`` shows a terminal status already."""
+    if not tracking.status_column:
+        return False
+    return tracking.manager().filter(
+        **{tracking.task_column: task_name, f"{tracking.status_column}__in": TERMINAL_VALUES}
+    ).exists()
 
 
 def flush(task_name: str | None = None) -> int:
@@ -771,18 +783,9 @@ def _repair_payload(info: Any, seen: datetime | None, now: datetime,
         return "fail", {"status": TaskStatus.FAILED, "message": f"Failed: {reason}",
                         "result": reason, "error": reason, "reason": reason, "failed_at": now}
     status = TaskStatus(info.status)
-    finished = info.finished_at or now
-    duration = (finished - info.started_at).total_seconds() if info.started_at else None
-    if status is TaskStatus.SUCCESS:
-        return "complete", {"status": status, "message": "Completed", "completed_at": finished,
-                            "duration": duration}
-    if status is TaskStatus.CANCELLED:
-        return "cancel", {"status": status, "message": info.reason or "Cancelled",
-                          "result": info.reason or "Cancelled", "cancelled_at": finished,
-                          "duration": duration}
-    reason = info.reason or "The worker failed"
-    return "fail", {"status": status, "message": f"Failed: {reason}", "result": reason,
-                    "error": reason, "reason": reason, "failed_at": finished, "duration": duration}
+    reason = info.reason or ("The worker failed" if status is TaskStatus.FAILED else "")
+    payload = final_payload(status, info.finished_at or now, info.started_at, error=reason, reason=reason)
+    return FINISH_EVENTS[status], payload
 
 
 def repair(manager: ModelTrackingAsyncManager, tracking: Tracking, event: str, task_name: str,

@@ -49,8 +49,9 @@ def launch(func: str, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     return key, envelope
 
 
-def deliver(envelope: dict[str, Any], tmp_path: Path, store: TaskStore) -> str:
-    """One delivery of ``envelope`` by another worker process; returns what it printed."""
+def deliver(envelope: dict[str, Any], tmp_path: Path, store: TaskStore, *, exit_code: int = 0) -> str:
+    """One delivery of ``envelope`` by another worker process; returns what it printed
+    (``exit_code``: how the process must end, ``-9`` when the job kills its worker)."""
     path = tmp_path / "envelope.pickle"
     path.write_bytes(pickle.dumps(envelope))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
@@ -60,8 +61,9 @@ def deliver(envelope: dict[str, Any], tmp_path: Path, store: TaskStore) -> str:
         env.update(PCA_STORE="redis", PCA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}")
     done = subprocess.run([sys.executable, "-m", "tests.faults.deliver", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    assert done.returncode == exit_code, done.stderr
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def worker_thread(envelope: dict[str, Any], results: list[Any]) -> threading.Thread:

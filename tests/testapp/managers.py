@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
@@ -92,6 +94,16 @@ class Recording(AsyncManager):
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         Recording.events.append((event, task_name, payload))
+
+
+class DiesReporting(Recording):
+    """Its worker is killed (SIGKILL, as by the OOM killer) while handing its job's end to the
+    lifecycle handler: after the job ended durably, before its events were marked delivered."""
+
+    def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
+        if event in ("complete", "fail") and not payload.get("redelivered"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().async_task_lifecycle(event, task_name, **payload)
 
 
 def completion_calls(task_name: str) -> Any:

@@ -22,6 +22,7 @@ MUTABLE_FIELDS = frozenset(
         "cancel_requested",
         "attempts",
         "reason",
+        "events_due",
     }
 )
 
@@ -50,6 +51,10 @@ class TaskInfo:
     retry_of: str = ""
     #: What a person calls the job ("Reprice 6 books"); the key stays its id.
     label: str = ""
+    #: Ended, and its final lifecycle events not yet confirmed delivered: set in the same step
+    #: that ends the task, cleared once the events went out, so cleanup can send them again
+    #: for a worker that died in between.
+    events_due: bool = False
 
     @property
     def is_active(self) -> bool:
@@ -189,6 +194,10 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     def finished_before(self, when: datetime) -> list[str]:
         """Names of terminal tasks that finished before ``when``."""
+
+    @abc.abstractmethod
+    def undelivered(self, when: datetime) -> list[TaskInfo]:
+        """Terminal tasks that finished before ``when`` with their final events still due."""
 
     @abc.abstractmethod
     def delete(self, task_name: str) -> bool: ...

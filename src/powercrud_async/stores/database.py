@@ -513,6 +513,18 @@ class DatabaseTaskStore(TaskStore):
             ),
         )
 
+    def undelivered(self, when: Any) -> list[TaskInfo]:
+        return self._run(
+            "list tasks with events due",
+            lambda: [
+                _to_info(r)
+                for r in LiveTask.objects.using(self.using)
+                .filter(events_due=True, finished_at__lt=when)
+                .exclude(status__in=ACTIVE)
+                .order_by("finished_at")
+            ],
+        )
+
     def delete(self, task_name: str) -> bool:
         if impossible_name(task_name):
             return False

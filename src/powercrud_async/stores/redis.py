@@ -19,6 +19,7 @@ Layout, under a key prefix (default ``pca:``):
                             ``~tok``/``~ttok`` tokens that make retried calls idempotent
 ``active``           set    names of pending/in-progress tasks, so ``active()`` is cheap
 ``finished``         zset   names of terminal tasks scored by finished (else created) time
+``finished:due``     set    names of terminal tasks whose final events are still due
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ local function parse(v)
   local e, a, o = string.match(v, '^(%-?%d+)|(%-?%d+)|(.*)$')
   return tonumber(e), a, o
 end
--- Put a registry row in the index its status belongs to.
+-- Put a registry row in the index its status belongs to, and in the set of tasks whose
+-- final events are due while they are.
 local function reindex(task_key, name, active_key, finished_key)
   local status = redis.call('HGET', task_key, 'status')
   if status and ACTIVE[status] then
@@ -100,6 +102,11 @@ local function reindex(task_key, name, active_key, finished_key)
     local score = tonumber(redis.call('HGET', task_key, '~fts') or '')
       or tonumber(redis.call('HGET', task_key, '~cts') or '') or 0
     redis.call('ZADD', finished_key, score, name)
+  end
+  if redis.call('HGET', task_key, 'events_due') == 'true' then
+    redis.call('SADD', finished_key .. ':due', name)
+  else
+    redis.call('SREM', finished_key .. ':due', name)
   end
 end
 """
@@ -279,11 +286,12 @@ reindex(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
 return 1
 """
 
-# KEYS: task:<name>, active, finished. ARGV: name.
+# KEYS: task:<name>, active, finished, finished:due. ARGV: name.
 _DELETE = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
 return 1
 """
 
@@ -384,6 +392,7 @@ class RedisTaskStore(TaskStore):
         self.owners_key = f"{prefix}owners"
         self.active_key = f"{prefix}active"
         self.finished_key = f"{prefix}finished"
+        self.due_key = f"{self.finished_key}:due"
         register = self.client.register_script
         self._acquire = register(_ACQUIRE)
         self._holders = register(_HOLDERS)
@@ -630,10 +639,20 @@ class RedisTaskStore(TaskStore):
         )
         return [_text(name) for name in names]
 
+    def undelivered(self, when: datetime) -> list[TaskInfo]:
+        names = sorted(_text(n) for n in self._run(
+            "list tasks with events due", lambda: self.client.smembers(self.due_key)
+        ))
+        infos = [info for info in self.get_many(names).values()
+                 if info.events_due and not info.is_active
+                 and info.finished_at is not None and info.finished_at < when]
+        infos.sort(key=lambda info: info.finished_at)  # type: ignore[arg-type, return-value]
+        return infos
+
     def delete(self, task_name: str) -> bool:
         if impossible_name(task_name):
             return False
-        script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
+        script_keys = [self._task_key(task_name), self.active_key, self.finished_key, self.due_key]
         return bool(
             self._run(f"delete {task_name}", lambda: self._delete(keys=script_keys, args=[task_name]))
         )

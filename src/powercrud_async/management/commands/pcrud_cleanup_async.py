@@ -46,11 +46,14 @@ class Command(BaseCommand):
         counts = summary["counts"]
         self.stdout.write(
             f"{prefix} {counts['reclaimed']} dead task(s), released locks of "
-            f"{counts['orphaned_locks']} finished task(s), purged {counts['purged']} expired "
+            f"{counts['orphaned_locks']} finished task(s), sent the final events of "
+            f"{counts['redelivered']} task(s) whose worker died, purged {counts['purged']} expired "
             f"record(s); {counts['overdue']} overdue, {counts['kept']} live task(s) untouched."
         )
         for item in summary["reclaimed"]:
             self.stdout.write(f"  {item['task_name']}: {item['reason']}")
+        for name in summary["redelivered"]:
+            self.stdout.write(f"  {name}: final events sent again (its worker died after ending it)")
         for item in summary["overdue"]:
             self.stdout.write(f"  {item['task_name']} (overdue): {item['reason']}")
         for item in summary["changed"]:
