@@ -206,7 +206,7 @@ def prune_run(records: int = 20_000, batch_size: int = 1000) -> dict[str, Any]:
     from django.utils import timezone
 
     from powercrud_async.models import TaskEvent, TaskLogEntry
-    from powercrud_async.retention import prune
+    from powercrud_async.tracking.retention import prune
     from tests.testapp.managers import TrackedManager
     from tests.testapp.models import AsyncTaskRecord
 

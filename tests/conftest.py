@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from powercrud_async import progress, reservations, tracking, tracking_config
+from powercrud_async import progress
+from powercrud_async.lifecycle import reservations
 from powercrud_async.stores import get_store
+from powercrud_async.tracking import config as tracking_config
+from powercrud_async.tracking import records as tracking
 from tests.cluster import QCluster, clusters, wait_until
 from tests.services import MemcachedServer, RedisServer, missing
 

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import tracking
 from powercrud_async.async_dashboard import AsyncDashboardConfig, ModelTrackingAsyncManager
 from powercrud_async.async_hooks import task_completion_hook
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import InvalidFieldMap
 from powercrud_async.models import LiveTask, TaskEvent
 from powercrud_async.payloads import json_safe
+from powercrud_async.tracking import records as tracking
 from tests.testapp import managers
 from tests.testapp.managers import CustomFieldsManager, NotifyingAsyncManager, TrackedManager
 from tests.testapp.models import AsyncTaskRecord, CustomRecord, MinimalRecord, Project

@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, Resolver404, include, path, resolve, rev
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from powercrud_async import progress, tracking_config
+from powercrud_async import progress
 from powercrud_async.async_context import register_descendant_conflicts, task_context
 from powercrud_async.async_dashboard import AsyncDashboardConfig, ModelTrackingAsyncManager
 from powercrud_async.async_hooks import task_completion_hook
@@ -33,6 +33,7 @@ from powercrud_async.exceptions import (
 )
 from powercrud_async.launch import launch_for_objects
 from powercrud_async.models import LiveTask, TaskLock
+from powercrud_async.tracking import config as tracking_config
 from tests.conftest import wait_until
 from tests.testapp.managers import (
     OneArgCompletionManager,

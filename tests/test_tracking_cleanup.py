@@ -17,10 +17,10 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from powercrud_async import tracking
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
 from powercrud_async.models import LiveTask, TaskEvent, TaskLock, TaskLogEntry
 from powercrud_async.statuses import TaskStatus
+from powercrud_async.tracking import records as tracking
 from tests.testapp.managers import TrackedManager
 from tests.testapp.models import AsyncTaskRecord, CustomRecord
 

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import progress, tracking
+from powercrud_async import progress
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.models import TaskEvent
 from powercrud_async.progress import ProgressSnapshot
 from powercrud_async.statuses import TaskStatus
+from powercrud_async.tracking import records as tracking
 from tests.testapp.managers import TrackedManager, UntimedManager
 from tests.testapp.models import AsyncTaskRecord
 

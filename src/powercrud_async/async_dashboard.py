@@ -24,10 +24,11 @@ from django.core.checks import CheckMessage
 from django.db import models
 from django.utils.module_loading import import_string
 
-from . import tracking, tracking_config
 from .async_manager import AsyncManager
 from .exceptions import InvalidFieldMap
 from .payloads import default_format_objects, default_format_user, json_safe
+from .tracking import config as tracking_config
+from .tracking import records as tracking
 
 __all__ = ["AsyncDashboardConfig", "ModelTrackingAsyncManager"]
 

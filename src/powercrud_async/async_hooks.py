@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from .async_manager import AsyncManager
-from .queue import RUNNER_PATH
+from .broker import RUNNER_PATH
 
 __all__ = ["progress_update_decorator", "task_completion_hook"]
 

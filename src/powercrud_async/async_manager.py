@@ -2,7 +2,7 @@
 
 This module is the public facade; the work is done by ``launching`` (validate, lock, register,
 enqueue), ``completion`` (exactly-once ending), ``stores`` (locks, registry), ``progress`` (cache),
-``queue`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
+``broker`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import completion, conf, launching, progress, queue, reservations
+from . import broker, conf, progress
 from .callables import loads_call
 from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
@@ -27,6 +27,9 @@ from .exceptions import (
     TaskStillLive,
     UnknownTask,
 )
+from .lifecycle import finish as completion
+from .lifecycle import reservations
+from .lifecycle import submit as launching
 from .progress import ProgressSnapshot
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
@@ -413,7 +416,7 @@ class AsyncManager(PowerCrudSurface):
         if info is None:
             raise UnknownTask(f"No task with key {task_key!r}.")
         if info.status == TaskStatus.PENDING:
-            queue.remove_queued(task_key)
+            broker.remove_queued(task_key)
             # Only while still queued: a job a worker started meanwhile is asked to stop instead.
             if self.finish(task_key, TaskStatus.CANCELLED, reason=reason,
                            expect={"status": TaskStatus.PENDING}):
@@ -453,7 +456,7 @@ class AsyncManager(PowerCrudSurface):
         A task still queued in the broker or running with a live heartbeat is refused with
         ``TaskStillLive``. A dead task is ended ``failed`` with ``reason`` first.
         """
-        from .cleanup import liveness
+        from .lifecycle.reclaim import liveness
 
         store = get_store()
         info = store.get(task_key)
@@ -481,7 +484,7 @@ class AsyncManager(PowerCrudSurface):
 
         Never touches a task still in the broker or running with a live heartbeat.
         """
-        from .cleanup import run_cleanup
+        from .lifecycle.reclaim import run_cleanup
 
         return run_cleanup(self, dry_run=dry_run)
 
@@ -512,7 +515,7 @@ class AsyncManager(PowerCrudSurface):
     @classmethod
     def as_view(cls, template_name: str | None = None) -> Callable[..., Any]:
         """The progress view; ``template_name`` replaces the HTMX fragment's template."""
-        from .views import ProgressView
+        from .progress_view import ProgressView
 
         if template_name is None:
             return ProgressView.as_view()

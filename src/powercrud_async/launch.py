@@ -20,11 +20,11 @@ from django.db import models
 from django.utils.module_loading import import_string
 from django.utils.text import capfirst
 
-from . import conf, queue
+from . import broker, conf
 from .async_manager import AsyncManager
 from .conflicts import normalize_label, normalize_pk, resolve_model
 from .exceptions import ConflictError, EnqueueError, LockStoreUnavailable
-from .launching import LABEL_MAX_LENGTH
+from .lifecycle.submit import LABEL_MAX_LENGTH
 from .statuses import TaskStatus
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def launch_for_objects(
     what = description or _func_name(func).replace("_", " ")
     noun = noun_one if len(pks) == 1 else noun_many
     launch_kwargs.setdefault("task_label", job_label(f"{what} for {len(pks)} {noun}"))
-    in_request = queue.effective_sync(launch_kwargs.get("sync"), launch_kwargs.get("q_options"))
+    in_request = broker.effective_sync(launch_kwargs.get("sync"), launch_kwargs.get("q_options"))
     try:
         manager.launch_async_task(
             func, *args, conflict_ids={label: pks}, user=user, task_key=key,

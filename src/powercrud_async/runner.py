@@ -23,13 +23,13 @@ from . import conf, progress
 from .async_context import task_context
 from .async_manager import AsyncManager
 from .callables import accepted_kwargs
-from .completion import format_exception
 from .conflicts import to_keys
 from .exceptions import TaskCancelled, TaskSuperseded
+from .lifecycle.finish import format_exception
+from .lifecycle.tasklogs import capture_logs
 from .progress import ProgressSnapshot
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
-from .tasklogs import capture_logs
 
 logger = logging.getLogger("powercrud_async.runner")
 

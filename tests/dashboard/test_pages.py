@@ -73,10 +73,10 @@ def test_overview_fragment_for_its_own_refresh(staff_client: Any) -> None:
 
 
 def test_overview_with_a_reporting_cluster(staff_client: Any, monkeypatch: Any) -> None:
-    from powercrud_async import queue
+    from powercrud_async import broker
 
     now = timezone.now()
-    monkeypatch.setattr(queue, "cluster_stats", lambda: [{
+    monkeypatch.setattr(broker, "cluster_stats", lambda: [{
         "cluster_id": "abc123", "host": "worker-1", "status": "Idle", "workers": 4, "uptime": 3600.0,
         "task_q_size": 0, "done_q_size": 0, "reincarnations": 0, "timestamp": now - timedelta(seconds=3)}])
     html = staff_client.get("/tasks/").content.decode()

@@ -11,7 +11,7 @@ import redis
 from django.utils import timezone
 from django_q.conf import Conf
 
-from powercrud_async import queue
+from powercrud_async import broker
 from powercrud_async.models import LiveTask
 from powercrud_async.statuses import TaskStatus
 from powercrud_async.stores import get_store
@@ -50,11 +50,11 @@ def test_prefetched_jobs_are_kept_and_run(qcluster: Any, broker_url: str) -> Non
                                      conflict_ids={"testapp.Project": [0]})
     queued = [manager.launch_async_task("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [i]})
               for i in (1, 2, 3)]
-    broker = queue._broker()
+    q_broker = broker._broker()
     qcluster(PCA_BROKER_REDIS=broker_url, PCA_Q_WORKERS=str(WORKERS), PCA_Q_LIMIT=str(QUEUE_LIMIT),
              PCA_Q_TIMEOUT=str(TIMEOUT), PCA_Q_RETRY=str(TIMEOUT + 10), PCA_HEARTBEAT="1")
     wait_until(lambda: get_store().get(gate).status == TaskStatus.IN_PROGRESS, timeout=60)
-    wait_until(lambda: broker.queue_size() == 0, timeout=30)  # all popped into the cluster's memory
+    wait_until(lambda: q_broker.queue_size() == 0, timeout=30)  # all popped into the cluster's memory
     for key in queued:
         assert get_store().get(key).status == TaskStatus.PENDING
         age(key, 60)  # past 3 heartbeats, well within what one worker behind 4 jobs may take
@@ -69,7 +69,7 @@ def test_prefetched_jobs_are_kept_and_run(qcluster: Any, broker_url: str) -> Non
 def test_queued_job_with_no_live_cluster_is_lost(broker_url: str) -> None:
     manager = Recording()
     key = manager.launch_async_task("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [1]})
-    queue._broker().purge_queue()  # popped by a cluster that died with it in memory
+    broker._broker().purge_queue()  # popped by a cluster that died with it in memory
     age(key, 10)
     summary = manager.cleanup_completed_tasks()
     assert [item["task_name"] for item in summary["reclaimed"]] == [key]
@@ -80,12 +80,12 @@ def test_queued_job_with_no_live_cluster_is_lost(broker_url: str) -> None:
 def test_bound_from_django_q2_settings(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a live cluster, a job out of the broker's sight is lost only after
     ``(ceil(queue_limit / workers) + 1) * timeout`` (+ the 3-heartbeat grace)."""
-    monkeypatch.setattr(queue, "live_clusters", lambda: 1)
+    monkeypatch.setattr(broker, "live_clusters", lambda: 1)
     monkeypatch.setattr(Conf, "WORKERS", 3)
-    assert queue.out_of_sight_bound() == (2 + 1) * TIMEOUT
+    assert broker.out_of_sight_bound() == (2 + 1) * TIMEOUT
     manager = Recording()
     key = manager.launch_async_task("tests.faults.jobs.noop")
-    queue._broker().purge_queue()
+    broker._broker().purge_queue()
     age(key, 3 + 90 - 1)
     assert manager.cleanup_completed_tasks()["reclaimed"] == []
     age(key, 3 + 90 + 1)

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..async_manager import AsyncManager
-from ..cleanup import liveness
 from ..exceptions import (
     AsyncManagerError,
     ConflictError,
@@ -25,6 +24,7 @@ from ..exceptions import (
     TaskStillLive,
     UnknownTask,
 )
+from ..lifecycle.reclaim import liveness
 from ..models import TaskEvent, TaskLogEntry
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store

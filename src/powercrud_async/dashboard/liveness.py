@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .. import queue
-from ..cleanup import verdict
+from .. import broker
+from ..lifecycle.reclaim import verdict
 from ..runner import dead_after
 from ..statuses import TaskStatus
 from ..stores import TaskInfo, get_store
@@ -33,7 +33,7 @@ def stuck_tasks(now: datetime, active: list[TaskInfo] | None = None) -> dict[str
         and (now - info.created_at).total_seconds() > limit
         for info in infos
     )
-    in_broker: set[str] | None = queue.broker_task_names() if needs_broker else set()
+    in_broker: set[str] | None = broker.broker_task_names() if needs_broker else set()
     found: dict[str, Stuck] = {}
     for info in infos:
         action, reason = verdict(info, now, in_broker)

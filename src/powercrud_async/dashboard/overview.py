@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
 
-from .. import queue
+from .. import broker
 from ..models import TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import get_store
@@ -90,7 +90,7 @@ def lock_totals() -> tuple[int, int]:
 
 def clusters(now: datetime) -> list[Cluster]:
     found = []
-    for stat in queue.cluster_stats():
+    for stat in broker.cluster_stats():
         seen = stat.get("timestamp")
         age = (now - seen).total_seconds() if seen else None
         uptime = stat.get("uptime")
@@ -200,7 +200,7 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
                           last_started=last_started, stuck_after=stuck_after)
     return Overview(
         counts=counts, locks=locks, lock_owners=owners,
-        queue_depth=queue.queue_depth() if everything else None,
+        queue_depth=broker.queue_depth() if everything else None,
         clusters=clusters(now) if everything else [], oldest_running=oldest, oldest_age=oldest_age, stuck=stuck_rows,
         recent_failures=failures, running=running, chart=chart, window_hours=window_hours,
         queue=health,

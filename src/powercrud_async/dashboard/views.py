@@ -50,12 +50,12 @@ from django_htmx.http import HttpResponseClientRedirect, push_url, trigger_clien
 from neapolitan.views import CRUDView, Role
 
 from .. import progress as progress_cache
-from ..launching import TASK_KEY_MAX_LENGTH
+from ..lifecycle.submit import TASK_KEY_MAX_LENGTH
 from ..models import AuditEntry, TaskEvent, TaskLogEntry
+from ..progress_view import ProgressView
 from ..redaction import redact
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
-from ..views import ProgressView
 from ..visibility import can_view
 from . import access, actions, audit, streams
 from .config import ALL_COLUMNS, dashboard_config

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from .. import queue
+from .. import broker
 from ..statuses import TaskStatus
 from ..stores import get_store
 from .liveness import QueueHealth, queue_health
@@ -37,8 +37,8 @@ def workers_page(view: Any, request: HttpRequest) -> HttpResponse:
     now = view.now
     hours = view.config["RECENT_WINDOW_HOURS"]
     found = clusters(now)
-    outcomes = queue.cluster_outcomes(now - timedelta(hours=hours))
-    ours = queue.configured_cluster_name()
+    outcomes = broker.cluster_outcomes(now - timedelta(hours=hours))
+    ours = broker.configured_cluster_name()
     started_recently, last_started = starts(view.get_queryset(), view.schema, now)
     health = queue_health(now, get_store().active(), started_recently=started_recently, window=RATE_WINDOW,
                           last_started=last_started, stuck_after=view.config["STUCK_QUEUE_AFTER"])
@@ -52,7 +52,7 @@ def workers_page(view: Any, request: HttpRequest) -> HttpResponse:
             done=int(result.get("done") or 0), failed=int(result.get("failed") or 0),
             last_finished=Moment.of(result.get("last"), now),
             # The registry and the broker this site reads belong to its own queue.
-            health=health if name == ours else None, depth=queue.queue_depth() if name == ours else None,
+            health=health if name == ours else None, depth=broker.queue_depth() if name == ours else None,
         ))
     key_field = view.schema["task_name"]
     running = []

@@ -1,5 +1,5 @@
 """``manage.py pcrud_prune_async --older-than DAYS``: delete old finished task records, their
-timelines and job logs, in batches (the work is in ``powercrud_async.retention``)."""
+timelines and job logs, in batches (the work is in ``powercrud_async.tracking.retention``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from powercrud_async.async_manager import AsyncManager
-from powercrud_async.retention import TERMINAL_VALUES, prune
+from powercrud_async.tracking.retention import TERMINAL_VALUES, prune
 
 
 def _days(value: str) -> float:

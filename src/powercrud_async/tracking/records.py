@@ -29,16 +29,16 @@ from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import conf, progress, redaction
-from .completion import FINISH_EVENTS, final_payload
-from .payloads import json_text
-from .statuses import TERMINAL, TaskStatus
-from .tracking_config import _UNSET_STATUS, Tracking, _field
+from .. import conf, progress, redaction
+from ..lifecycle.finish import FINISH_EVENTS, final_payload
+from ..payloads import json_text
+from ..statuses import TERMINAL, TaskStatus
+from .config import _UNSET_STATUS, Tracking, _field
 
 if TYPE_CHECKING:
-    from .async_dashboard import ModelTrackingAsyncManager
+    from ..async_dashboard import ModelTrackingAsyncManager
 
-logger = logging.getLogger("powercrud_async.tracking")
+logger = logging.getLogger("powercrud_async.tracking.records")
 
 #: Logical names whose payload key differs; any other logical name is its payload key.
 PAYLOAD_KEYS: dict[str, str] = {
@@ -226,7 +226,7 @@ def changes_for(
 
 def event_row(event: str, task_name: str, payload: Mapping[str, Any]) -> Any:
     """The unsaved ``TaskEvent`` for one event (time: when it happened, if the payload says)."""
-    from .models import TaskEvent
+    from ..models import TaskEvent
 
     when = payload.get(EVENT_TIME_KEYS.get(event, ""), None)
     if not isinstance(when, datetime):
@@ -374,7 +374,7 @@ def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Chang
 
 def trim_timeline(task_name: str, limit: int) -> int:
     """Delete the oldest ``progress`` rows beyond the newest ``limit`` rows (one DELETE)."""
-    from .models import TaskEvent
+    from ..models import TaskEvent
 
     db = router.db_for_write(TaskEvent)
     newest = TaskEvent.objects.using(db).filter(task_name=task_name).order_by("-id").values("id")
@@ -388,7 +388,7 @@ def trim_timeline(task_name: str, limit: int) -> int:
 def insert_rows(rows: list[Any]) -> None:
     """One INSERT for the timeline rows (``save`` for a single row: on SQLite ``bulk_create``
     adds its own BEGIN/COMMIT round trips)."""
-    from .models import TaskEvent
+    from ..models import TaskEvent
 
     db = router.db_for_write(TaskEvent)
     with _savepoint_if_atomic(db):
@@ -716,8 +716,8 @@ def reconcile(manager: ModelTrackingAsyncManager, *, dry_run: bool = False,
     """Bring records in line with the registry: a finished task's record gets its terminal
     status (if an event write was lost), a task the registry no longer knows gets ``failed``,
     and records of tasks that hold no locks get ``cleaned_up = True``."""
-    from .runner import dead_after
-    from .stores import get_store
+    from ..runner import dead_after
+    from ..stores import get_store
 
     tracking = manager.get_tracking()
     summary: dict[str, Any] = {"repaired": [], "cleaned": 0}

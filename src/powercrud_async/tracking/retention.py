@@ -15,8 +15,8 @@ from django.db import models, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .statuses import TERMINAL
-from .tracking_config import Tracking
+from ..statuses import TERMINAL
+from .config import Tracking
 
 TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 FINISH_FIELDS = ("completed_at", "failed_at", "cancelled_at")
@@ -130,7 +130,7 @@ def prune(
 
 def _prune_records(t: Tracking, summary: PruneSummary, statuses: Sequence[str],
                    batch_size: int, *, narrowed: bool) -> None:
-    from .models import TaskEvent, TaskLogEntry
+    from ..models import TaskEvent, TaskLogEntry
 
     query = old_records(t, summary.cutoff, statuses, narrowed=narrowed)
     base = t.manager().filter(query).order_by("pk")
@@ -162,8 +162,8 @@ def _prune_records(t: Tracking, summary: PruneSummary, statuses: Sequence[str],
 
 
 def _prune_orphans(t: Tracking | None, summary: PruneSummary, batch_size: int) -> None:
-    from .models import TaskEvent, TaskLogEntry
-    from .stores import get_store
+    from ..models import TaskEvent, TaskLogEntry
+    from ..stores import get_store
 
     live = {info.task_name for info in get_store().active()}
     for model, attr in ((TaskEvent, "orphan_events"), (TaskLogEntry, "orphan_logs")):

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import conf
+from .. import conf
 
-logger = logging.getLogger("powercrud_async.tasklogs")
+logger = logging.getLogger("powercrud_async.lifecycle.tasklogs")
 
 
 class TaskLogHandler(logging.Handler):
@@ -29,9 +29,9 @@ class TaskLogHandler(logging.Handler):
         self._lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread_id or record.name.startswith("powercrud_async.tasklogs"):
+        if record.thread != self.thread_id or record.name.startswith("powercrud_async.lifecycle.tasklogs"):
             return
-        from .models import TaskLogEntry
+        from ..models import TaskLogEntry
 
         with self._lock:
             if self.kept >= self.limit:
@@ -56,7 +56,7 @@ class TaskLogHandler(logging.Handler):
             )
 
     def flush(self) -> None:
-        from .models import TaskLogEntry
+        from ..models import TaskLogEntry
 
         with self._lock:
             batch, self.pending = self.pending, []

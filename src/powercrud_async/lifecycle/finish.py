@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from . import progress, reservations
-from .statuses import ACTIVE, TaskStatus
-from .stores import TaskInfo, get_store
+from .. import progress
+from ..statuses import ACTIVE, TaskStatus
+from ..stores import TaskInfo, get_store
+from . import reservations
 
 if TYPE_CHECKING:
-    from .async_manager import AsyncManager
+    from ..async_manager import AsyncManager
 
-logger = logging.getLogger("powercrud_async.completion")
+logger = logging.getLogger("powercrud_async.lifecycle.finish")
 
 #: The event each terminal status emits.
 FINISH_EVENTS = {

@@ -20,14 +20,14 @@ from django.core import checks
 from django.db import models, router
 from django.utils.module_loading import import_string
 
-from . import conf
-from .exceptions import InvalidFieldMap
-from .statuses import TaskStatus
+from .. import conf
+from ..exceptions import InvalidFieldMap
+from ..statuses import TaskStatus
 
 if TYPE_CHECKING:
-    from .async_dashboard import ModelTrackingAsyncManager
+    from ..async_dashboard import ModelTrackingAsyncManager
 
-logger = logging.getLogger("powercrud_async.tracking")
+logger = logging.getLogger("powercrud_async.tracking.config")
 
 #: Logical name -> column on ``AbstractAsyncTaskRecord``. Columns a model lacks are skipped.
 DEFAULT_FIELD_MAP: dict[str, str] = {

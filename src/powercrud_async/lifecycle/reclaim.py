@@ -16,22 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from . import completion, conf, progress, queue
-from .runner import dead_after
-from .statuses import TaskStatus
-from .stores import TaskInfo, get_store
+from .. import broker, conf, progress
+from ..runner import dead_after
+from ..statuses import TaskStatus
+from ..stores import TaskInfo, get_store
+from . import finish as completion
 
 if TYPE_CHECKING:
-    from .async_manager import AsyncManager
+    from ..async_manager import AsyncManager
 
-logger = logging.getLogger("powercrud_async.cleanup")
+logger = logging.getLogger("powercrud_async.lifecycle.reclaim")
 
 
 def verdict(
     info: TaskInfo,
     now: Any,
     in_broker: set[str] | None,
-    bound: Callable[[], float | None] = queue.out_of_sight_bound,
+    bound: Callable[[], float | None] = broker.out_of_sight_bound,
 ) -> tuple[str, str]:
     """``(action, reason)`` for one active task: ``keep``, ``dead`` or ``overdue``.
 
@@ -73,7 +74,7 @@ def verdict(
 
 def liveness(info: TaskInfo) -> tuple[bool, str]:
     """``(alive, why)`` for one active task, by the same rules cleanup uses."""
-    action, reason = verdict(info, timezone.now(), queue.broker_task_names())
+    action, reason = verdict(info, timezone.now(), broker.broker_task_names())
     return action != "dead", reason
 
 
@@ -122,8 +123,8 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
         "errors": [],
     }
     steps = _Steps(summary)
-    in_broker = steps.run("read the broker queue", queue.broker_task_names)
-    bound = cache(lambda: steps.run("read the live clusters", queue.out_of_sight_bound))
+    in_broker = steps.run("read the broker queue", broker.broker_task_names)
+    bound = cache(lambda: steps.run("read the live clusters", broker.out_of_sight_bound))
     for info in steps.run("list active tasks", store.active, default=[]):
         action, reason = verdict(info, now, in_broker, bound)
         name = info.task_name

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.signals import request_started
 from django.dispatch import receiver
 
-from .conflicts import LockKey
+from ..conflicts import LockKey
 
 Reserved = Mapping[str, frozenset[LockKey]]
 
@@ -66,6 +66,6 @@ def clear() -> None:
     _reserved.set(MappingProxyType({}))
 
 
-@receiver(request_started, dispatch_uid="powercrud_async.reservations.clear")
+@receiver(request_started, dispatch_uid="powercrud_async.lifecycle.reservations.clear")
 def _new_request(**kwargs: Any) -> None:
     clear()

@@ -14,22 +14,18 @@ from typing import TYPE_CHECKING, Any
 from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
 
-from . import conf, progress, queue, reservations
-from .callables import dumps_call, resolve_func
-from .conflicts import LockKey, normalize_conflict_ids, text_problem, to_json, to_keys
-from .exceptions import (
-    ConflictError,
-    EnqueueError,
-    InvalidLaunchOption,
-    InvalidTaskName,
-)
-from .models import LiveTask
-from .statuses import TaskStatus
-from .stores import TaskInfo, get_store
-from .stores.retry import retrying
+from .. import broker, conf, progress
+from ..callables import dumps_call, resolve_func
+from ..conflicts import LockKey, normalize_conflict_ids, text_problem, to_json, to_keys
+from ..exceptions import ConflictError, EnqueueError, InvalidLaunchOption, InvalidTaskName
+from ..models import LiveTask
+from ..statuses import TaskStatus
+from ..stores import TaskInfo, get_store
+from ..stores.retry import retrying
+from . import reservations
 
 if TYPE_CHECKING:
-    from .async_manager import AsyncManager
+    from ..async_manager import AsyncManager
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
@@ -128,7 +124,7 @@ def launch(
     validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group,
                      sync=sync, task_label=task_label)
     q_options = dict(q_options or {})
-    sync = queue.effective_sync(sync, q_options)
+    sync = broker.effective_sync(sync, q_options)
     worker_kwargs = {**(task_kwargs or {}), **kwargs}
     keys = to_keys(normalized)
     info = TaskInfo(
@@ -180,7 +176,7 @@ def launch(
 
     def enqueue(*, rollback: bool) -> None:
         try:
-            queue.enqueue(
+            broker.enqueue(
                 task_key, envelope, group=group, timeout=timeout, sync=sync,
                 q_options=dict(q_options),
             )
@@ -197,7 +193,7 @@ def launch(
 
     using = router.db_for_write(LiveTask)
     in_transaction = connections[using].in_atomic_block
-    if not sync and not in_transaction and queue.orm_broker_alias() == getattr(store, "using", None):
+    if not sync and not in_transaction and broker.orm_broker_alias() == getattr(store, "using", None):
         # Locks, registration and the broker row share a database: one transaction holds them
         # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
         def launch_atomically() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-logger = logging.getLogger("powercrud_async.queue")
+logger = logging.getLogger("powercrud_async.broker")
 
 RUNNER_PATH = "powercrud_async.runner.run_task"
 HOOK_PATH = "powercrud_async.async_hooks.task_completion_hook"
