@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
-from powercrud_async import scheduling
+from powercrud_async import schedules
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import (
     InvalidConflictIds,
@@ -18,6 +18,7 @@ from powercrud_async.exceptions import (
     InvalidTaskFunction,
     UnknownSchedule,
 )
+from powercrud_async.lifecycle import recurring, triggers
 from powercrud_async.models import LiveTask, ScheduleState, TaskEvent, TaskLock
 from tests.cluster import wait_until
 from tests.dashboard.managers import DashboardManager
@@ -46,16 +47,16 @@ def test_schedule_async_task_stores_a_run_through_the_manager() -> None:
     schedule = make(conflict_ids={"testapp.Project": [project.pk]}, affected_objects="Project p",
                     repeats=4, greeting="hi")
     assert isinstance(schedule, Schedule)
-    assert schedule.func == "powercrud_async.scheduling.run_scheduled"
+    assert schedule.func == "powercrud_async.schedules.run_scheduled"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 15, 4)
     assert schedule.intended_date_kwarg == "scheduled_for"  # each run learns its due time
-    spec = scheduling.spec_of(Schedule.objects.get(pk=schedule.pk))
+    spec = recurring.spec_of(Schedule.objects.get(pk=schedule.pk))
     assert spec == {
         "func": "tests.testapp.tasks.add", "args": [2, 3], "kwargs": {"greeting": "hi"},
         "conflict_ids": {"testapp.project": [str(project.pk)]}, "affected_objects": "Project p",
         "user": None, "manager_class": MANAGER, "manager_config": None, "schedule": schedule.pk,
     }
-    assert scheduling.describe_trigger(schedule) == "every 15 minutes"
+    assert triggers.describe_trigger(schedule) == "every 15 minutes"
 
 
 @pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_cron_schedule_gets_its_next_run_from_the_expression() -> None:
     schedule = make(schedule_type=Schedule.CRON, minutes=None, cron="0 3 * * *")
     local = timezone.localtime(schedule.next_run)
     assert (local.hour, local.minute) == (3, 0) and schedule.next_run > timezone.now()
-    assert scheduling.describe_trigger(schedule) == "cron 0 3 * * * — at 03:00 every day"
+    assert triggers.describe_trigger(schedule) == "cron 0 3 * * * — at 03:00 every day"
 
 
 @pytest.mark.parametrize("options,error,words", [
@@ -108,7 +109,7 @@ def test_describe_trigger_in_words() -> None:
         ("C", None, "0 0 1 1 *"): "cron 0 0 1 1 *",
     }
     for (kind, minutes, cron), words in cases.items():
-        assert scheduling.describe_trigger(Schedule(schedule_type=kind, minutes=minutes, cron=cron)) == words
+        assert triggers.describe_trigger(Schedule(schedule_type=kind, minutes=minutes, cron=cron)) == words
 
 
 # -- pausing -------------------------------------------------------------------------------------
@@ -119,13 +120,13 @@ def test_pause_keeps_the_trigger_and_the_scheduler_skips_it() -> None:
 
     due = timezone.now() - timedelta(minutes=1)
     schedule = make(repeats=7, next_run=due)
-    assert scheduling.pause_schedule(schedule.pk) is True
-    assert scheduling.pause_schedule(schedule.pk) is False  # already paused
+    assert recurring.pause_schedule(schedule.pk) is True
+    assert recurring.pause_schedule(schedule.pk) is False  # already paused
     scheduler(broker=get_broker())  # django-q2's own pass over due schedules
     assert not OrmQ.objects.exists()
     paused = Schedule.objects.get(pk=schedule.pk)
     assert (paused.repeats, paused.schedule_type, paused.minutes) == (0, "I", 15)
-    assert scheduling.is_paused(paused)
+    assert recurring.is_paused(paused)
 
 
 @pytest.mark.django_db
@@ -136,11 +137,11 @@ def test_resume_restores_the_exact_trigger_and_a_sensible_next_run() -> None:
     daily = make(name="daily", schedule_type="D", minutes=None, next_run=now - timedelta(days=3, hours=1))
     cron = make(name="cron", schedule_type="C", minutes=None, cron="0 3 * * *")
     for schedule in (ahead, behind, daily, cron):
-        scheduling.pause_schedule(schedule.pk)
+        recurring.pause_schedule(schedule.pk)
     later = now + timedelta(minutes=1)
     for schedule in (ahead, behind, daily, cron):
-        assert scheduling.resume_schedule(schedule.pk, now=later) is True
-        assert scheduling.resume_schedule(schedule.pk, now=later) is False
+        assert recurring.resume_schedule(schedule.pk, now=later) is True
+        assert recurring.resume_schedule(schedule.pk, now=later) is False
     ahead, behind, daily, cron = (Schedule.objects.get(pk=s.pk) for s in (ahead, behind, daily, cron))
     assert (ahead.repeats, ahead.next_run) == (5, now + timedelta(minutes=10))
     # The next slot of the same 15-minute cadence after now: -40 min -> +5 min.
@@ -154,21 +155,21 @@ def test_resume_restores_the_exact_trigger_and_a_sensible_next_run() -> None:
 def test_finished_or_unknown_schedules_cannot_be_paused() -> None:
     schedule = make(repeats=0)
     with pytest.raises(InvalidSchedule, match="no runs left"):
-        scheduling.pause_schedule(schedule.pk)
+        recurring.pause_schedule(schedule.pk)
     with pytest.raises(UnknownSchedule):
-        scheduling.pause_schedule(999999)
+        recurring.pause_schedule(999999)
     with pytest.raises(UnknownSchedule):
-        scheduling.run_schedule_now("nope")
+        schedules.run_schedule_now("nope")
 
 
 @pytest.mark.django_db
 def test_editing_a_paused_schedule_changes_what_resume_restores() -> None:
     schedule = make(repeats=3)
-    scheduling.pause_schedule(schedule.pk)
-    scheduling.update_schedule(schedule.pk, name="renamed", schedule_type="H", repeats=9)
+    recurring.pause_schedule(schedule.pk)
+    recurring.update_schedule(schedule.pk, name="renamed", schedule_type="H", repeats=9)
     edited = Schedule.objects.get(pk=schedule.pk)
     assert (edited.name, edited.schedule_type, edited.minutes, edited.repeats) == ("renamed", "H", None, 0)
-    scheduling.resume_schedule(schedule.pk)
+    recurring.resume_schedule(schedule.pk)
     assert Schedule.objects.get(pk=schedule.pk).repeats == 9
 
 
@@ -181,7 +182,7 @@ def test_bad_edit_changes_nothing() -> None:
                            ({"schedule_type": "I", "minutes": -1}, "between")):
         values = {"name": "adder", "schedule_type": "I", "minutes": 15, **options}
         with pytest.raises(InvalidSchedule, match=words):
-            scheduling.update_schedule(schedule.pk, **values)
+            recurring.update_schedule(schedule.pk, **values)
     assert snapshot() == before
 
 
@@ -191,7 +192,7 @@ def test_run_now_launches_once_through_the_manager_and_keeps_the_next_run(
         django_capture_on_commit_callbacks: Any) -> None:
     schedule = make(repeats=4, next_run=timezone.now() + timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = scheduling.run_schedule_now(schedule.pk)
+        outcome = schedules.run_schedule_now(schedule.pk)
     assert outcome.outcome == "launched"
     info = LiveTask.objects.get(task_name=outcome.task)
     assert (info.func_path, info.manager_class) == ("tests.testapp.tasks.add", MANAGER)
@@ -210,7 +211,7 @@ def test_run_now_of_a_locked_schedule_is_recorded_with_the_holder(
     with django_capture_on_commit_callbacks(execute=True):
         AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 1, task_key="nightly-import",
                                          conflict_ids={"testapp.Project": [project.pk]})
-    outcome = scheduling.run_schedule_now(schedule.pk)
+    outcome = schedules.run_schedule_now(schedule.pk)
     assert outcome.outcome == "blocked" and outcome.holders == ("nightly-import",)
     assert list(LiveTask.objects.values_list("task_name", flat=True)) == ["nightly-import"]
     record = AsyncTaskRecord.objects.get(task_name=outcome.task)
@@ -224,23 +225,23 @@ def test_plain_django_q2_schedule_runs_now_through_the_manager(django_capture_on
     plain = Schedule.objects.create(name="plain", func="tests.testapp.tasks.echo", args="1, 'a'",
                                     kwargs="flag=True", schedule_type=Schedule.DAILY)
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = scheduling.run_schedule_now(plain.pk)
+        outcome = schedules.run_schedule_now(plain.pk)
     info = LiveTask.objects.get(task_name=outcome.task)
     assert info.func_path == "tests.testapp.tasks.echo"
     from powercrud_async.callables import loads_call
 
     assert loads_call(info.call) == ((1, "a"), {"flag": True})
-    assert scheduling.describe_trigger(plain) == "every day"
+    assert triggers.describe_trigger(plain) == "every day"
 
 
 @pytest.mark.django_db
 def test_a_redelivered_scheduled_run_launches_nothing_twice(django_capture_on_commit_callbacks: Any) -> None:
     schedule = make()
-    spec = scheduling.spec_of(schedule)
+    spec = recurring.spec_of(schedule)
     due = "2026-12-04T03:00:00.250000+01:00"
     with django_capture_on_commit_callbacks(execute=True):
-        first = scheduling.run_scheduled(spec, scheduled_for=due)
-        again = scheduling.run_scheduled(spec, scheduled_for=due)
+        first = schedules.run_scheduled(spec, scheduled_for=due)
+        again = schedules.run_scheduled(spec, scheduled_for=due)
     assert first["task"] == again["task"] == f"schedule-{schedule.pk}-20261204T020000Z"
     assert (first["outcome"], again["message"]) == ("launched", "Already launched")
     assert LiveTask.objects.count() == 1 and OrmQ.objects.count() == 1
@@ -249,9 +250,9 @@ def test_a_redelivered_scheduled_run_launches_nothing_twice(django_capture_on_co
 @pytest.mark.django_db
 def test_a_run_queued_before_its_schedule_was_removed_launches_nothing() -> None:
     schedule = make()
-    spec = scheduling.spec_of(schedule)
-    scheduling.remove_schedule(schedule.pk)
-    assert scheduling.run_scheduled(spec, scheduled_for=timezone.now().isoformat())["outcome"] == "removed"
+    spec = recurring.spec_of(schedule)
+    recurring.remove_schedule(schedule.pk)
+    assert schedules.run_scheduled(spec, scheduled_for=timezone.now().isoformat())["outcome"] == "removed"
     assert not LiveTask.objects.exists() and not OrmQ.objects.exists()
 
 
@@ -316,7 +317,7 @@ def test_the_scheduler_in_the_cluster_skips_a_paused_schedule(qcluster: Any) -> 
     due = timezone.now() - timedelta(seconds=5)
     paused = make(name="paused", minutes=60, next_run=due, repeats=3)
     control = make(name="control", minutes=60, next_run=due)
-    scheduling.pause_schedule(paused.pk)
+    recurring.pause_schedule(paused.pk)
     qcluster(PCA_Q_GUARD_CYCLE="30")
     # Both were due in the same pass of the scheduler: once the control ran, the paused one was seen.
     wait_until(lambda: last_state(control), timeout=60)
@@ -325,5 +326,5 @@ def test_the_scheduler_in_the_cluster_skips_a_paused_schedule(qcluster: Any) -> 
     assert after.task is None  # ...and, in the same pass, nothing for the paused one
     assert (after.repeats, after.next_run) == (0, due)
     assert ScheduleState.objects.get(schedule=paused).last_outcome == ""
-    scheduling.resume_schedule(paused.pk)
+    recurring.resume_schedule(paused.pk)
     assert Schedule.objects.get(pk=paused.pk).repeats == 3

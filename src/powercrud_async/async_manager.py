@@ -1,8 +1,9 @@
 """``AsyncManager``: launch any callable on django-q2 with conflict locks, progress and lifecycle events.
 
-This module is the public facade; the work is done by ``launching`` (validate, lock, register,
-enqueue), ``completion`` (exactly-once ending), ``stores`` (locks, registry), ``progress`` (cache),
-``broker`` (django-q2), ``runner`` (inside the worker) and ``cleanup``.
+This module is the public facade; the work is done in ``lifecycle`` (``submit``: validate, lock,
+register, enqueue; ``finish``: exactly-once ending; ``reclaim``: cleanup; ``liveness``), on
+``stores`` (locks, registry), ``progress`` (cache) and ``broker`` (django-q2). ``runner`` runs
+a job inside the worker.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
 from .exceptions import (
     ConflictError,
+    InvalidManagerClass,
     TaskCancelled,
     TaskNotRetryable,
     TaskStillLive,
     UnknownTask,
 )
-from .lifecycle import finish as completion
-from .lifecycle import reservations
-from .lifecycle import submit as launching
+from .lifecycle import reservations, submit
+from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
@@ -81,6 +82,17 @@ class AsyncManager(PowerCrudSurface):
         default = conf.get("ASYNC_MANAGER_DEFAULT") or {}
         return default.get("manager_class"), default.get("config")
 
+    @staticmethod
+    def import_class(path: str) -> type[AsyncManager]:
+        """The ``AsyncManager`` subclass at dotted ``path``, or ``InvalidManagerClass``."""
+        try:
+            found = import_string(path)
+        except ImportError as exc:
+            raise InvalidManagerClass(f"Manager {path!r} cannot be imported ({exc}).") from exc
+        if not (isinstance(found, type) and issubclass(found, AsyncManager)):
+            raise InvalidManagerClass(f"{path!r} is not an AsyncManager subclass.")
+        return found
+
     @classmethod
     def resolve_manager(
         cls, path: Any = None, config: Mapping[str, Any] | None = None
@@ -101,13 +113,9 @@ class AsyncManager(PowerCrudSurface):
             return path(config)
         if isinstance(path, str) and path:
             try:
-                found = import_string(path)
-            except ImportError:
-                logger.error("Manager %r cannot be imported; using the default manager.", path)
-            else:
-                if isinstance(found, type) and issubclass(found, AsyncManager):
-                    return found(config)
-                logger.error("%r is not an AsyncManager subclass; using the default manager.", path)
+                return cls.import_class(path)(config)
+            except InvalidManagerClass as exc:
+                logger.error("%s Using the default manager.", exc)
             if path != default_path and default_path:
                 return cls.resolve_manager(None)
         return AsyncManager(config)
@@ -141,7 +149,7 @@ class AsyncManager(PowerCrudSurface):
         this request (thread or asyncio task) made; objects another request reserved under the
         same name are a conflict, so two requests using one fixed name never share rows.
         """
-        task_name = launching.validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
+        task_name = submit.validate_name(task_name, "task_name", LOCK_OWNER_MAX_LENGTH)
         normalized = normalize_conflict_ids(conflict_ids)
         keys = to_keys(normalized)
         if not keys:
@@ -161,7 +169,7 @@ class AsyncManager(PowerCrudSurface):
             return
         conflicts = get_store().acquire(task_name, keys, conf.get("CONFLICT_TTL"))
         if conflicts:
-            raise ConflictError(launching.group_conflicts(conflicts))
+            raise ConflictError(submit.group_conflicts(conflicts))
 
     def check_conflict(self, object_data: Any, task_name: str | None = None) -> set[Any]:
         """The ids of ``object_data`` (``{"app.Model": [pk, ...]}``) that are locked, exactly as
@@ -178,7 +186,7 @@ class AsyncManager(PowerCrudSurface):
     def get_conflict_holders(self, conflict_ids: Any) -> dict[str, dict[str, str]]:
         """``{label: {pk: holding task}}`` for every given object that is locked."""
         keys = to_keys(normalize_conflict_ids(conflict_ids))
-        return launching.group_conflicts(get_store().holders(keys))
+        return submit.group_conflicts(get_store().holders(keys))
 
     def remove_conflict_ids(self, task_name: str, conflict_ids: Any = None) -> int:
         """Release every lock ``task_name`` holds; returns how many. ``conflict_ids`` is accepted
@@ -220,13 +228,13 @@ class AsyncManager(PowerCrudSurface):
         a ``ValueError``/``TypeError``/``LookupError`` subclass for bad input, and ``EnqueueError``
         if django-q2 refuses the job (everything acquired is rolled back).
         """
-        q_options = launching.django_q_options(q_options, cached=cached, broker=broker, kwargs=kwargs)
-        return launching.launch(
-            self, func, args, conflict_ids=conflict_ids, user=user,
+        q_options = submit.django_q_options(q_options, cached=cached, broker=broker, kwargs=kwargs)
+        return submit.launch(self, submit.Launch(
+            func=func, args=args, kwargs=kwargs, conflict_ids=conflict_ids, user=user,
             affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,
-            sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of, kwargs=kwargs,
+            sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of,
             task_label=task_label,
-        )
+        ))
 
     def schedule_async_task(
         self,
@@ -251,7 +259,7 @@ class AsyncManager(PowerCrudSurface):
         runs again at its next time. Raises ``InvalidSchedule`` (and the launch errors for a bad
         ``func`` or ``conflict_ids``) before anything is written.
         """
-        from .scheduling import create_schedule
+        from .lifecycle.recurring import create_schedule
 
         return create_schedule(
             self, func, args, kwargs, name=name, schedule_type=schedule_type, minutes=minutes,
@@ -368,7 +376,7 @@ class AsyncManager(PowerCrudSurface):
         ``expect`` (``{"attempts": 2, "heartbeat_at": ...}``) ends it only if those fields are
         still what the caller judged, so a task taken over since is left to its new attempt.
         """
-        return completion.finish(
+        return end_task(
             self, task_name, status, result=result, error=error, traceback=traceback,
             reason=reason, info=info, expect=expect,
         )
@@ -456,7 +464,7 @@ class AsyncManager(PowerCrudSurface):
         A task still queued in the broker or running with a live heartbeat is refused with
         ``TaskStillLive``. A dead task is ended ``failed`` with ``reason`` first.
         """
-        from .lifecycle.reclaim import liveness
+        from .lifecycle.liveness import liveness
 
         store = get_store()
         info = store.get(task_key)

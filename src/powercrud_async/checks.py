@@ -9,9 +9,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from . import conf
+from .exceptions import InvalidManagerClass
 
 PROCESS_LOCAL_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
@@ -160,26 +160,16 @@ def _check_manager() -> list[checks.CheckMessage]:
                 id=_id("E005"),
             )
         ]
-    try:
-        manager_class = import_string(path)
-    except ImportError as exc:
-        return [
-            checks.Error(
-                f"ASYNC_MANAGER_DEFAULT['manager_class'] {path!r} cannot be imported ({exc}).",
-                hint="Check the dotted path; workers would fall back to the plain AsyncManager.",
-                id=_id("E005"),
-            )
-        ]
     from .async_manager import AsyncManager
 
-    if not (isinstance(manager_class, type) and issubclass(manager_class, AsyncManager)):
-        return [
-            checks.Error(
-                f"ASYNC_MANAGER_DEFAULT['manager_class'] {path!r} is not an AsyncManager subclass.",
-                hint="Subclass powercrud_async.async_manager.AsyncManager (or ModelTrackingAsyncManager).",
-                id=_id("E006"),
-            )
-        ]
+    try:
+        manager_class = AsyncManager.import_class(path)
+    except InvalidManagerClass as exc:
+        unimportable = isinstance(exc.__cause__, ImportError)
+        hint = ("Check the dotted path; workers would fall back to the plain AsyncManager." if unimportable
+                else "Subclass powercrud_async.async_manager.AsyncManager (or ModelTrackingAsyncManager).")
+        return [checks.Error(f"ASYNC_MANAGER_DEFAULT['manager_class']: {exc}", hint=hint,
+                             id=_id("E005" if unimportable else "E006"))]
     config = default.get("config")
     if config is not None and not isinstance(config, dict):
         return [

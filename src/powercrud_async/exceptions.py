@@ -98,6 +98,10 @@ class InvalidFieldMap(AsyncManagerError, ImproperlyConfigured):
     """A ``field_map`` or record model does not fit the model it names."""
 
 
+class InvalidManagerClass(AsyncManagerError, ImportError, TypeError):
+    """A manager's dotted path cannot be imported, or does not name an ``AsyncManager`` subclass."""
+
+
 class TamperedPayload(AsyncManagerError, ValueError):
     """A stored job payload failed its signature check (or was never signed): it is not run."""
 

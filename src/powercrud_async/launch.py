@@ -292,10 +292,7 @@ class AsyncMixin:
         path = self.get_async_manager_class_path()
         if path is None:
             return type(AsyncManager.resolve_manager(None))
-        found = import_string(path)
-        if not (isinstance(found, type) and issubclass(found, AsyncManager)):
-            raise TypeError(f"async_manager_class_path {path!r} is not an AsyncManager subclass.")
-        return found
+        return AsyncManager.import_class(path)
 
     def get_async_manager(self) -> AsyncManager:
         """An instance of ``get_async_manager_class()`` with its config (the default config when

@@ -26,6 +26,7 @@ from .callables import accepted_kwargs
 from .conflicts import to_keys
 from .exceptions import TaskCancelled, TaskSuperseded
 from .lifecycle.finish import format_exception
+from .lifecycle.liveness import is_beating
 from .lifecycle.tasklogs import capture_logs
 from .progress import ProgressSnapshot
 from .statuses import TaskStatus
@@ -42,11 +43,6 @@ def skip_marker(reason: str) -> dict[str, str]:
 
 def is_skip_marker(result: Any) -> bool:
     return isinstance(result, dict) and SKIP_KEY in result
-
-
-def dead_after() -> float:
-    """Seconds without a heartbeat after which a running job counts as dead."""
-    return 3 * float(conf.get("HEARTBEAT_INTERVAL"))
 
 
 class Attempt(threading.Event):
@@ -163,10 +159,8 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
         return info, f"already {info.status}"
     if info.cancel_requested:
         return info, "cancelled before it started"
-    if info.status == TaskStatus.IN_PROGRESS:
-        beat = info.heartbeat_at or info.started_at
-        if beat and (now - beat).total_seconds() < dead_after():
-            return info, "already running in another worker"
+    if info.status == TaskStatus.IN_PROGRESS and is_beating(info, now):
+        return info, "already running in another worker"
     attempts = info.attempts + 1
     if not get_store().transition(
         info.task_name, [info.status], TaskStatus.IN_PROGRESS,

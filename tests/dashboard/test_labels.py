@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django_q.models import Schedule
 
-from powercrud_async import scheduling
+from powercrud_async import schedules
 from powercrud_async.async_manager import AsyncManager
 from powercrud_async.launch import async_admin_action, job_label, launch_for_objects
 from powercrud_async.models import LiveTask, TaskEvent, TaskLogEntry
@@ -94,7 +94,7 @@ def test_a_scheduled_run_is_labelled_with_the_schedule_name(django_capture_on_co
     schedule = DashboardManager().schedule_async_task("tests.testapp.tasks.add", 2, 3, name="Nightly totals",
                                                       schedule_type=Schedule.MINUTES, minutes=15)
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = scheduling.run_schedule_now(schedule.pk)
+        outcome = schedules.run_schedule_now(schedule.pk)
     assert AsyncTaskRecord.objects.get(task_name=outcome.task).label == "Nightly totals"
 
 
@@ -106,7 +106,7 @@ def test_a_blocked_scheduled_run_is_labelled_too(django_capture_on_commit_callba
     with django_capture_on_commit_callbacks(execute=True):
         AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 1, task_key="holder",
                                          conflict_ids={"testapp.Project": [project.pk]})
-    outcome = scheduling.run_schedule_now(schedule.pk)
+    outcome = schedules.run_schedule_now(schedule.pk)
     assert outcome.outcome == "blocked"
     assert AsyncTaskRecord.objects.get(task_name=outcome.task).label == "Nightly totals"
 

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
-from powercrud_async import scheduling
+from powercrud_async.lifecycle import recurring
 from powercrud_async.models import AuditEntry, ScheduleState
 from tests.dashboard.conftest import SCREENSHOTS
 from tests.dashboard.managers import DashboardManager
@@ -45,7 +45,7 @@ def demo() -> dict[str, Schedule]:
         "legacy": Schedule.objects.create(name="Legacy cleanup", func="tests.testapp.tasks.echo", args="1",
                                           schedule_type="H", next_run=now + timedelta(minutes=42)),
     }
-    scheduling.pause_schedule(made["digest"].pk)
+    recurring.pause_schedule(made["digest"].pk)
     ScheduleState.objects.filter(schedule=made["rebuild"]).delete()
     ScheduleState.objects.create(
         schedule=made["rebuild"], last_task="5f0c2a8e-skipped", last_outcome="blocked", last_run_at=now - timedelta(hours=3),

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
 
-from powercrud_async import scheduling
+from powercrud_async.lifecycle import recurring
 from powercrud_async.models import AuditEntry, LiveTask, ScheduleState
 from tests.dashboard.conftest import client_for, user
 from tests.dashboard.managers import DashboardManager
@@ -48,7 +48,7 @@ def test_list_shows_ours_and_plain_schedules_with_trigger_next_run_and_state(sta
     ours("nightly", next_run=at, repeats=3)
     ours("cronjob", schedule_type="C", minutes=None, cron="0 3 * * *")
     paused = plain("legacy")
-    scheduling.pause_schedule(paused.pk)
+    recurring.pause_schedule(paused.pk)
     html = staff_client.get(LIST).content.decode()
     assert "every 15 minutes" in html and "cron 0 3 * * * — at 03:00 every day" in html
     assert "legacy" in html and "django-q2" in html and "tests.testapp.tasks.echo" in html
@@ -62,7 +62,7 @@ def test_filters_search_and_sort_are_in_the_url_and_survive_refresh(staff_client
     ours("alpha")
     ours("beta", schedule_type="H", minutes=None)
     pausing = ours("gamma")
-    scheduling.pause_schedule(pausing.pk)
+    recurring.pause_schedule(pausing.pk)
     page = staff_client.get(LIST, {"state": "active", "trigger": "H"}).content.decode()
     assert "beta" in page and "alpha" not in page and "gamma" not in page
     assert staff_client.get(LIST, {"state": "paused"}).content.decode().count("data-schedule=") == 1
@@ -109,7 +109,7 @@ def test_run_now_pause_resume_remove_from_the_page_are_audited(staff_client: Cli
 
 def test_bulk_actions_report_counts_and_cover_plain_schedules(staff_client: Client) -> None:
     first, second, legacy = ours("a"), ours("b"), plain("legacy")
-    scheduling.pause_schedule(second.pk)
+    recurring.pause_schedule(second.pk)
     response = staff_client.post(ACTION, {"action": "pause", "tasks": [first.pk, second.pk, legacy.pk, 999]},
                                  headers={"HX-Request": "true"})
     text = response.content.decode()
@@ -161,7 +161,7 @@ def test_create_from_the_page(django_capture_on_commit_callbacks: Any) -> None:
                                  "conflict_ids": f'{{"testapp.Project": [{project.pk}]}}'})
     assert response.status_code == 303
     schedule = Schedule.objects.get(name="rebuild")
-    spec = scheduling.spec_of(schedule)
+    spec = recurring.spec_of(schedule)
     assert spec["args"] == [1, 2] and spec["conflict_ids"] == {"testapp.project": [str(project.pk)]}
     assert AuditEntry.objects.get().action == "schedule-create"
 
@@ -193,7 +193,7 @@ def test_bad_input_in_the_form_gets_a_clear_message_and_changes_nothing(changes:
 def test_edit_keeps_a_paused_schedule_paused() -> None:
     client = editor()
     schedule = ours(repeats=3)
-    scheduling.pause_schedule(schedule.pk)
+    recurring.pause_schedule(schedule.pk)
     url = f"/tasks/schedules/{schedule.pk}/edit/"
     form = client.get(url).context["form"]
     assert form.initial["repeats"] == 3 and form.initial["func"] == "tests.testapp.tasks.add"
@@ -202,8 +202,8 @@ def test_edit_keeps_a_paused_schedule_paused() -> None:
     assert response.status_code == 303
     edited = Schedule.objects.get(pk=schedule.pk)
     assert (edited.schedule_type, edited.repeats) == ("H", 0)
-    assert scheduling.spec_of(edited)["args"] == [5, 6]
-    scheduling.resume_schedule(schedule.pk)
+    assert recurring.spec_of(edited)["args"] == [5, 6]
+    recurring.resume_schedule(schedule.pk)
     assert Schedule.objects.get(pk=schedule.pk).repeats == 4
 
 

@@ -378,7 +378,7 @@ def test_demo_setup_is_idempotent() -> None:
 
     cleanup, audit = Schedule.objects.order_by("pk")
     assert (cleanup.func, cleanup.minutes) == ("powercrud_async.schedules.cleanup_async_artifacts", 1)
-    assert (audit.func, audit.minutes) == ("powercrud_async.scheduling.run_scheduled", 30)
+    assert (audit.func, audit.minutes) == ("powercrud_async.schedules.run_scheduled", 30)
 
 
 @pytest.mark.django_db(transaction=True)

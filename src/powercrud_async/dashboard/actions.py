@@ -24,7 +24,7 @@ from ..exceptions import (
     TaskStillLive,
     UnknownTask,
 )
-from ..lifecycle.reclaim import liveness
+from ..lifecycle.liveness import liveness
 from ..models import TaskEvent, TaskLogEntry
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store

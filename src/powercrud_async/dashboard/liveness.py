@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import broker
-from ..lifecycle.reclaim import verdict
-from ..runner import dead_after
+from ..lifecycle.liveness import dead_after, verdict
 from ..statuses import TaskStatus
 from ..stores import TaskInfo, get_store
 from .records import human_duration

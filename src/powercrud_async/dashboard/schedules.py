@@ -22,8 +22,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.utils import timezone
 from django_htmx.http import push_url, trigger_client_event
 
-from .. import scheduling
+from .. import schedules
 from ..exceptions import AsyncManagerError, InvalidConflictIds, InvalidTaskFunction, UnknownModel
+from ..lifecycle import recurring, triggers
 from ..statuses import TaskStatus
 from ..stores import get_store
 from . import audit
@@ -90,7 +91,7 @@ def state_q(state: str) -> Q:
 
 
 def state_of(schedule: Any) -> str:
-    if scheduling.is_paused(schedule):
+    if recurring.is_paused(schedule):
         return "paused"
     return "finished" if schedule.repeats == 0 else "active"
 
@@ -112,13 +113,13 @@ def last_runs(schedules: list[Any], now: datetime, job_url: Callable[[str], str]
         if state is not None and state.last_outcome:
             ours[s.pk] = state
     infos = get_store().get_many([st.last_task for st in ours.values() if st.last_task])
-    q_ids = [s.task for s in schedules if s.task and (s.pk not in ours or not scheduling.is_ours(s))]
+    q_ids = [s.task for s in schedules if s.task and (s.pk not in ours or not recurring.is_ours(s))]
     q_tasks = {t["id"]: t for t in Task.objects.filter(id__in=q_ids).values("id", "success", "stopped", "result")}
     found: dict[int, LastRun] = {}
     for s in schedules:
         state = ours.get(s.pk)
         q_task = q_tasks.get(s.task) if s.task else None
-        if state is not None and (q_task is None or scheduling.is_ours(s) or
+        if state is not None and (q_task is None or recurring.is_ours(s) or
                                   (state.last_run_at and state.last_run_at >= q_task["stopped"])):
             found[s.pk] = _our_last(state, infos.get(state.last_task), now, job_url)
         elif q_task is not None:
@@ -132,10 +133,10 @@ def last_runs(schedules: list[Any], now: datetime, job_url: Callable[[str], str]
 def _our_last(state: Any, info: Any, now: datetime, job_url: Callable[[str], str]) -> LastRun:
     url = job_url(state.last_task) if state.last_task else ""
     when = Moment.of(state.last_run_at, now)
-    if state.last_outcome == scheduling.BLOCKED:
+    if state.last_outcome == schedules.BLOCKED:
         why = state.last_message.partition("skipped: ")[2] or state.last_message
         return LastRun("Skipped", TaskStatus.CANCELLED, why, url, when)
-    if state.last_outcome == scheduling.ERROR:
+    if state.last_outcome == schedules.ERROR:
         return LastRun("Not launched", TaskStatus.FAILED, state.last_message, "", when)
     status = status_of(info.status) if info is not None else TaskStatus.UNKNOWN
     label = str(status.label) if info is not None else "Launched"
@@ -149,14 +150,14 @@ def build_rows(schedules: list[Any], now: datetime, job_url: Callable[[str], str
     rows = []
     for s in schedules:
         state = state_of(s)
-        ours = scheduling.is_ours(s)
+        ours = recurring.is_ours(s)
         try:
-            func = scheduling.spec_of(s)["func"] if ours else s.func
+            func = recurring.spec_of(s)["func"] if ours else s.func
         except AsyncManagerError:
             func = s.func
         rows.append(ScheduleRow(
             pk=s.pk, name=s.name or f"Schedule {s.pk}", func=str(func), ours=ours,
-            trigger=scheduling.describe_trigger(s), trigger_code=s.schedule_type, state=state,
+            trigger=triggers.describe_trigger(s), trigger_code=s.schedule_type, state=state,
             next_run=Moment.of(s.next_run if state == "active" else None, now),
             repeats=repeats_text(s, state), last=lasts.get(s.pk), edit_url=edit_url(s.pk),
         ))
@@ -192,9 +193,9 @@ def schedule_summary(healthy_clusters: int, now: datetime, job_url: Callable[[st
 
 # -- the form ---------------------------------------------------------------------------------------
 class ScheduleForm(forms.Form):
-    """Create or edit a schedule; every check is ``scheduling``'s, shown next to its field."""
+    """Create or edit a schedule; every check is ``lifecycle.recurring``'s, shown next to its field."""
 
-    name = forms.CharField(max_length=scheduling.NAME_MAX_LENGTH)
+    name = forms.CharField(max_length=recurring.NAME_MAX_LENGTH)
     func = forms.CharField(label="Function", max_length=256, help_text="Dotted path, e.g. myapp.tasks.rebuild")
     schedule_type = forms.ChoiceField(label="Trigger", choices=())
     minutes = forms.IntegerField(required=False, help_text="For “Minutes”: run every this many minutes.")
@@ -214,7 +215,7 @@ class ScheduleForm(forms.Form):
     def __init__(self, *args: Any, plain: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         choice: Any = self.fields["schedule_type"]
-        choice.choices = list(scheduling.trigger_types().items())
+        choice.choices = list(triggers.trigger_types().items())
         if plain:  # a plain django-q2 schedule keeps its own arguments
             for name in ("args", "kwargs", "conflict_ids"):
                 del self.fields[name]
@@ -250,7 +251,7 @@ class ScheduleForm(forms.Form):
         return data
 
     def attach(self, exc: Exception) -> None:
-        """Put a ``scheduling`` error next to the field it is about."""
+        """Put a schedule error next to the field it is about."""
         message = str(exc)
         lowered = message.lower()
         by_type = {InvalidTaskFunction: "func", InvalidConflictIds: "conflict_ids", UnknownModel: "conflict_ids"}
@@ -267,7 +268,7 @@ class ScheduleForm(forms.Form):
 
 def form_initial(schedule: Any) -> dict[str, Any]:
     """The form's values; a paused schedule shows what resuming will restore."""
-    state = schedule.powercrud_state if scheduling.is_paused(schedule) else None
+    state = schedule.powercrud_state if recurring.is_paused(schedule) else None
     repeats = state.saved_repeats if state is not None else schedule.repeats
     next_run = state.saved_next_run if state is not None else schedule.next_run
     initial: dict[str, Any] = {
@@ -275,8 +276,8 @@ def form_initial(schedule: Any) -> dict[str, Any]:
         "cron": schedule.cron or "", "repeats": repeats, "func": schedule.func,
         "next_run": timezone.localtime(next_run) if next_run else None,
     }
-    if scheduling.is_ours(schedule):
-        spec = scheduling.spec_of(schedule)
+    if recurring.is_ours(schedule):
+        spec = recurring.spec_of(schedule)
         initial.update(func=spec["func"], args=json.dumps(spec.get("args") or []),
                        kwargs=json.dumps(spec.get("kwargs") or {}),
                        conflict_ids=json.dumps(spec["conflict_ids"]) if spec.get("conflict_ids") else "")
@@ -319,7 +320,7 @@ class SchedulePages:
         state = request.GET.get("state") or ""
         state = state if state in STATES else ""
         trigger = request.GET.get("trigger") or ""
-        types = scheduling.trigger_types()
+        types = triggers.trigger_types()
         trigger = trigger if trigger in types else ""
         sort = request.GET.get("sort") or "next"
         if sort.lstrip("-") not in SORTS:
@@ -411,17 +412,17 @@ class SchedulePages:
             return False, "no such schedule", ""
         try:
             if name == "run":
-                outcome = scheduling.run_schedule_now(schedule.pk, user=self.request.user)
-                if outcome.outcome == scheduling.BLOCKED:
+                outcome = schedules.run_schedule_now(schedule.pk, user=self.request.user)
+                if outcome.outcome == schedules.BLOCKED:
                     return False, f"skipped: objects locked by {', '.join(outcome.holders)}", outcome.task
                 return True, "launched", outcome.task
             if name == "pause":
-                changed = scheduling.pause_schedule(schedule.pk, user=self.request.user)
+                changed = recurring.pause_schedule(schedule.pk, user=self.request.user)
                 return changed, "paused" if changed else "was already paused", ""
             if name == "resume":
-                changed = scheduling.resume_schedule(schedule.pk)
+                changed = recurring.resume_schedule(schedule.pk)
                 return changed, "resumed" if changed else "was not paused", ""
-            scheduling.remove_schedule(schedule.pk)
+            recurring.remove_schedule(schedule.pk)
             return True, "removed", ""
         except AsyncManagerError as exc:
             return False, str(exc), ""
@@ -466,7 +467,7 @@ class SchedulePages:
                 audit.record(self.request, f"schedule-{'create' if schedule is None else 'edit'}",
                              [str(schedule.pk)] if schedule is not None else [], "Refused: no permission.", refused=1)
             raise PermissionDenied(f"You need the django_q.{perm}_schedule permission to {perm} schedules.")
-        plain = schedule is not None and not scheduling.is_ours(schedule)
+        plain = schedule is not None and not recurring.is_ours(schedule)
         if self.request.method == "POST":
             form = ScheduleForm(self.request.POST, plain=plain)
             if form.is_valid():
@@ -475,7 +476,7 @@ class SchedulePages:
                     verb = "Created" if schedule is None else "Saved"
                     audit.record(self.request, "schedule-create" if schedule is None else "schedule-edit",
                                  [f"{saved.pk} {saved.name}"], f"{verb} schedule {saved.name!r}: "
-                                 f"{scheduling.describe_trigger(saved)}.", succeeded=1)
+                                 f"{triggers.describe_trigger(saved)}.", succeeded=1)
                     from django.contrib import messages
 
                     if hasattr(self.request, "_messages"):
@@ -502,7 +503,7 @@ class SchedulePages:
                     minutes=data["minutes"], cron=data["cron"], repeats=data["repeats"], next_run=next_run,
                     conflict_ids=data["conflict_ids"], user=self.request.user, **data["kwargs"],
                 )
-            return scheduling.update_schedule(
+            return recurring.update_schedule(
                 schedule.pk, name=data["name"], schedule_type=data["schedule_type"], minutes=data["minutes"],
                 cron=data["cron"], repeats=data["repeats"], next_run=next_run, func=data["func"],
                 args=data.get("args"), kwargs=data.get("kwargs"),

@@ -11,7 +11,7 @@ import logging
 import traceback as traceback_module
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils import timezone
 
@@ -19,9 +19,7 @@ from .. import progress
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import TaskInfo, get_store
 from . import reservations
-
-if TYPE_CHECKING:
-    from ..async_manager import AsyncManager
+from .protocol import Manager
 
 logger = logging.getLogger("powercrud_async.lifecycle.finish")
 
@@ -34,7 +32,7 @@ FINISH_EVENTS = {
 
 
 def finish(
-    manager: AsyncManager,
+    manager: Manager,
     task_name: str,
     status: TaskStatus,
     *,
@@ -45,7 +43,7 @@ def finish(
     info: TaskInfo | None = None,
     expect: Mapping[str, Any] | None = None,
 ) -> bool:
-    """See ``AsyncManager.finish``.
+    """End ``task_name`` with ``status`` if it is still queued or running (``AsyncManager.finish``).
 
     The durable part (registry row terminal with its events marked due, locks released) is one
     store call and decides the outcome; each side effect after it is attempted on its own, so a
@@ -68,7 +66,7 @@ def finish(
     return True
 
 
-def redeliver(manager: AsyncManager, info: TaskInfo) -> None:
+def redeliver(manager: Manager, info: TaskInfo) -> None:
     """Send the final events of a task whose worker ended it and died before they went out.
 
     Delivery is at least once: a worker paused (not dead) past the grace sends them too, so
@@ -110,7 +108,7 @@ def final_payload(
     return payload
 
 
-def _deliver(manager: AsyncManager, task_name: str, payload: dict[str, Any], released: int | None) -> None:
+def _deliver(manager: Manager, task_name: str, payload: dict[str, Any], released: int | None) -> None:
     """Emit the terminal event and ``cleanup``, then mark them delivered."""
     status = payload["status"]
     extra = {"redelivered": True} if payload.get("redelivered") else {}

@@ -12,78 +12,21 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils import timezone
 
 from .. import broker, conf, progress
-from ..runner import dead_after
 from ..statuses import TaskStatus
 from ..stores import TaskInfo, get_store
-from . import finish as completion
-
-if TYPE_CHECKING:
-    from ..async_manager import AsyncManager
+from . import finish
+from .liveness import dead_after, judged, verdict
+from .protocol import Manager
 
 logger = logging.getLogger("powercrud_async.lifecycle.reclaim")
 
 
-def verdict(
-    info: TaskInfo,
-    now: Any,
-    in_broker: set[str] | None,
-    bound: Callable[[], float | None] = broker.out_of_sight_bound,
-) -> tuple[str, str]:
-    """``(action, reason)`` for one active task: ``keep``, ``dead`` or ``overdue``.
-
-    The one place liveness is judged, for cleanup, ``release_task_locks`` and the dashboard.
-    ``in_broker`` is read before ``bound`` is asked (it looks at the live clusters), so a job
-    that left the broker in between is in a cluster that the bound accounts for.
-    """
-    limit = dead_after()
-    if info.status == TaskStatus.IN_PROGRESS:
-        beat = info.heartbeat_at or info.started_at or info.created_at
-        silent = (now - beat).total_seconds() if beat else limit + 1
-        if silent > limit:
-            return "dead", (
-                f"Worker died: no heartbeat for {silent:.0f} s "
-                f"(last at {beat:%Y-%m-%d %H:%M:%S %Z})." if beat else "Worker died: no heartbeat."
-            )
-        started = info.started_at or info.created_at
-        if started and (now - started).total_seconds() > conf.get("MAX_TASK_DURATION"):
-            return "overdue", (
-                f"Running for {(now - started).total_seconds():.0f} s, longer than "
-                f"MAX_TASK_DURATION ({conf.get('MAX_TASK_DURATION')} s); asked to cancel."
-            )
-        return "keep", "running with a live heartbeat"
-    if in_broker is not None and info.task_name in in_broker:
-        return "keep", "queued in the broker"
-    age = (now - info.created_at).total_seconds() if info.created_at else limit + 1
-    if in_broker is None or age <= limit:
-        return "keep", "queued" if in_broker is None else "just launched"
-    wait = bound()
-    if wait is None:
-        return "keep", "queued (this broker cannot tell where)"
-    if age <= limit + wait:
-        return "keep", "queued: may be waiting in a live cluster's memory"
-    where = "no live cluster could hold it" if wait == 0 else (
-        f"waited longer than the {wait:.0f} s a live cluster can hold a job"
-    )
-    return "dead", f"Lost before it started: not in the broker {age:.0f} s after launch, and {where}."
-
-
-def liveness(info: TaskInfo) -> tuple[bool, str]:
-    """``(alive, why)`` for one active task, by the same rules cleanup uses."""
-    action, reason = verdict(info, timezone.now(), broker.broker_task_names())
-    return action != "dead", reason
-
-
-def judged(info: TaskInfo) -> dict[str, Any]:
-    """The fields an action on ``info`` is conditional on: the task as it was judged."""
-    return {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
-
-
-def owner(manager: AsyncManager, info: TaskInfo) -> AsyncManager:
+def owner(manager: Manager, info: TaskInfo) -> Manager:
     """The manager the task was launched with, whose lifecycle handler hears its end."""
     same_config = info.manager_config is None or info.manager_config == manager.config
     if not info.manager_class or (info.manager_class == manager.class_path() and same_config):
@@ -107,7 +50,7 @@ class _Steps:
             return default
 
 
-def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, Any]:
+def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
     store = get_store()
     now = timezone.now()
     summary: dict[str, Any] = {
@@ -148,7 +91,7 @@ def run_cleanup(manager: AsyncManager, *, dry_run: bool = False) -> dict[str, An
     due_before = now - timedelta(seconds=dead_after())
     for info in steps.run("list tasks with events due", store.undelivered, due_before, default=[]):
         if not dry_run:
-            steps.run(f"send the final events of {info.task_name}", completion.redeliver,
+            steps.run(f"send the final events of {info.task_name}", finish.redeliver,
                       owner(manager, info), info)
         summary["redelivered"].append(info.task_name)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import OperationalError, connections, router, transaction
 from django.utils import timezone
@@ -23,9 +24,7 @@ from ..statuses import TaskStatus
 from ..stores import TaskInfo, get_store
 from ..stores.retry import retrying
 from . import reservations
-
-if TYPE_CHECKING:
-    from ..async_manager import AsyncManager
+from .protocol import Manager
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
@@ -98,34 +97,41 @@ def undo_launch(task_key: str) -> None:
     progress.delete(task_key)
 
 
-def launch(
-    manager: AsyncManager,
-    func: Callable[..., Any] | str,
-    args: tuple[Any, ...],
-    *,
-    conflict_ids: Any,
-    user: Any,
-    affected_objects: Any,
-    task_key: str | None,
-    group: str | None,
-    timeout: int | None,
-    sync: bool | None,
-    q_options: Mapping[str, Any] | None,
-    task_kwargs: Mapping[str, Any] | None,
-    retry_of: str,
-    kwargs: dict[str, Any],
-    task_label: str | None = None,
-) -> str:
-    """See ``AsyncManager.launch_async_task``."""
+@dataclass(frozen=True, kw_only=True)
+class Launch:
+    """One launch as the caller asked for it (``AsyncManager.launch_async_task``'s arguments,
+    PowerCRUD's ``cached``/``broker``/``save`` already moved into ``q_options``)."""
+
+    func: Callable[..., Any] | str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    conflict_ids: Any = None
+    user: Any = None
+    affected_objects: Any = None
+    task_key: str | None = None
+    group: str | None = None
+    timeout: int | None = None
+    sync: bool | None = None
+    q_options: Mapping[str, Any] | None = None
+    task_kwargs: Mapping[str, Any] | None = None
+    retry_of: str = ""
+    task_label: str | None = None
+
+
+def launch(manager: Manager, request: Launch) -> str:
+    """Validate, lock, register, enqueue and emit ``create``; returns the task key."""
+    func, args, user, retry_of = request.func, request.args, request.user, request.retry_of
+    group, timeout, task_label = request.group, request.timeout, request.task_label
+    q_options, task_kwargs = request.q_options, request.task_kwargs
     func_path, _ = resolve_func(func)
-    task_key = str(uuid.uuid4()) if task_key is None else task_key
+    task_key = str(uuid.uuid4()) if request.task_key is None else request.task_key
     task_key = validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
-    normalized = normalize_conflict_ids(conflict_ids)
+    normalized = normalize_conflict_ids(request.conflict_ids)
     validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group,
-                     sync=sync, task_label=task_label)
+                     sync=request.sync, task_label=task_label)
     q_options = dict(q_options or {})
-    sync = broker.effective_sync(sync, q_options)
-    worker_kwargs = {**(task_kwargs or {}), **kwargs}
+    sync = broker.effective_sync(request.sync, q_options)
+    worker_kwargs = {**(task_kwargs or {}), **request.kwargs}
     keys = to_keys(normalized)
     info = TaskInfo(
         task_name=task_key,
@@ -159,7 +165,7 @@ def launch(
         "status": TaskStatus.PENDING,
         "message": "Queued",
         "user": user,
-        "affected_objects": affected_objects,
+        "affected_objects": request.affected_objects,
         "task_args": list(args),
         "task_kwargs": worker_kwargs,
         "func_path": func_path,

@@ -716,7 +716,7 @@ def reconcile(manager: ModelTrackingAsyncManager, *, dry_run: bool = False,
     """Bring records in line with the registry: a finished task's record gets its terminal
     status (if an event write was lost), a task the registry no longer knows gets ``failed``,
     and records of tasks that hold no locks get ``cleaned_up = True``."""
-    from ..runner import dead_after
+    from ..lifecycle.liveness import dead_after
     from ..stores import get_store
 
     tracking = manager.get_tracking()

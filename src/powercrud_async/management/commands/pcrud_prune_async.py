@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from powercrud_async.async_manager import AsyncManager
+from powercrud_async.exceptions import InvalidManagerClass
 from powercrud_async.tracking.retention import TERMINAL_VALUES, prune
 
 
@@ -57,13 +58,9 @@ class Command(BaseCommand):
         path = options["manager"]
         if path:
             try:
-                from django.utils.module_loading import import_string
-
-                found = import_string(path)
-            except ImportError as exc:
-                raise CommandError(f"--manager {path!r} cannot be imported: {exc}.") from exc
-            if not (isinstance(found, type) and issubclass(found, AsyncManager)):
-                raise CommandError(f"--manager {path!r} is not an AsyncManager subclass.")
+                AsyncManager.import_class(path)
+            except InvalidManagerClass as exc:
+                raise CommandError(f"--manager: {exc}") from exc
         manager = AsyncManager.resolve_manager(path)
         tracked = None
         if isinstance(manager, ModelTrackingAsyncManager):

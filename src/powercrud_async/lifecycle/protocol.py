@@ -1,0 +1,45 @@
+"""What lifecycle code needs from a manager, as a ``Protocol``: the public ``AsyncManager``
+satisfies it, and the modules here take it as a value instead of importing the facade above."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from ..statuses import TaskStatus
+from ..stores import TaskInfo
+
+
+class Manager(Protocol):
+    """The calls lifecycle code makes on the manager a task belongs to."""
+
+    config: dict[str, Any]
+
+    @classmethod
+    def class_path(cls) -> str: ...
+
+    @staticmethod
+    def import_class(path: str) -> type[Any]: ...
+
+    @classmethod
+    def resolve_manager(cls, path: Any = None, config: Mapping[str, Any] | None = None) -> Manager: ...
+
+    def emit(self, event: str, task_name: str, **payload: Any) -> None: ...
+
+    def event_batch(self, task_name: str) -> AbstractContextManager[None]: ...
+
+    def finish(
+        self,
+        task_name: str,
+        status: TaskStatus,
+        *,
+        result: Any = None,
+        error: str = "",
+        traceback: str = "",
+        reason: str = "",
+        info: TaskInfo | None = None,
+        expect: Mapping[str, Any] | None = None,
+    ) -> bool: ...
+
+    def cleanup_dashboard_data(self, task_name: str) -> int: ...
