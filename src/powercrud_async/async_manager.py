@@ -13,25 +13,20 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
-from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import broker, conf, progress
-from .callables import loads_call
+from . import conf, progress
 from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
 from .exceptions import (
     ConflictError,
     InvalidManagerClass,
-    TaskCancelled,
-    TaskNotRetryable,
-    TaskStillLive,
-    UnknownTask,
 )
-from .lifecycle import reservations, submit
+from .lifecycle import control, reservations, submit
 from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
+from .progress_urls import ProgressEndpoint
 from .statuses import TaskStatus
 from .stores import TaskInfo, get_store
 
@@ -58,7 +53,7 @@ class _instance_or_class_method:  # noqa: N801
         return self.func.__get__(instance, owner)
 
 
-class AsyncManager(PowerCrudSurface):
+class AsyncManager(PowerCrudSurface, ProgressEndpoint):
     """Launch jobs under per-object conflict locks, report progress, emit lifecycle events.
 
     Subclass it and override ``async_task_lifecycle`` to react to events; point
@@ -283,34 +278,7 @@ class AsyncManager(PowerCrudSurface):
         a message that is not text or numbers that are not finite, and ``UnknownTask`` for a key
         that was never launched (or is already purged); nothing is written then.
         """
-        progress.validate_update(task_key, message, current, total)
-        if progress.buffer.is_cancelled(task_key):
-            raise TaskCancelled(f"Task {task_key} was cancelled.")
-        latest = progress.buffer.latest(task_key)
-        snapshot = ProgressSnapshot(
-            task_name=task_key,
-            status=TaskStatus.IN_PROGRESS,
-            message=message,
-            current=current,
-            total=total,
-            user_id=latest.user_id if latest else None,
-        )
-        if progress.buffer.offer(snapshot, self._emit_progress):
-            return
-        if progress.outside.hold(snapshot, self._emit_progress):
-            return
-        existing = progress.resolve(task_key)
-        if existing is None:
-            raise UnknownTask(f"No task with key {task_key!r}: launch it before reporting progress.")
-        if TaskStatus(existing.status).is_terminal:
-            return  # a late update never reopens a finished task
-        snapshot = ProgressSnapshot(
-            task_name=task_key, status=TaskStatus.IN_PROGRESS, message=message,
-            current=current, total=total, user_id=existing.user_id,
-        )
-        progress.write(snapshot)
-        progress.outside.wrote(snapshot)
-        self._emit_progress(snapshot)
+        progress.report(task_key, message, current, total, self._emit_progress)
 
     def _emit_progress(self, snapshot: ProgressSnapshot) -> None:
         self.emit(
@@ -400,16 +368,7 @@ class AsyncManager(PowerCrudSurface):
         as a compare-and-set on the attempt read here: an attempt that took over since is left
         alone.
         """
-        if success:
-            return False
-        info = get_store().get(task_name)
-        if info is None or not info.is_active:
-            return False
-        error = str(result) if result is not None else "The worker failed"
-        first_line = error.split(" : ")[0].strip() or error
-        return self.finish(task_name, TaskStatus.FAILED, error=first_line, traceback=error,
-                           reason=first_line, info=info,
-                           expect={"attempts": info.attempts, "heartbeat_at": info.heartbeat_at})
+        return False if success else control.fail_from_report(self, task_name, result)
 
     # -- cancellation --------------------------------------------------------------------------------
     def cancel_task(self, task_key: str, *, reason: str = "Cancelled") -> str:
@@ -419,22 +378,7 @@ class AsyncManager(PowerCrudSurface):
         already claimed it), ``"requested"`` (running: it stops at its next progress call) or
         ``"finished"`` (nothing to cancel). Raises ``UnknownTask``.
         """
-        store = get_store()
-        info = store.get(task_key)
-        if info is None:
-            raise UnknownTask(f"No task with key {task_key!r}.")
-        if info.status == TaskStatus.PENDING:
-            broker.remove_queued(task_key)
-            # Only while still queued: a job a worker started meanwhile is asked to stop instead.
-            if self.finish(task_key, TaskStatus.CANCELLED, reason=reason,
-                           expect={"status": TaskStatus.PENDING}):
-                return "cancelled"
-            info = store.get(task_key) or info  # it started meanwhile: ask it to stop
-        if info.status == TaskStatus.IN_PROGRESS and store.update(
-            task_key, only_statuses=[TaskStatus.IN_PROGRESS], cancel_requested=True
-        ):
-            return "requested"
-        return "finished"
+        return control.cancel(self, task_key, reason)
 
     def retry_task(self, task_key: str, *, user: Any = None) -> str:
         """Launch a finished task again: same callable, arguments, locks and manager.
@@ -442,21 +386,7 @@ class AsyncManager(PowerCrudSurface):
         The new task's ``retry_of`` names the original. Raises ``UnknownTask`` or
         ``TaskNotRetryable`` (still live, or its arguments could not be kept).
         """
-        info = get_store().get(task_key)
-        if info is None:
-            raise UnknownTask(f"No task with key {task_key!r} (it may have been purged).")
-        if info.is_active:
-            raise TaskNotRetryable(f"Task {task_key} is still {info.status}; cancel it first.")
-        call = loads_call(info.call)
-        if call is None or not info.func_path:
-            raise TaskNotRetryable(f"Task {task_key} kept no callable or arguments to run again.")
-        args, kwargs = call
-        manager = self.resolve_manager(info.manager_class or None, info.manager_config)
-        return manager.launch_async_task(
-            info.func_path, *args, conflict_ids=info.conflict_ids or None, user=user,
-            task_kwargs=kwargs, group=info.group or None, retry_of=task_key,
-            task_label=info.label or None,
-        )
+        return control.retry(self, task_key, user)
 
     def release_task_locks(self, task_key: str, *, reason: str = "Locks released by an operator") -> int:
         """Free the locks of a task that is dead, finished, or only a reservation.
@@ -464,26 +394,7 @@ class AsyncManager(PowerCrudSurface):
         A task still queued in the broker or running with a live heartbeat is refused with
         ``TaskStillLive``. A dead task is ended ``failed`` with ``reason`` first.
         """
-        from .lifecycle.liveness import liveness
-
-        store = get_store()
-        info = store.get(task_key)
-        if info is not None and info.is_active:
-            alive, why = liveness(info)
-            if alive:
-                raise TaskStillLive(f"Task {task_key} is {why}; its locks stay until it ends.")
-            count = len(store.locks(task_name=task_key))
-            judged = {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
-            if not self.finish(task_key, TaskStatus.FAILED, error=reason, reason=reason, expect=judged):
-                # It moved since it was judged dead (a new attempt took over, or it ended).
-                now = store.get(task_key)
-                if now is not None and now.is_active:
-                    raise TaskStillLive(f"Task {task_key} changed while its locks were being "
-                                        "released (a new attempt took it over); they stay.")
-                return 0
-            return count
-        reservations.forget([task_key])
-        return store.release(task_key)
+        return control.release_locks(self, task_key, reason)
 
     # -- cleanup -------------------------------------------------------------------------------------
     @_instance_or_class_method
@@ -518,39 +429,3 @@ class AsyncManager(PowerCrudSurface):
         from .health import validate_system
 
         return validate_system()
-
-    # -- progress endpoint -----------------------------------------------------------------------------
-    @classmethod
-    def as_view(cls, template_name: str | None = None) -> Callable[..., Any]:
-        """The progress view; ``template_name`` replaces the HTMX fragment's template."""
-        from .progress_view import ProgressView
-
-        if template_name is None:
-            return ProgressView.as_view()
-        return ProgressView.as_view(template_name=template_name)
-
-    @classmethod
-    def get_url(
-        cls, pattern: str = "powercrud/async/progress/", name: str = "powercrud_async_progress"
-    ) -> URLPattern:
-        """One un-namespaced ``path()`` for the progress view."""
-        from django.urls import path
-
-        return path(pattern, cls.as_view(), name=name)
-
-    @classmethod
-    def get_urlpatterns(cls, prefix: str | None = None) -> URLResolver:
-        """A pattern for ``urlpatterns`` itself: the endpoint at ``<prefix>async/progress/``
-        (``prefix`` defaults to ``"powercrud/"``), named ``powercrud_async:progress`` and
-        ``powercrud_async:async_progress``. Raises ``InvalidUrlPrefix`` for a bad prefix."""
-        from .progress_urls import direct
-
-        return direct(prefix, cls.as_view())
-
-    @classmethod
-    def get_urlconf(cls) -> tuple[list[URLPattern], str]:
-        """For ``path("any/", include(AsyncManager.get_urlconf()))``: the endpoint at
-        ``any/progress/``, with the same names as ``get_urlpatterns``."""
-        from .progress_urls import for_include
-
-        return for_include(cls.as_view())

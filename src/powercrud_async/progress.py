@@ -22,7 +22,8 @@ from django.core.cache import BaseCache, caches
 
 from . import conf
 from .conflicts import NAME_MAX_LENGTH, impossible_name, text_problem
-from .exceptions import InvalidProgress, InvalidTaskName
+from .exceptions import InvalidProgress, InvalidTaskName, TaskCancelled, UnknownTask
+from .statuses import TaskStatus
 
 KEY_PREFIX = "powercrud_async:task:"
 
@@ -112,7 +113,6 @@ def resolve(task_name: str) -> ProgressSnapshot | None:
     snapshot = read(task_name)
     if snapshot is not None:
         return snapshot
-    from .statuses import TaskStatus
     from .stores import get_store
 
     info = get_store().get(task_name)
@@ -294,3 +294,39 @@ class OutsideBuffer:
 buffer = ProgressBuffer()
 outside = OutsideBuffer()
 atexit.register(outside.flush)
+
+
+def report(
+    task_key: str,
+    message: str,
+    current: float | None,
+    total: float | None,
+    emit: Callable[[ProgressSnapshot], None],
+) -> None:
+    """``AsyncManager.update_progress``: inside a job through its buffer, outside one coalesced,
+    and ``emit`` called with each snapshot that was written."""
+    validate_update(task_key, message, current, total)
+    if buffer.is_cancelled(task_key):
+        raise TaskCancelled(f"Task {task_key} was cancelled.")
+    latest = buffer.latest(task_key)
+    snapshot = ProgressSnapshot(
+        task_name=task_key,
+        status=TaskStatus.IN_PROGRESS,
+        message=message,
+        current=current,
+        total=total,
+        user_id=latest.user_id if latest else None,
+    )
+    if buffer.offer(snapshot, emit):
+        return
+    if outside.hold(snapshot, emit):
+        return
+    existing = resolve(task_key)
+    if existing is None:
+        raise UnknownTask(f"No task with key {task_key!r}: launch it before reporting progress.")
+    if TaskStatus(existing.status).is_terminal:
+        return  # a late update never reopens a finished task
+    snapshot = replace(snapshot, user_id=existing.user_id)
+    write(snapshot)
+    outside.wrote(snapshot)
+    emit(snapshot)

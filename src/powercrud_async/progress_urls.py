@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, path
 from django.urls.resolvers import RoutePattern
 
 from .exceptions import InvalidUrlPrefix
+from .progress_view import ProgressView
 
 APP_NAME = "powercrud_async"
 URL_NAMES = ("progress", "async_progress")
@@ -94,3 +95,34 @@ def direct(prefix: str | None, view: Callable[..., Any]) -> ProgressResolver:
 def for_include(view: Callable[..., Any]) -> IncludeOnly:
     """See ``AsyncManager.get_urlconf``."""
     return IncludeOnly((endpoint_patterns(view), APP_NAME))
+
+
+class ProgressEndpoint:
+    """The progress endpoint's URL helpers as ``AsyncManager`` classmethods (PowerCRUD's API)."""
+
+    @classmethod
+    def as_view(cls, template_name: str | None = None) -> Callable[..., Any]:
+        """The progress view; ``template_name`` replaces the HTMX fragment's template."""
+        if template_name is None:
+            return ProgressView.as_view()
+        return ProgressView.as_view(template_name=template_name)
+
+    @classmethod
+    def get_url(
+        cls, pattern: str = "powercrud/async/progress/", name: str = "powercrud_async_progress"
+    ) -> URLPattern:
+        """One un-namespaced ``path()`` for the progress view."""
+        return path(pattern, cls.as_view(), name=name)
+
+    @classmethod
+    def get_urlpatterns(cls, prefix: str | None = None) -> URLResolver:
+        """A pattern for ``urlpatterns`` itself: the endpoint at ``<prefix>async/progress/``
+        (``prefix`` defaults to ``"powercrud/"``), named ``powercrud_async:progress`` and
+        ``powercrud_async:async_progress``. Raises ``InvalidUrlPrefix`` for a bad prefix."""
+        return direct(prefix, cls.as_view())
+
+    @classmethod
+    def get_urlconf(cls) -> tuple[list[URLPattern], str]:
+        """For ``path("any/", include(AsyncManager.get_urlconf()))``: the endpoint at
+        ``any/progress/``, with the same names as ``get_urlpatterns``."""
+        return for_include(cls.as_view())
