@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite from a fresh clone: creates .venv-test, installs, builds the docs
-# strictly, checks migrations, runs the suite on SQLite (the embedded default), again on
+# Run the whole test suite from a fresh clone: creates .venv-test, installs, lints (ruff,
+# mypy, the import-linter layers contract), builds the docs strictly, checks migrations, runs the suite on SQLite (the embedded default), again on
 # PostgreSQL (all but the browser and packaging tests), and the sample project's tests.
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -13,6 +13,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+
+echo "== lint: ruff (check and format), mypy, import-linter (layers)"
+"$VENV/bin/ruff" check src tests benchmarks sample
+"$VENV/bin/ruff" format --check src tests benchmarks sample
+"$VENV/bin/mypy"
+"$VENV/bin/lint-imports"
 
 echo "== docs: mkdocs build --strict"
 docs_out=$(mktemp -d)

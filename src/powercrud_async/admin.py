@@ -30,7 +30,7 @@ __all__ = ["AsyncTaskRecordAdmin", "ReadOnlyAdmin", "register_record_admin"]
 logger = logging.getLogger("powercrud_async.admin")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """Everything visible, nothing editable: these rows are written by the jobs themselves."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -62,13 +62,13 @@ class AsyncTaskRecordAdmin(ReadOnlyAdmin):
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over a big table on every page
 
-    def get_list_display(self, request: HttpRequest) -> list[Any]:  # type: ignore[override]
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         return [*(_present(self.model, self.list_columns) or ["__str__"]), "dashboard_link"]
 
     def get_list_filter(self, request: HttpRequest) -> list[str]:  # type: ignore[override]
         return _present(self.model, self.filter_columns)
 
-    def get_search_fields(self, request: HttpRequest) -> list[str]:  # type: ignore[override]
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
         return _present(self.model, self.search_columns)
 
     def get_date_hierarchy(self) -> str | None:
@@ -81,10 +81,10 @@ class AsyncTaskRecordAdmin(ReadOnlyAdmin):
     #: Argument columns shown through ``redact`` (their raw values are never rendered).
     redacted_columns = ("args_payload", "kwargs_payload")
 
-    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return _present(self.model, self.redacted_columns)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         hidden = set(self.redacted_columns)
         shown = [f.name for f in self.model._meta.concrete_fields if f.name not in hidden]
         masked = {"args_payload": "task_arguments", "kwargs_payload": "task_keyword_arguments"}

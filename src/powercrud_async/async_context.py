@@ -70,7 +70,7 @@ class TaskContext:
             self._manager = AsyncManager.resolve_manager(self.manager_class_path, self.manager_config)
         return self._manager
 
-    # Mapping-style access, for code written against the dict the seed describes.
+    # Mapping-style access, for code written against the dict PowerCRUD passes to jobs.
     def __getitem__(self, key: str) -> Any:
         if key in ("task_name", "manager_class_path", "manager_config"):
             return getattr(self, key)

@@ -27,7 +27,7 @@ from .lifecycle import control, reservations, submit
 from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
 from .progress_urls import ProgressEndpoint
-from .statuses import TaskStatus
+from .statuses import Event, TaskStatus
 from .stores import TaskInfo, get_store
 
 __all__ = ["STATUSES", "AsyncManager"]
@@ -40,7 +40,7 @@ LOCK_OWNER_MAX_LENGTH = 255
 
 
 class _instance_or_class_method:  # noqa: N801
-    """Call a method on an instance, or on the class (seed 002: ``AsyncManager.cleanup_completed_tasks()``),
+    """Call a method on an instance, or on the class (PowerCRUD calls ``AsyncManager.cleanup_completed_tasks()`` on the class),
     in which case it runs on the project's default manager (or a plain instance of a subclass)."""
 
     def __init__(self, func: Callable[..., Any]):
@@ -282,7 +282,7 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
 
     def _emit_progress(self, snapshot: ProgressSnapshot) -> None:
         self.emit(
-            "progress",
+            Event.PROGRESS,
             snapshot.task_name,
             status=TaskStatus.IN_PROGRESS,
             message=snapshot.message,

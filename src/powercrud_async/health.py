@@ -69,7 +69,7 @@ def validate_store() -> bool:
         return False
 
 
-class SystemHealth(dict):  # type: ignore[type-arg]
+class SystemHealth(dict):
     """``{"cache", "store", "qcluster", "ok"}``; true only when ``ok``, so ``if
     validate_async_system():`` gates launches as it does in PowerCRUD."""
 

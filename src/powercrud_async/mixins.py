@@ -1,7 +1,7 @@
 """View mixins, re-exported under the names PowerCRUD users already write.
 
 ``PowerCRUDMixin`` on a neapolitan ``CRUDView`` over a task-record model is the whole task
-dashboard (seed 000, section 3)::
+dashboard, as PowerCRUD documents it::
 
     class AsyncTaskRecordView(PowerCRUDMixin, CRUDView):
         model = AsyncTaskRecord

@@ -46,7 +46,7 @@ def normalize_prefix(prefix: Any) -> str:
     return f"{stripped}/" if stripped else ""
 
 
-class IncludeOnly(tuple):  # type: ignore[type-arg]
+class IncludeOnly(tuple):
     """``(patterns, app_name)`` for ``include()``; placed in ``urlpatterns`` by mistake it fails
     with a message that says what to write, at ``manage.py check`` and at request time."""
 

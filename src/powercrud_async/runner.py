@@ -29,7 +29,7 @@ from .lifecycle.finish import format_exception
 from .lifecycle.liveness import is_beating
 from .lifecycle.tasklogs import capture_logs
 from .progress import ProgressSnapshot
-from .statuses import TaskStatus
+from .statuses import Event, TaskStatus
 from .stores import TaskInfo, get_store
 
 logger = logging.getLogger("powercrud_async.runner")
@@ -223,7 +223,7 @@ def _record_superseded(manager: AsyncManager, attempt: Attempt) -> None:
     newer = attempt.superseded_by
     message = f"Attempt {attempt.token} stopped: attempt {newer} took the task over"
     logger.warning("Task %s: %s.", attempt.task_name, message)
-    manager.emit("superseded", attempt.task_name, status=TaskStatus.IN_PROGRESS, message=message,
+    manager.emit(Event.SUPERSEDED, attempt.task_name, status=TaskStatus.IN_PROGRESS, message=message,
                  attempt=attempt.token, superseded_by=newer)
 
 
@@ -250,7 +250,7 @@ def run_task(envelope: dict[str, Any]) -> Any:
                          user_id=info.user_id),
         attempt,
     )
-    manager.emit("start", task_name, status=TaskStatus.IN_PROGRESS, message="Started",
+    manager.emit(Event.START, task_name, status=TaskStatus.IN_PROGRESS, message="Started",
                  started_at=info.started_at, attempt=info.attempts)
     # Inline, progress is still coalesced and flushed by the job's own update_progress calls.
     ticker = None if _inline_in_transaction() else Ticker(attempt)

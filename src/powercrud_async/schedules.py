@@ -32,7 +32,7 @@ from .lifecycle.recurring import (
     update_schedule,
 )
 from .models import ScheduleState
-from .statuses import TaskStatus
+from .statuses import Event, TaskStatus
 from .stores import get_store
 
 __all__ = [
@@ -145,12 +145,12 @@ def record_blocked(manager: Manager, key: str, spec: Mapping[str, Any], *, user:
     """A run that did not run still gets a record and a timeline, naming the lock holder."""
     now = timezone.now()
     manager.emit(
-        "create", key, status=TaskStatus.PENDING, message="Scheduled run", user=user, label=label,
+        Event.CREATE, key, status=TaskStatus.PENDING, message="Scheduled run", user=user, label=label,
         affected_objects=spec.get("affected_objects"), task_args=list(spec.get("args", [])),
         task_kwargs=dict(spec.get("kwargs") or {}), func_path=spec["func"],
         conflict_ids=spec.get("conflict_ids") or None, created_at=now,
     )
-    manager.emit("cancel", key, status=TaskStatus.CANCELLED, message=message, result=message,
+    manager.emit(Event.CANCEL, key, status=TaskStatus.CANCELLED, message=message, result=message,
                  reason=message, cancelled_at=now)
 
 

@@ -1,6 +1,9 @@
-"""Task statuses: one vocabulary for the registry, the progress cache, events and records."""
+"""Task statuses and lifecycle events: one vocabulary for the registry, the progress cache,
+the lifecycle handlers and the records."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -36,3 +39,24 @@ class TaskStatus(models.TextChoices):
 
 ACTIVE: tuple[TaskStatus, ...] = (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 TERMINAL: tuple[TaskStatus, ...] = (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class Event(StrEnum):
+    """What ``async_task_lifecycle`` receives; a plain string to handlers (``event == "complete"``)."""
+
+    CREATE = "create"
+    START = "start"
+    PROGRESS = "progress"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    CLEANUP = "cleanup"
+    SUPERSEDED = "superseded"
+
+
+#: The event each terminal status emits.
+FINISH_EVENTS: dict[TaskStatus, Event] = {
+    TaskStatus.SUCCESS: Event.COMPLETE,
+    TaskStatus.FAILED: Event.FAIL,
+    TaskStatus.CANCELLED: Event.CANCEL,
+}

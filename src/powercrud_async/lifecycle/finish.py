@@ -16,19 +16,13 @@ from typing import Any
 from django.utils import timezone
 
 from .. import progress
-from ..statuses import ACTIVE, TaskStatus
+from ..statuses import ACTIVE, FINISH_EVENTS, Event, TaskStatus
 from ..stores import TaskInfo, get_store
 from . import reservations
 from .protocol import Manager
 
 logger = logging.getLogger("powercrud_async.lifecycle.finish")
 
-#: The event each terminal status emits.
-FINISH_EVENTS = {
-    TaskStatus.SUCCESS: "complete",
-    TaskStatus.FAILED: "fail",
-    TaskStatus.CANCELLED: "cancel",
-}
 
 
 def finish(
@@ -114,7 +108,7 @@ def _deliver(manager: Manager, task_name: str, payload: dict[str, Any], released
     extra = {"redelivered": True} if payload.get("redelivered") else {}
     with manager.event_batch(task_name):
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
-        manager.emit("cleanup", task_name, status=None, cleaned_up=True, locks_released=released, **extra)
+        manager.emit(Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra)
     _side_effect("mark its final events delivered", task_name, lambda: get_store().update(
         task_name, expect={"events_due": True}, events_due=False,
     ))

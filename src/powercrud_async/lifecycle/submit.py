@@ -20,7 +20,7 @@ from ..callables import dumps_call, resolve_func
 from ..conflicts import LockKey, normalize_conflict_ids, text_problem, to_json, to_keys
 from ..exceptions import ConflictError, EnqueueError, InvalidLaunchOption, InvalidTaskName
 from ..models import LiveTask
-from ..statuses import TaskStatus
+from ..statuses import Event, TaskStatus
 from ..stores import TaskInfo, get_store
 from ..stores.retry import retrying
 from . import reservations
@@ -209,21 +209,21 @@ def launch(manager: Manager, request: Launch) -> str:
 
         retrying(f"launch {task_key}", launch_atomically, (OperationalError,))
         reservations.forget(adopt, keys)
-        manager.emit("create", task_key, **create_payload)
+        manager.emit(Event.CREATE, task_key, **create_payload)
         return task_key
 
     lock_and_register()
     reservations.forget(adopt, keys)
     if sync:
-        manager.emit("create", task_key, **create_payload)
+        manager.emit(Event.CREATE, task_key, **create_payload)
         enqueue(rollback=True)
     elif in_transaction:
         def on_commit() -> None:
             enqueue(rollback=True)
-            manager.emit("create", task_key, **create_payload)
+            manager.emit(Event.CREATE, task_key, **create_payload)
 
         transaction.on_commit(on_commit, using=using)
     else:
         enqueue(rollback=True)
-        manager.emit("create", task_key, **create_payload)
+        manager.emit(Event.CREATE, task_key, **create_payload)
     return task_key
