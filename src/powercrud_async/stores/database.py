@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ..conflicts import LockKey, impossible_name
@@ -244,6 +244,17 @@ class DatabaseTaskStore(TaskStore):
             "list lock owners",
             lambda: set(TaskLock.objects.using(self.using).values_list("task_name", flat=True).distinct()),
         )
+
+    def lock_counts(self) -> tuple[int, int]:
+        """One aggregate instead of loading every lock row."""
+
+        def count() -> tuple[int, int]:
+            row = TaskLock.objects.using(self.using).aggregate(
+                n=Count("pk"), owners=Count("task_name", distinct=True)
+            )
+            return int(row["n"] or 0), int(row["owners"] or 0)
+
+        return self._run("count locks", count)
 
     # -- registry ----------------------------------------------------------------------------
     @staticmethod

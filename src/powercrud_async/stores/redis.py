@@ -276,6 +276,11 @@ class RedisTaskStore(TaskStore):
         members = self._run("list lock owners", lambda: self.client.smembers(self.owners_key))
         return {_text(m) for m in members}
 
+    def lock_counts(self) -> tuple[int, int]:
+        """One HVALS: owners are read off the values, no lock is parsed into a row."""
+        values = self._run("count locks", lambda: self.client.hvals(self.locks_key))
+        return len(values), len({_text(value).split("|", 2)[2] for value in values})
+
     # -- registry ----------------------------------------------------------------------------
     @staticmethod
     def _row(info: TaskInfo) -> list[tuple[str, str]]:
