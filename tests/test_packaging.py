@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.packaging
+#: The Redis store's scripts: package data it reads at import, so the wheel must carry each one.
+LUA_SCRIPTS = ("prelude.lua", "acquire.lua", "holders.lua", "release.lua", "renew.lua", "task_locks.lua",
+               "set_fields.lua", "delete.lua", "active.lua")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,8 @@ def test_wheel_contents(wheel: Path) -> None:
         "powercrud_async/migrations/0001_initial.py",
         "powercrud_async/templates/powercrud_async/partials/progress.html",
         "powercrud_async/management/commands/pcrud_cleanup_async.py",
+        "powercrud_async/stores/lua/__init__.py",
+        *(f"powercrud_async/stores/lua/{script}" for script in LUA_SCRIPTS),
     ):
         assert required in names, required
     assert not any(name.startswith(("tests/", "sample/")) for name in names)
@@ -48,6 +53,10 @@ def test_wheel_installs_into_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> 
         "root = pathlib.Path(powercrud_async.__file__).parent\n"
         "assert (root / 'templates/powercrud_async/partials/progress.html').is_file()\n"
         "assert (root / 'migrations/0001_initial.py').is_file()\n"
+        "from django.conf import settings\n"
+        "settings.configure()\n"
+        "from powercrud_async.stores.lua import SCRIPTS\n"
+        "assert 'local function owned_locks' in SCRIPTS['release']\n"
         "print(powercrud_async.__version__)\n"
     )
     result = subprocess.run([python, "-c", script], check=True, capture_output=True, text=True, cwd=tmp_path)

@@ -100,10 +100,10 @@ def test_retried_registration_is_not_a_duplicate(store: RedisTaskStore) -> None:
     token = uuid.uuid4().hex
     args = [store.prefix, "job", 60_000, token, "job", 0, len(pairs), *pairs, "0", 0, f"{P}:1"]
     script_keys = [store.locks_key, store.owners_key, store.active_key, store.finished_key, "pca:task:job"]
-    assert store._acquire(keys=script_keys, args=args) == [b"ok"]
-    assert store._acquire(keys=script_keys, args=args) == [b"ok"]  # the retry
+    assert store.scripts["acquire"](keys=script_keys, args=args) == [b"ok"]
+    assert store.scripts["acquire"](keys=script_keys, args=args) == [b"ok"]  # the retry
     other = [*args[:3], uuid.uuid4().hex, *args[4:]]
-    assert store._acquire(keys=script_keys, args=other) == [b"dup"]  # a different call
+    assert store.scripts["acquire"](keys=script_keys, args=other) == [b"dup"]  # a different call
     assert store.holders([(P, "1")]) == {(P, "1"): "job"}
 
 
@@ -161,8 +161,8 @@ def test_retried_transition_reports_its_own_success(store: RedisTaskStore) -> No
     token = uuid.uuid4().hex
     args = ["job", "1", token, 1, '"pending"', 0, "status", '"in_progress"']
     script_keys = ["pca:task:job", store.active_key, store.finished_key]
-    assert store._set_fields(keys=script_keys, args=args) == 1
-    assert store._set_fields(keys=script_keys, args=args) == 1  # the retry
-    assert store._set_fields(keys=script_keys, args=[args[0], args[1], uuid.uuid4().hex, *args[3:]]) == 0
+    assert store.scripts["set_fields"](keys=script_keys, args=args) == 1
+    assert store.scripts["set_fields"](keys=script_keys, args=args) == 1  # the retry
+    assert store.scripts["set_fields"](keys=script_keys, args=[args[0], args[1], uuid.uuid4().hex, *args[3:]]) == 0
     assert not store.transition("job", ["pending"], "in_progress")  # a genuinely lost race
     assert store.get("job").status == "in_progress"  # type: ignore[union-attr]

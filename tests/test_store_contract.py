@@ -252,6 +252,26 @@ def test_locks_lists_expired_rows_too(store: TaskStore) -> None:
     assert store.lock_owners() == {"old"}
 
 
+def test_lock_counts_total_what_locks_lists(store: TaskStore) -> None:
+    assert store.lock_counts() == (0, 0)
+    store.acquire("a", [k(1), k(2), k("x", T)], 60)
+    store.acquire("b", [k(3)], 60)
+    store.acquire("old", [k(4)], 0)  # expired, and still listed by locks(): still counted
+    assert store.lock_counts() == (5, 3)
+    assert store.acquire("b", [k(2)], 60, adopt={"a"}) == {}  # a lock changing owner is one lock
+    assert store.lock_counts() == (5, 3)
+    assert store.release("a") == 2
+    assert store.lock_counts() == (3, 2)
+    assert store.acquire("c", [k(4)], 60) == {}  # reclaimed from "old": its owner is gone
+    assert store.lock_counts() == (3, 2)
+    assert store.lock_owners() == {"b", "c"}
+    rows = store.locks()
+    assert store.lock_counts() == (len(rows), len({row.task_name for row in rows}))
+    store.release("b")
+    store.release("c")
+    assert store.lock_counts() == (0, 0)
+
+
 def test_odd_names_and_pks_round_trip(store: TaskStore) -> None:
     name = "task|with:odd ✓ chars"
     keys = [k("a:b|c", T), k("ünïcode", T), k(" spaced ", T)]
@@ -259,6 +279,7 @@ def test_odd_names_and_pks_round_trip(store: TaskStore) -> None:
     assert store.holders(keys) == {key: name for key in keys}
     assert store.acquire("other", keys, 60) == {key: name for key in keys}
     assert store.lock_owners() == {name}
+    assert store.lock_counts() == (3, 1)
     assert store.release(name) == 3
 
 

@@ -10,10 +10,8 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 
 from .. import broker
-from ..models import TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from ..stores import get_store
-from ..stores.database import DatabaseTaskStore
 from .chart import Chart, build_chart, hourly_counts
 from .liveness import QueueHealth, Stuck, heartbeat_age, queue_health, stuck_tasks
 from .records import Job, Moment, RecordSchema, build_job, human_duration
@@ -76,16 +74,6 @@ class Overview:
     @property
     def healthy_clusters(self) -> int:
         return sum(1 for c in self.clusters if c.healthy)
-
-
-def lock_totals() -> tuple[int, int]:
-    """(locks, distinct owners): one aggregate on the database store."""
-    store = get_store()
-    if isinstance(store, DatabaseTaskStore):
-        row = TaskLock.objects.using(store.using).aggregate(n=Count("pk"), owners=Count("task_name", distinct=True))
-        return int(row["n"] or 0), int(row["owners"] or 0)
-    locks = store.locks()
-    return len(locks), len({lock.task_name for lock in locks})
 
 
 def clusters(now: datetime) -> list[Cluster]:
@@ -190,7 +178,7 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
         for name, s in sorted(stuck.items(), key=lambda item: item[1].info.created_at or now)
         if everything or name in stuck_jobs
     ]
-    locks, owners = lock_totals() if everything else (0, 0)
+    locks, owners = get_store().lock_counts() if everything else (0, 0)
     oldest_age = ""
     if oldest is not None and oldest.started.value is not None:
         oldest_age = human_duration((now - oldest.started.value).total_seconds())

@@ -119,6 +119,15 @@ class TaskStore(abc.ABC):
     def lock_owners(self) -> set[str]:
         """Every task name that holds at least one lock."""
 
+    def lock_counts(self) -> tuple[int, int]:
+        """(locks held, distinct task names holding them), expired locks included as in
+        ``locks()``: the dashboard's totals, which need no row.
+
+        Stores that can count without reading every lock override this.
+        """
+        held = self.locks()
+        return len(held), len({lock.task_name for lock in held})
+
     # -- registry ----------------------------------------------------------------------------
     @abc.abstractmethod
     def register(self, info: TaskInfo) -> None:

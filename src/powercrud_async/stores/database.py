@@ -7,54 +7,33 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from django.db import IntegrityError, OperationalError, connections, models, router, transaction
-from django.db.models import Q
+from django.db import IntegrityError, OperationalError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
-from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
+from . import sql
+from .base import LockInfo, TaskInfo, TaskStore
 from .retry import retrying
 
-T = TypeVar("T")
 TRANSIENT = (OperationalError,)
-#: How long acquisition waits, on PostgreSQL, for a lock row that another transaction has
-#: written but not committed (a launch inside a caller's ``transaction.atomic()``).
-LOCK_WAIT_MS = 100
 #: The holder a conflict names when that transaction has not committed yet, so its task is unknown.
 UNCOMMITTED = "(a launch not committed yet)"
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 INFO_FIELDS = [f.name for f in fields(TaskInfo)]
 
 
 class _Conflict(Exception):
     def __init__(self, conflicts: dict[LockKey, str]):
         self.conflicts = conflicts
-
-
-class _Uncommitted(Exception):
-    """A row of ``keys`` is held by a transaction that has not committed within LOCK_WAIT_MS."""
-
-    def __init__(self, keys: Sequence[LockKey]):
-        self.keys = keys
-
-
-def _lock_not_available(exc: OperationalError) -> bool:
-    cause = exc.__cause__
-    return (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == LOCK_NOT_AVAILABLE
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _to_info(row: LiveTask) -> TaskInfo:
@@ -91,22 +70,19 @@ class DatabaseTaskStore(TaskStore):
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
-    def connection(self):  # type: ignore[no-untyped-def]
+    def connection(self) -> BaseDatabaseWrapper:
         return connections[self.using]
 
     def _run(self, operation: str, func: Any) -> Any:
         return retrying(operation, func, TRANSIENT)
 
-    def _chunk_size(self) -> int:
-        """Keys per statement: as many as the backend's parameter limit allows, up to 1000."""
-        conn = self.connection
-        if conn.vendor == "sqlite":
-            conn.ensure_connection()
-            import sqlite3
-
-            limit = conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            return max(50, min(1000, limit // 5 - 1))
-        return 1000
+    def _active_names(self, names: Collection[str]) -> set[str]:
+        """Which of ``names`` are queued or running: their expired locks still count as held."""
+        return set(
+            LiveTask.objects.using(self.using)
+            .filter(task_name__in=names, status__in=ACTIVE)
+            .values_list("task_name", flat=True)
+        )
 
     # -- locks -------------------------------------------------------------------------------
     def acquire(
@@ -128,14 +104,14 @@ class DatabaseTaskStore(TaskStore):
                     if register is not None:
                         LiveTask.objects.using(self.using).create(**self._row_values(register))
                     if keys:
-                        with self._bounded_lock_wait():
+                        with sql.bounded_lock_wait(self.connection):
                             self._acquire(task_name, keys, ttl, set(adopt), allowed)
             except _Conflict as conflict:
                 return conflict.conflicts
-            except _Uncommitted as uncommitted:
+            except sql.Uncommitted as uncommitted:
                 return self._uncommitted_conflicts({task_name, *adopt}, uncommitted.keys)
             except OperationalError as exc:  # a lock wait while adopting or reclaiming rows
-                if not _lock_not_available(exc):
+                if not sql.lock_not_available(exc):
                     raise
                 return self._uncommitted_conflicts({task_name, *adopt}, keys)
             except IntegrityError as exc:  # only the registry insert can collide
@@ -144,36 +120,11 @@ class DatabaseTaskStore(TaskStore):
 
         return self._run(f"acquire locks for {task_name}", attempt)
 
-    @contextmanager
-    def _bounded_lock_wait(self) -> Iterator[None]:
-        """On PostgreSQL, make a lock row held by another open transaction a conflict after
-        ``LOCK_WAIT_MS`` instead of a wait until that transaction ends.
-
-        ``SET LOCAL`` lasts to the end of the transaction, so inside a caller's transaction the
-        previous value is put back; a failure rolls back our savepoint, which undoes it too.
-        SQLite has no row locks to bound: a transaction open elsewhere holds its single write
-        lock, and every writer waits for it (up to the busy timeout).
-        """
-        conn = self.connection
-        if conn.vendor != "postgresql":
-            yield
-            return
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
-                [f"{LOCK_WAIT_MS}ms"],
-            )
-            previous = cursor.fetchone()[0]
-        yield
-        if conn.savepoint_ids:
-            with conn.cursor() as cursor:  # inside a caller's transaction: leave it as it was
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
-
     def _uncommitted_conflicts(self, mine: set[str], keys: Sequence[LockKey]) -> dict[LockKey, str]:
         """Holders of ``keys`` after a lock wait timed out: committed ones by name, the rest
         (written by a transaction still open, so not visible yet) as ``UNCOMMITTED``.
         Never empty: the wait itself proves something is in the way."""
-        rows = self._holder_rows(keys, self._chunk_size())
+        rows = self._holder_rows(keys, sql.chunk_size(self.connection))
         conflicts = {
             key: rows[key].task_name if key in rows else UNCOMMITTED
             for key in keys
@@ -185,9 +136,10 @@ class DatabaseTaskStore(TaskStore):
                  reenter: set[LockKey] | None = None) -> None:
         now = timezone.now()
         expires = now + timedelta(seconds=ttl)
-        size = self._chunk_size()
+        conn = self.connection
+        size = sql.chunk_size(conn)
         if reenter is None:
-            inserted = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(keys, size))
+            inserted = sum(sql.insert_ignore(conn, chunk, task_name, now, expires) for chunk in sql.chunks(keys, size))
             if inserted == len(keys):
                 return
         # Slow path: some keys are taken (or, with ``reenter``, rows our name already holds must
@@ -198,11 +150,7 @@ class DatabaseTaskStore(TaskStore):
         reclaim: list[TaskLock] = []
         take: list[TaskLock] = []  # our own (re-entrant: renewed) and adopted ones
         owners = {row.task_name for row in held.values()} - {task_name}
-        active_owners = set(
-            LiveTask.objects.using(self.using)
-            .filter(task_name__in=owners, status__in=ACTIVE)
-            .values_list("task_name", flat=True)
-        )
+        active_owners = self._active_names(owners)
         for key, row in held.items():
             if (row.task_name == task_name and (reenter is None or key in reenter)) \
                     or row.task_name in adopt:
@@ -216,14 +164,14 @@ class DatabaseTaskStore(TaskStore):
         # Both statements change only the rows as they were judged (same owner, same expiry):
         # a row another transaction adopted or renewed meanwhile is left alone and conflicts.
         manager = TaskLock.objects.using(self.using)
-        for rows in _chunks(take, size):
+        for rows in sql.chunks(take, size):
             if manager.filter(_as_judged(rows)).update(task_name=task_name, expires_at=expires) != len(rows):
                 raise _Conflict(self._others(keys, task_name, size, reenter))
-        for rows in _chunks(reclaim, size):
+        for rows in sql.chunks(reclaim, size):
             manager.filter(_as_judged(rows)).delete()
         reclaimed = {row.pk for row in reclaim}
         missing = [key for key in keys if key not in held or held[key].pk in reclaimed]
-        got = sum(self._insert_ignore(chunk, task_name, now, expires) for chunk in _chunks(missing, size))
+        got = sum(sql.insert_ignore(conn, chunk, task_name, now, expires) for chunk in sql.chunks(missing, size))
         if got != len(missing):
             # Someone else committed a lock on one of these keys in the meantime: they won.
             raise _Conflict(self._others(missing, task_name, size, reenter))
@@ -236,47 +184,13 @@ class DatabaseTaskStore(TaskStore):
         return {k: r.task_name for k, r in now_held.items()
                 if r.task_name != task_name or (reenter is not None and k not in reenter)}
 
-    def _insert_ignore(self, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any) -> int:
-        conn = self.connection
-        if conn.vendor not in ("sqlite", "postgresql"):
-            before = TaskLock.objects.using(self.using).filter(task_name=task_name).count()
-            TaskLock.objects.using(self.using).bulk_create(
-                [
-                    TaskLock(model_label=label, object_pk=pk, task_name=task_name, acquired_at=now, expires_at=expires)
-                    for label, pk in chunk
-                ],
-                ignore_conflicts=True,
-            )
-            return TaskLock.objects.using(self.using).filter(task_name=task_name).count() - before
-        qn = conn.ops.quote_name
-        table = qn(TaskLock._meta.db_table)
-        cols = ", ".join(qn(c) for c in ("model_label", "object_pk", "task_name", "acquired_at", "expires_at"))
-        acquired = conn.ops.adapt_datetimefield_value(now)
-        expiry = conn.ops.adapt_datetimefield_value(expires)
-        params: list[Any] = []
-        for label, pk in chunk:
-            params.extend((label, pk, task_name, acquired, expiry))
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
-        sql = (
-            f"INSERT INTO {table} ({cols}) VALUES {values} "
-            f"ON CONFLICT ({qn('model_label')}, {qn('object_pk')}) DO NOTHING"
-        )
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, params)
-                return max(cursor.rowcount, 0)
-        except OperationalError as exc:
-            if _lock_not_available(exc):
-                raise _Uncommitted(chunk) from exc
-            raise
-
     def _holder_rows(self, keys: Sequence[LockKey], size: int) -> dict[LockKey, TaskLock]:
         by_label: dict[str, list[str]] = {}
         for label, pk in keys:
             by_label.setdefault(label, []).append(pk)
         rows: dict[LockKey, TaskLock] = {}
         for label, pks in by_label.items():
-            for chunk in _chunks(pks, size):
+            for chunk in sql.chunks(pks, size):
                 for row in TaskLock.objects.using(self.using).filter(model_label=label, object_pk__in=chunk):
                     rows[(row.model_label, row.object_pk)] = row
         return rows
@@ -286,13 +200,9 @@ class DatabaseTaskStore(TaskStore):
 
         def read() -> dict[LockKey, str]:
             now = timezone.now()
-            rows = self._holder_rows(keys, self._chunk_size())
+            rows = self._holder_rows(keys, sql.chunk_size(self.connection))
             owners = {r.task_name for r in rows.values() if r.expires_at <= now}
-            active = set(
-                LiveTask.objects.using(self.using)
-                .filter(task_name__in=owners, status__in=ACTIVE)
-                .values_list("task_name", flat=True)
-            )
+            active = self._active_names(owners)
             return {
                 key: row.task_name
                 for key, row in rows.items()
@@ -301,20 +211,12 @@ class DatabaseTaskStore(TaskStore):
 
         return self._run("read lock holders", read)
 
-    def _delete_locks(self, task_name: str) -> int:
-        """One statement: no signals or cascades hang off locks."""
-        qn = self.connection.ops.quote_name
-        sql = f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s"
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [task_name])
-            return max(cursor.rowcount, 0)
-
     def release(self, task_name: str) -> int:
         if impossible_name(task_name):
             return 0
 
         def delete() -> int:
-            return self._delete_locks(task_name)
+            return sql.delete_locks(self.connection, task_name)
 
         return self._run(f"release locks of {task_name}", delete)
 
@@ -342,6 +244,17 @@ class DatabaseTaskStore(TaskStore):
             "list lock owners",
             lambda: set(TaskLock.objects.using(self.using).values_list("task_name", flat=True).distinct()),
         )
+
+    def lock_counts(self) -> tuple[int, int]:
+        """One aggregate instead of loading every lock row."""
+
+        def count() -> tuple[int, int]:
+            row = TaskLock.objects.using(self.using).aggregate(
+                n=Count("pk"), owners=Count("task_name", distinct=True)
+            )
+            return int(row["n"] or 0), int(row["owners"] or 0)
+
+        return self._run("count locks", count)
 
     # -- registry ----------------------------------------------------------------------------
     @staticmethod
@@ -386,48 +299,6 @@ class DatabaseTaskStore(TaskStore):
             },
         )
 
-    def _update_row(
-        self,
-        task_name: str,
-        statuses: list[str] | None,
-        changes: dict[str, Any],
-        expect: Mapping[str, Any] | None = None,
-    ) -> int:
-        """``UPDATE … SET changes WHERE task_name = … [AND status IN statuses] [AND field = value
-        for each expected field]``: one statement (``statuses=None``: any status; an empty list
-        matches nothing).
-
-        Written out rather than through the ORM because it runs twice per job (start, finish)
-        and query compilation was most of its cost.
-        """
-        unknown = (set(changes) | set(expect or ())) - MUTABLE_FIELDS
-        if unknown:
-            raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
-        if statuses is not None and not statuses:
-            return 0
-        conn = self.connection
-        qn = conn.ops.quote_name
-        sets, params = [], []
-        for name, value in changes.items():
-            field = cast(models.Field, LiveTask._meta.get_field(name))
-            sets.append(f"{qn(field.column)} = %s")
-            params.append(field.get_db_prep_save(value, conn))
-        sql = f"UPDATE {qn(LiveTask._meta.db_table)} SET {', '.join(sets)} WHERE {qn('task_name')} = %s"
-        params.append(task_name)
-        if statuses is not None:
-            sql += f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
-            params.extend(statuses)
-        for name, value in (expect or {}).items():
-            field = cast(models.Field, LiveTask._meta.get_field(name))
-            if value is None:
-                sql += f" AND {qn(field.column)} IS NULL"
-            else:
-                sql += f" AND {qn(field.column)} = %s"
-                params.append(field.get_db_prep_save(value, conn))
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return max(cursor.rowcount, 0)
-
     def transition(
         self,
         task_name: str,
@@ -440,7 +311,9 @@ class DatabaseTaskStore(TaskStore):
         statuses = list(from_statuses)
         return bool(self._run(
             f"move {task_name} to {to_status}",
-            lambda: self._update_row(task_name, statuses, {"status": to_status, **changes}, expect),
+            lambda: sql.update_row(
+                self.connection, task_name, statuses, {"status": to_status, **changes}, expect
+            ),
         ))
 
     def finish(
@@ -456,9 +329,10 @@ class DatabaseTaskStore(TaskStore):
 
         def both() -> int | None:
             with transaction.atomic(using=self.using):
-                if not self._update_row(task_name, statuses, {"status": to_status, **changes}, expect):
+                conn = self.connection
+                if not sql.update_row(conn, task_name, statuses, {"status": to_status, **changes}, expect):
                     return None
-                return self._delete_locks(task_name)
+                return sql.delete_locks(conn, task_name)
 
         return self._run(f"finish {task_name}", both)
 
@@ -476,7 +350,7 @@ class DatabaseTaskStore(TaskStore):
             return False
         statuses = list(only_statuses) or None
         return bool(self._run(
-            f"update {task_name}", lambda: self._update_row(task_name, statuses, changes, expect)
+            f"update {task_name}", lambda: sql.update_row(self.connection, task_name, statuses, changes, expect)
         ))
 
     def beat(self, task_name: str, attempt: int, ttl: float, now: Any) -> bool:
@@ -484,8 +358,8 @@ class DatabaseTaskStore(TaskStore):
 
         def both() -> bool:
             with transaction.atomic(using=self.using):
-                if not self._update_row(
-                    task_name, [TaskStatus.IN_PROGRESS], {"heartbeat_at": now}, {"attempts": attempt}
+                if not sql.update_row(
+                    self.connection, task_name, [TaskStatus.IN_PROGRESS], {"heartbeat_at": now}, {"attempts": attempt}
                 ):
                     return False
                 TaskLock.objects.using(self.using).filter(task_name=task_name).update(expires_at=expires)

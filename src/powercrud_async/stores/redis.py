@@ -42,8 +42,8 @@ from redis.retry import Retry
 from .. import conf
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
-from ..statuses import ACTIVE
 from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
+from .lua import SCRIPTS, encode_status
 from .retry import retrying
 
 T = TypeVar("T")
@@ -58,252 +58,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 INFO_FIELDS = [f.name for f in fields(TaskInfo)]
 DATETIME_FIELDS = frozenset({"created_at", "started_at", "heartbeat_at", "finished_at"})
-#: Keys per SADD inside scripts: small enough for Lua's ``unpack`` stack, large enough to be cheap.
-LUA_BATCH = 500
-
-
-def _lua_str(value: str) -> str:
-    """A Lua long-bracket string literal (no escaping rules to get wrong)."""
-    level = 0
-    while f"]{'=' * level}]" in value:
-        level += 1
-    eq = "=" * level
-    return f"[{eq}[{value}]{eq}]"
-
-
-def _encode_status(status: str) -> str:
-    return json.dumps(str(status))
-
-
-_ACTIVE_TABLE = "{" + ", ".join(f"[ {_lua_str(_encode_status(s))} ] = true" for s in ACTIVE) + "}"
-
-# Shared helpers. TIME is the server clock, so every machine agrees on what has expired.
-_PRELUDE = f"""
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-local ACTIVE = {_ACTIVE_TABLE}
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function num(x) return string.format('%.0f', x) end
-local function parse(v)
-  local e, a, o = string.match(v, '^(%-?%d+)|(%-?%d+)|(.*)$')
-  return tonumber(e), a, o
-end
--- Put a registry row in the index its status belongs to, and in the set of tasks whose
--- final events are due while they are.
-local function reindex(task_key, name, active_key, finished_key)
-  local status = redis.call('HGET', task_key, 'status')
-  if status and ACTIVE[status] then
-    redis.call('SADD', active_key, name)
-    redis.call('ZREM', finished_key, name)
-  else
-    redis.call('SREM', active_key, name)
-    local score = tonumber(redis.call('HGET', task_key, '~fts') or '')
-      or tonumber(redis.call('HGET', task_key, '~cts') or '') or 0
-    redis.call('ZADD', finished_key, score, name)
-  end
-  if redis.call('HGET', task_key, 'events_due') == 'true' then
-    redis.call('SADD', finished_key .. ':due', name)
-  else
-    redis.call('SREM', finished_key .. ':due', name)
-  end
-end
-"""
-
-# KEYS: locks, owners, active, finished, task:<registered name>
-# ARGV: prefix, task, ttl_ms, token, reg_name, n_adopt, adopt..., n_reg, reg pairs...,
-#       strict (1: only the listed fields may be re-entered), n_reenter, reenter..., fields...
-_ACQUIRE = _PRELUDE + f"""
-local prefix, task, ttl, token, reg_name = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local i = 6
-local adopt = {{}}
-local n_adopt = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n_adopt do adopt[ARGV[i]] = true; i = i + 1 end
-local n_reg = tonumber(ARGV[i]); i = i + 1
-local reg_start = i
-i = i + n_reg
-local strict = ARGV[i] == '1'; i = i + 1
-local reenter = {{}}
-local n_reenter = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n_reenter do reenter[ARGV[i]] = true; i = i + 1 end
-local first = i
-if n_reg > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
-  -- The same call, retried after a lost reply, finds its own registration: it already won.
-  if redis.call('HGET', KEYS[5], '~tok') == token then return {{'ok'}} end
-  return {{'dup'}}
-end
-local now = now_ms()
-local conflicts = {{}}
-local prev = {{}}
-for k = first, #ARGV do
-  local v = redis.call('HGET', KEYS[1], ARGV[k])
-  if v then
-    local expires, acquired, owner = parse(v)
-    if (owner == task and (not strict or reenter[ARGV[k]])) or adopt[owner] then
-      prev[k] = {{owner, acquired}}
-    elseif expires <= now and redis.call('SISMEMBER', KEYS[3], owner) == 0 then
-      prev[k] = {{owner, nil}}
-    else
-      conflicts[#conflicts + 1] = ARGV[k]
-      conflicts[#conflicts + 1] = owner
-    end
-  end
-end
-if #conflicts > 0 then return {{'conflict', conflicts}} end
-local owned = prefix .. 'owned:' .. task
-local expiry = num(now + ttl)
-local fresh = expiry .. '|' .. num(now) .. '|' .. task
-local touched = {{}}
-local batch = {{}}
--- Every key gets the new expiry: a lock re-added by its owner is renewed, not left to expire.
-for k = first, #ARGV do
-  local p = prev[k]
-  local field = ARGV[k]
-  local value = fresh
-  if p then
-    if p[1] ~= task then
-      redis.call('SREM', prefix .. 'owned:' .. p[1], field)
-      touched[p[1]] = true
-    end
-    if p[2] then value = expiry .. '|' .. p[2] .. '|' .. task end
-  end
-  redis.call('HSET', KEYS[1], field, value)
-  batch[#batch + 1] = field
-  if #batch == {LUA_BATCH} then
-    redis.call('SADD', owned, unpack(batch))
-    batch = {{}}
-  end
-end
-if #batch > 0 then redis.call('SADD', owned, unpack(batch)) end
-for owner in pairs(touched) do
-  if redis.call('SCARD', prefix .. 'owned:' .. owner) == 0 then redis.call('SREM', KEYS[2], owner) end
-end
-if first <= #ARGV then redis.call('SADD', KEYS[2], task) end
-if n_reg > 0 then
-  for j = reg_start, reg_start + n_reg - 1, 2 do
-    redis.call('HSET', KEYS[5], ARGV[j], ARGV[j + 1])
-  end
-  redis.call('HSET', KEYS[5], '~tok', token)
-  reindex(KEYS[5], reg_name, KEYS[3], KEYS[4])
-end
-return {{'ok'}}
-"""
-
-# KEYS: locks, active. ARGV: fields. Returns field, holder pairs.
-_HOLDERS = _PRELUDE + """
-local now = now_ms()
-local out = {}
-for k = 1, #ARGV do
-  local v = redis.call('HGET', KEYS[1], ARGV[k])
-  if v then
-    local expires, _, owner = parse(v)
-    if expires > now or redis.call('SISMEMBER', KEYS[2], owner) == 1 then
-      out[#out + 1] = ARGV[k]
-      out[#out + 1] = owner
-    end
-  end
-end
-return out
-"""
-
-# KEYS: locks, owners, owned:<task>. ARGV: task.
-_RELEASE = """
-local n = 0
-for _, field in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local v = redis.call('HGET', KEYS[1], field)
-  if v and string.match(v, '^[^|]*|[^|]*|(.*)$') == ARGV[1] then
-    redis.call('HDEL', KEYS[1], field)
-    n = n + 1
-  end
-end
-redis.call('DEL', KEYS[3])
-redis.call('SREM', KEYS[2], ARGV[1])
-return n
-"""
-
-# KEYS: locks, owned:<task>. ARGV: task, ttl_ms.
-_RENEW = _PRELUDE + """
-local expiry = num(now_ms() + tonumber(ARGV[2]))
-local n = 0
-for _, field in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local v = redis.call('HGET', KEYS[1], field)
-  if v then
-    local _, acquired, owner = parse(v)
-    if owner == ARGV[1] then
-      redis.call('HSET', KEYS[1], field, expiry .. '|' .. acquired .. '|' .. owner)
-      n = n + 1
-    end
-  end
-end
-return n
-"""
-
-# KEYS: locks, owned:<task>. ARGV: task. Returns field, value pairs of the task's locks.
-_TASK_LOCKS = """
-local out = {}
-for _, field in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local v = redis.call('HGET', KEYS[1], field)
-  if v and string.match(v, '^[^|]*|[^|]*|(.*)$') == ARGV[1] then
-    out[#out + 1] = field
-    out[#out + 1] = v
-  end
-end
-return out
-"""
-
-# KEYS: task:<name>, active, finished.
-# ARGV: name, check (0/1), token, n_from, from..., n_expect, expected field/value pairs..., pairs...
-# The compare-and-set of the registry: the row changes only from a status it is seen in, and
-# only while each expected field still holds the value that was read (the attempt, the last
-# heartbeat). The token makes a retry of a call whose reply was lost report the success it
-# had, not a lost race.
-_SET_FIELDS = _PRELUDE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local n_from = tonumber(ARGV[4])
-local n_expect = tonumber(ARGV[5 + n_from])
-local ok = true
-if ARGV[2] == '1' then
-  local status = redis.call('HGET', KEYS[1], 'status')
-  ok = false
-  for j = 5, 4 + n_from do
-    if status == ARGV[j] then ok = true end
-  end
-end
-local e = 6 + n_from
-for j = e, e + 2 * n_expect - 1, 2 do
-  if (redis.call('HGET', KEYS[1], ARGV[j]) or 'null') ~= ARGV[j + 1] then ok = false end
-end
-if not ok then
-  if redis.call('HGET', KEYS[1], '~ttok') == ARGV[3] then return 1 end
-  return 0
-end
-if ARGV[2] == '1' or n_expect > 0 then redis.call('HSET', KEYS[1], '~ttok', ARGV[3]) end
-for j = e + 2 * n_expect, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1])
-end
-reindex(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
-return 1
-"""
-
-# KEYS: task:<name>, active, finished, finished:due. ARGV: name.
-_DELETE = """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('SREM', KEYS[4], ARGV[1])
-return 1
-"""
-
-# KEYS: active. ARGV: prefix. Returns {name, {field, value, ...}} per active task.
-_ACTIVE = """
-local out = {}
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local row = redis.call('HGETALL', ARGV[1] .. 'task:' .. name)
-  if #row > 0 then out[#out + 1] = {name, row} end
-end
-return out
-"""
 
 
 def _text(value: bytes | str) -> str:
@@ -346,7 +100,7 @@ def _encode(name: str, value: Any) -> str:
     if name == "call":
         return json.dumps(base64.b64encode(bytes(value)).decode("ascii"))
     if name == "status":
-        return _encode_status(value)
+        return encode_status(value)
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -382,6 +136,7 @@ def _flatten(pairs: Iterable[tuple[str, str]]) -> list[str]:
     return [item for pair in pairs for item in pair]
 
 
+
 class RedisTaskStore(TaskStore):
     """``TaskStore`` on one Redis server (or primary); see the module docstring for the layout."""
 
@@ -393,15 +148,8 @@ class RedisTaskStore(TaskStore):
         self.active_key = f"{prefix}active"
         self.finished_key = f"{prefix}finished"
         self.due_key = f"{self.finished_key}:due"
-        register = self.client.register_script
-        self._acquire = register(_ACQUIRE)
-        self._holders = register(_HOLDERS)
-        self._release = register(_RELEASE)
-        self._renew = register(_RENEW)
-        self._task_locks = register(_TASK_LOCKS)
-        self._set_fields = register(_SET_FIELDS)
-        self._delete = register(_DELETE)
-        self._active = register(_ACTIVE)
+        #: Each script by its file name; redis-py sends it by SHA and loads it once when missing.
+        self.scripts = {name: self.client.register_script(text) for name, text in SCRIPTS.items()}
 
     @staticmethod
     def connect(url: str) -> redis.Redis:
@@ -459,7 +207,7 @@ class RedisTaskStore(TaskStore):
             self._task_key(reg_name),
         ]
         reply = self._run(
-            f"acquire locks for {task_name}", lambda: self._acquire(keys=script_keys, args=args)
+            f"acquire locks for {task_name}", lambda: self.scripts["acquire"](keys=script_keys, args=args)
         )
         outcome = _text(reply[0])
         if outcome == "dup":
@@ -478,7 +226,7 @@ class RedisTaskStore(TaskStore):
         args = [_field(key) for key in ordered]
         reply = self._run(
             "read lock holders",
-            lambda: self._holders(keys=[self.locks_key, self.active_key], args=args),
+            lambda: self.scripts["holders"](keys=[self.locks_key, self.active_key], args=args),
         )
         return {_key(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply), 2)}
 
@@ -489,23 +237,22 @@ class RedisTaskStore(TaskStore):
         return int(
             self._run(
                 f"release locks of {task_name}",
-                lambda: self._release(keys=script_keys, args=[task_name]),
+                lambda: self.scripts["release"](keys=script_keys, args=[task_name]),
             )
         )
 
     def renew(self, task_name: str, ttl: float) -> int:
         script_keys = [self.locks_key, self._owned_key(task_name)]
         args: list[Any] = [task_name, int(round(ttl * 1000))]
-        return int(
-            self._run(f"renew locks of {task_name}", lambda: self._renew(keys=script_keys, args=args))
-        )
+        renew = self.scripts["renew"]
+        return int(self._run(f"renew locks of {task_name}", lambda: renew(keys=script_keys, args=args)))
 
     def locks(
         self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
     ) -> list[LockInfo]:
         def read() -> list[tuple[Any, Any]]:
             if task_name is not None:
-                flat = self._task_locks(
+                flat = self.scripts["task_locks"](
                     keys=[self.locks_key, self._owned_key(task_name)], args=[task_name]
                 )
                 return list(zip(flat[::2], flat[1::2], strict=True))
@@ -528,6 +275,11 @@ class RedisTaskStore(TaskStore):
     def lock_owners(self) -> set[str]:
         members = self._run("list lock owners", lambda: self.client.smembers(self.owners_key))
         return {_text(m) for m in members}
+
+    def lock_counts(self) -> tuple[int, int]:
+        """One HVALS: owners are read off the values, no lock is parsed into a row."""
+        values = self._run("count locks", lambda: self.client.hvals(self.locks_key))
+        return len(values), len({_text(value).split("|", 2)[2] for value in values})
 
     # -- registry ----------------------------------------------------------------------------
     @staticmethod
@@ -584,14 +336,14 @@ class RedisTaskStore(TaskStore):
         pairs: list[tuple[str, str]],
         expect: Mapping[str, Any] | None,
     ) -> bool:
-        encoded = [_encode_status(s) for s in statuses]
+        encoded = [encode_status(s) for s in statuses]
         expected = self._changes(dict(expect or {}), timestamps=False)
         args: list[Any] = [
             task_name, "1" if check else "0", uuid.uuid4().hex, len(encoded), *encoded,
             len(expected), *_flatten(expected), *_flatten(pairs),
         ]
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
-        return bool(self._run(operation, lambda: self._set_fields(keys=script_keys, args=args)))
+        return bool(self._run(operation, lambda: self.scripts["set_fields"](keys=script_keys, args=args)))
 
     def transition(
         self,
@@ -602,7 +354,7 @@ class RedisTaskStore(TaskStore):
         expect: Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> bool:
-        pairs = [("status", _encode_status(to_status)), *self._changes(changes)]
+        pairs = [("status", encode_status(to_status)), *self._changes(changes)]
         return self._set(
             f"move {task_name} to {to_status}", task_name, True, list(from_statuses), pairs, expect
         )
@@ -625,7 +377,7 @@ class RedisTaskStore(TaskStore):
 
     def active(self) -> list[TaskInfo]:
         reply = self._run(
-            "list active tasks", lambda: self._active(keys=[self.active_key], args=[self.prefix])
+            "list active tasks", lambda: self.scripts["active"](keys=[self.active_key], args=[self.prefix])
         )
         infos = [_to_info(row) for _, row in reply]
         infos = [info for info in infos if info.is_active]
@@ -653,6 +405,5 @@ class RedisTaskStore(TaskStore):
         if impossible_name(task_name):
             return False
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key, self.due_key]
-        return bool(
-            self._run(f"delete {task_name}", lambda: self._delete(keys=script_keys, args=[task_name]))
-        )
+        delete = self.scripts["delete"]
+        return bool(self._run(f"delete {task_name}", lambda: delete(keys=script_keys, args=[task_name])))
