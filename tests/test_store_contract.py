@@ -295,7 +295,6 @@ def test_register_get_round_trip(store: TaskStore) -> None:
         manager_config={"a": [1, 2], "nested": {"x": None}},
         user_id="42",
         conflict_ids={P: ["1", "2"]},
-        q_task_id="f" * 32,
         group="g",
         created_at=now,
         started_at=now + timedelta(seconds=1),
@@ -339,13 +338,13 @@ def test_transition_is_compare_and_set(store: TaskStore) -> None:
 
 def test_update(store: TaskStore) -> None:
     store.register(info("job"))
-    assert store.update("job", q_task_id="abc", cancel_requested=True)
+    assert store.update("job", events_due=True, cancel_requested=True)
     assert not store.update("job", only_statuses=["in_progress"], reason="not now")
     assert store.update("job", only_statuses=["pending", "in_progress"], attempts=4)
     row = store.get("job")
     assert row is not None
-    assert (row.q_task_id, row.cancel_requested, row.reason, row.attempts, row.status) == (
-        "abc", True, "", 4, "pending"
+    assert (row.events_due, row.cancel_requested, row.reason, row.attempts, row.status) == (
+        True, True, "", 4, "pending"
     )
     assert not store.update("missing", reason="x")
     assert not store.update("job")  # nothing to change

@@ -42,7 +42,6 @@ class LiveTask(models.Model):
     manager_config = models.JSONField(blank=True, null=True)
     user_id = models.CharField(max_length=255, blank=True, null=True)  # noqa: DJ001 - None: no user
     conflict_ids = models.JSONField(blank=True, null=True)
-    q_task_id = models.CharField(max_length=64, blank=True)
     group = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(blank=True, null=True)

@@ -84,7 +84,7 @@ def build(count: int = 36) -> dict[str, Any]:
             task_name=r.task_name, status=r.status, func_path=r.func_path, created_at=r.created_at,
             started_at=r.started_at, heartbeat_at=now - timedelta(seconds=2) if r.status == "in_progress" else None,
             conflict_ids={"testapp.project": [str(100 + 2 * records.index(r)), str(101 + 2 * records.index(r))]},
-            manager_class="tests.dashboard.managers.DashboardManager", attempts=1, q_task_id="x",
+            manager_class="tests.dashboard.managers.DashboardManager", attempts=1,
         )
         for pk in (100 + 2 * records.index(r), 101 + 2 * records.index(r)):
             TaskLock.objects.create(model_label="testapp.project", object_pk=str(pk), task_name=r.task_name,

@@ -120,7 +120,7 @@ def dead_job_with_locks(n: int = 15) -> str:
                                    percent=40.0, message="Indexed 6 of 15 projects")
     LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
                             created_at=started, started_at=started, heartbeat_at=now - timedelta(minutes=10),
-                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1, q_task_id="x",
+                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1,
                             conflict_ids={"testapp.project": [str(i) for i in range(1, n + 1)]})
     TaskLock.objects.bulk_create([
         TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=started,
@@ -203,7 +203,7 @@ def long_running_job(steps: int = 45, locks: int = 30) -> str:
                                    percent=70.0, message="Indexed 21 of 30 books")
     LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
                             created_at=created, started_at=started, heartbeat_at=now,
-                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1, q_task_id="x")
+                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
     TaskLock.objects.bulk_create([
         TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=created,
                  expires_at=now + timedelta(minutes=30)) for i in range(1, locks + 1)])
@@ -290,7 +290,7 @@ def wedged_workers() -> None:
         AsyncTaskRecord.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex",
                                        created_at=created, started_at=started, message="")
         LiveTask.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex", created_at=created,
-                                started_at=started, heartbeat_at=now if started else None, q_task_id=key,
+                                started_at=started, heartbeat_at=now if started else None,
                                 manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
 
 

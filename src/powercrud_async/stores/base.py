@@ -15,7 +15,6 @@ from ..statuses import TaskStatus
 MUTABLE_FIELDS = frozenset(
     {
         "status",
-        "q_task_id",
         "started_at",
         "heartbeat_at",
         "finished_at",
@@ -39,7 +38,6 @@ class TaskInfo:
     manager_config: dict[str, Any] | None = None
     user_id: str | None = None
     conflict_ids: dict[str, list[str]] = field(default_factory=dict)
-    q_task_id: str = ""
     group: str = ""
     created_at: datetime | None = None
     started_at: datetime | None = None
