@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.packaging
 #: The Redis store's scripts: package data it reads at import, so the wheel must carry each one.
 LUA_SCRIPTS = ("prelude.lua", "acquire.lua", "holders.lua", "release.lua", "renew.lua", "task_locks.lua",
-               "set_fields.lua", "delete.lua", "active.lua")
+               "set_fields.lua", "delete.lua", "active.lua", "release_expired.lua")
 
 
 @pytest.fixture(scope="module")

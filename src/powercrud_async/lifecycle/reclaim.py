@@ -125,12 +125,14 @@ def _release_orphans(store: Any, now: Any, dry_run: bool, steps: _Steps) -> None
         if holder is not None and holder.is_active:
             continue
         if holder is None:
-            # A reservation made with add_conflict_ids and never launched: keep it until it expires.
+            # A reservation made with add_conflict_ids and never launched: kept until it expires,
+            # and released in one step that a launch under its name (registering, renewing) wins.
             locks = steps.run(f"read the locks of {owner}", store.locks, task_name=owner)
             if locks is None or any(lock.expires_at > now for lock in locks):
                 continue
-            reason = "reservation expired"
+            reason, release = "reservation expired", store.release_expired
         else:
-            reason = f"task already {holder.status}"
-        count = 0 if dry_run else steps.run(f"release the locks of {owner}", store.release, owner, default=0)
-        summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})
+            reason, release = f"task already {holder.status}", store.release
+        count = 0 if dry_run else steps.run(f"release the locks of {owner}", release, owner, default=0)
+        if count or dry_run:
+            summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})

@@ -104,6 +104,12 @@ class TaskStore(abc.ABC):
         """Release every lock ``task_name`` holds; returns how many."""
 
     @abc.abstractmethod
+    def release_expired(self, task_name: str) -> int:
+        """Release ``task_name``'s expired locks unless it is a queued or running task, in one
+        atomic step: a launch that registers the name or renews its locks meanwhile keeps them.
+        Returns how many were released."""
+
+    @abc.abstractmethod
     def renew(self, task_name: str, ttl: float) -> int:
         """Push the expiry of ``task_name``'s locks ``ttl`` seconds into the future."""
 

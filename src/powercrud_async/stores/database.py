@@ -220,6 +220,14 @@ class DatabaseTaskStore(TaskStore):
 
         return self._run(f"release locks of {task_name}", delete)
 
+    def release_expired(self, task_name: str) -> int:
+        if impossible_name(task_name):
+            return 0
+        return self._run(
+            f"release expired locks of {task_name}",
+            lambda: sql.delete_expired_locks(self.connection, task_name, timezone.now(), [str(s) for s in ACTIVE]),
+        )
+
     def renew(self, task_name: str, ttl: float) -> int:
         expires = timezone.now() + timedelta(seconds=ttl)
         return self._run(

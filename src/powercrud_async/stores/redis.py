@@ -241,6 +241,14 @@ class RedisTaskStore(TaskStore):
             )
         )
 
+    def release_expired(self, task_name: str) -> int:
+        if impossible_name(task_name):
+            return 0
+        script_keys = [self.locks_key, self.owners_key, self._owned_key(task_name), self._task_key(task_name)]
+        script = self.scripts["release_expired"]
+        return int(self._run(f"release expired locks of {task_name}",
+                             lambda: script(keys=script_keys, args=[task_name])))
+
     def renew(self, task_name: str, ttl: float) -> int:
         script_keys = [self.locks_key, self._owned_key(task_name)]
         args: list[Any] = [task_name, int(round(ttl * 1000))]

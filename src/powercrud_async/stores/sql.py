@@ -122,6 +122,21 @@ def delete_locks(conn: BaseDatabaseWrapper, task_name: str) -> int:
     return _rowcount(conn, f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s", [task_name])
 
 
+def delete_expired_locks(conn: BaseDatabaseWrapper, task_name: str, now: Any, active: Sequence[str]) -> int:
+    """One statement, so nothing can register or renew in between: ``task_name``'s locks that
+    expired by ``now``, unless ``task_name`` is a queued or running task."""
+    qn = conn.ops.quote_name
+    locks, tasks = qn(TaskLock._meta.db_table), qn(LiveTask._meta.db_table)
+    marks = ", ".join(["%s"] * len(active))
+    return _rowcount(
+        conn,
+        f"DELETE FROM {locks} WHERE {qn('task_name')} = %s AND {qn('expires_at')} <= %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {tasks} WHERE {tasks}.{qn('task_name')} = %s "
+        f"AND {tasks}.{qn('status')} IN ({marks}))",
+        [task_name, conn.ops.adapt_datetimefield_value(now), task_name, *active],
+    )
+
+
 def update_row(
     conn: BaseDatabaseWrapper,
     task_name: str,

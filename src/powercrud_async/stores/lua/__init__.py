@@ -58,5 +58,8 @@ def load(name: str, *, prelude: bool = True) -> str:
 #: Every script's text, read once. ``delete`` and ``active`` use none of the prelude's helpers.
 SCRIPTS = {
     name: load(name, prelude=name not in ("delete", "active"))
-    for name in ("acquire", "holders", "release", "renew", "task_locks", "set_fields", "delete", "active")
+    for name in (
+        "acquire", "holders", "release", "release_expired", "renew", "task_locks", "set_fields",
+        "delete", "active",
+    )
 }
