@@ -10,8 +10,8 @@ from django.core.cache import caches
 from powercrud_async import progress
 from powercrud_async.lifecycle import reservations
 from powercrud_async.stores import get_store
-from powercrud_async.tracking import config as tracking_config
 from powercrud_async.tracking import records as tracking
+from powercrud_async.tracking import validation
 from tests.cluster import QCluster, clusters, wait_until
 from tests.services import MemcachedServer, RedisServer, missing
 
@@ -30,7 +30,7 @@ def _fresh_state() -> Iterator[None]:
         progress.outside.reset()
         get_store.cache_clear()
         tracking.reset_state()
-        tracking_config.clear_cache()
+        validation.clear_cache()
 
     reset()
     yield

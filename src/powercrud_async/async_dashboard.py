@@ -29,6 +29,7 @@ from .exceptions import InvalidFieldMap
 from .payloads import default_format_objects, default_format_user, json_safe
 from .tracking import config as tracking_config
 from .tracking import records as tracking
+from .tracking import validation
 
 __all__ = ["AsyncDashboardConfig", "ModelTrackingAsyncManager"]
 
@@ -128,12 +129,12 @@ class ModelTrackingAsyncManager(AsyncManager):
     def check_configuration(cls, config: Mapping[str, Any] | None = None) -> list[CheckMessage]:
         """System-check messages (``powercrud_async.E020``–``E024``, ``W020``) for this class
         with ``config``; ``manage.py check`` runs it for ``ASYNC_MANAGER_DEFAULT``."""
-        return tracking_config.check(cls, config)
+        return validation.check(cls, config)
 
     def get_tracking(self) -> tracking_config.Tracking:
         """The resolved configuration; raises ``InvalidFieldMap`` if the model is unusable."""
         if self._tracking is None:
-            self._tracking = tracking_config.resolve(type(self), self.config)
+            self._tracking = validation.resolve(type(self), self.config)
         return self._tracking
 
     def get_record_model_path(self) -> str:

@@ -33,7 +33,7 @@ from .. import conf, progress, redaction
 from ..lifecycle.finish import FINISH_EVENTS, final_payload
 from ..payloads import json_text
 from ..statuses import TERMINAL, TaskStatus
-from .config import _UNSET_STATUS, Tracking, _field
+from .config import UNSET_STATUS, Tracking, model_field
 
 if TYPE_CHECKING:
     from ..async_dashboard import ModelTrackingAsyncManager
@@ -79,9 +79,9 @@ EVENT_TIME_KEYS = {
 }
 #: Current statuses a guarded field of an event of each rank may still overwrite.
 ALLOWED_FROM: dict[int, tuple[str, ...]] = {
-    0: (TaskStatus.PENDING.value, *_UNSET_STATUS),
-    1: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *_UNSET_STATUS),
-    2: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *_UNSET_STATUS),
+    0: (TaskStatus.PENDING.value, *UNSET_STATUS),
+    1: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *UNSET_STATUS),
+    2: (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value, *UNSET_STATUS),
 }
 TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 
@@ -273,11 +273,11 @@ def _assignments(tracking: Tracking, changes: Mapping[str, Change],
         stamped.append(updated)
     for column in stamped:
         values.setdefault(column, (now, None))
-    return [(_field(tracking.model, column), value, guard) for column, (value, guard) in values.items()]
+    return [(model_field(tracking.model, column), value, guard) for column, (value, guard) in values.items()]
 
 
 def _db_column(tracking: Tracking, name: str) -> str:
-    field_obj = _field(tracking.model, name)
+    field_obj = model_field(tracking.model, name)
     return field_obj.column or field_obj.attname
 
 
@@ -330,7 +330,7 @@ def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -
     (the record exists already, or a required column has no value); ``None`` if created."""
     values: dict[str, Any] = dict(tracking.create_defaults)
     for column, change in changes.items():
-        values[_field(tracking.model, column).attname] = change.value
+        values[model_field(tracking.model, column).attname] = change.value
     values[tracking.task_column] = task_name
     try:
         with _savepoint_if_atomic(tracking.db):
