@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -26,10 +27,12 @@ from django.utils.module_loading import import_string
 
 from .async_manager import AsyncManager
 from .exceptions import InvalidFieldMap
+from .lifecycle import finish as completion
 from .payloads import default_format_objects, default_format_user, json_safe
+from .statuses import TaskStatus
+from .tracking import cleanup as record_cleanup
 from .tracking import config as tracking_config
-from .tracking import records as tracking
-from .tracking import validation
+from .tracking import validation, writer
 
 __all__ = ["AsyncDashboardConfig", "ModelTrackingAsyncManager"]
 
@@ -81,6 +84,14 @@ class AsyncDashboardConfig:
     def resolve_field(self, logical_name: str, default: str | None) -> str | None:
         """The column this config maps ``logical_name`` to, else ``default`` (as in PowerCRUD)."""
         return self.field_map.get(logical_name, default)
+
+
+def registry_ending(status: TaskStatus, ended: datetime, started: datetime | None,
+                    reason: str) -> tuple[str, dict[str, Any]]:
+    """The terminal event a task that ended with ``status`` emits, and its payload: what
+    cleanup writes into a record whose end was lost (``tracking.cleanup.Ending``)."""
+    payload = completion.final_payload(status, ended, started, error=reason, reason=reason)
+    return completion.FINISH_EVENTS[status], payload
 
 
 @lru_cache(maxsize=256)
@@ -166,18 +177,18 @@ class ModelTrackingAsyncManager(AsyncManager):
 
     def flush_pending(self, task_name: str | None = None) -> int:
         """Write progress this process is still coalescing (and retry failed writes) now."""
-        return tracking.flush(task_name)
+        return writer.flush(task_name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def event_batch(self, task_name: str) -> AbstractContextManager[None]:
         """The events inside are written as one record UPDATE and one timeline INSERT."""
-        return tracking.batch(self, task_name)
+        return writer.batch(self, task_name)
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         """Persist the event. Never raises: a subclass calling ``super()`` first still gets to
         run its own side effects when the database is down."""
         try:
-            tracking.persist(self, event, task_name, payload)
+            writer.persist(self, event, task_name, payload)
         except InvalidFieldMap as exc:
             logger.error("The %r event of task %s was not recorded: %s", event, task_name, exc)
         except Exception:  # noqa: BLE001
@@ -223,16 +234,20 @@ class ModelTrackingAsyncManager(AsyncManager):
         ``cleaned_up`` set once a task's locks are gone (also for reclaimed and purged tasks)."""
         records: dict[str, Any] = {"repaired": [], "cleaned": 0}
         try:
+            from .runner import dead_after
+
             if not dry_run:
-                tracking.flush()
-            records = tracking.reconcile(self, dry_run=dry_run)
+                writer.flush()
+            grace = timedelta(seconds=dead_after())
+            records = record_cleanup.reconcile(self, grace=grace, ending=registry_ending,
+                                               dry_run=dry_run)
         except Exception:  # noqa: BLE001 - the registry cleanup must still run
             logger.exception("Reconciling task records failed")
         summary = super().cleanup_completed_tasks(dry_run=dry_run)
         released = [item["task_name"] for item in summary.get("orphaned_locks", [])]
         if released and not dry_run:
             try:
-                records["cleaned"] += tracking.mark_cleaned(self.get_tracking(), released)
+                records["cleaned"] += record_cleanup.mark_cleaned(self.get_tracking(), released)
             except Exception:  # noqa: BLE001
                 logger.exception("Marking records cleaned up failed")
         summary["records_repaired"] = records["repaired"]
@@ -246,7 +261,7 @@ class ModelTrackingAsyncManager(AsyncManager):
         """Called for each purged task: marks its record cleaned up. Override to remove extra
         artefacts of your own; return how many you removed."""
         try:
-            tracking.mark_cleaned(self.get_tracking(), [task_name])
+            record_cleanup.mark_cleaned(self.get_tracking(), [task_name])
         except Exception:  # noqa: BLE001
             logger.exception("Marking the record of task %s cleaned up failed", task_name)
         return 0
