@@ -228,6 +228,7 @@ class Tracking:
 
 
 def model_columns(model: type[models.Model]) -> dict[str, models.Field]:
+    """Column name -> field of ``model`` (concrete fields only: what a record write can set)."""
     return {f.name: f for f in model._meta.concrete_fields}
 
 

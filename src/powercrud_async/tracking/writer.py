@@ -57,6 +57,7 @@ class TaskState:
 
     @property
     def pending(self) -> bool:
+        """Whether anything waits to be written (a state holding nothing may be dropped)."""
         return bool(self.changes or self.touch or self.rows or self.deferred_row is not None)
 
     def cancel_timer(self) -> None:
@@ -79,6 +80,8 @@ _finished: OrderedDict[tuple[str, str], None] = OrderedDict()
 
 
 def state_for(tracking: Tracking, task_name: str) -> TaskState:
+    """The task's state in this process (made on first use; idle ones beyond ``MAX_STATES``
+    are dropped, oldest first, so a long-lived worker stays bounded)."""
     key = (tracking.label, task_name)
     with _states_lock:
         state = _states.get(key)
@@ -96,6 +99,7 @@ def state_for(tracking: Tracking, task_name: str) -> TaskState:
 
 
 def forget(tracking: Tracking, task_name: str) -> None:
+    """Drop a cleaned-up task's state, remembering it ended so a late progress is ignored."""
     key = (tracking.label, task_name)
     with _states_lock:
         state = _states.pop(key, None)
@@ -117,6 +121,7 @@ def reset_state() -> None:
 
 
 def pending_states(task_name: str | None = None) -> list[TaskState]:
+    """States holding unwritten work (of ``task_name`` only, if given), for ``flush``."""
     with _states_lock:
         return [s for s in _states.values() if s.pending and task_name in (None, s.task_name)]
 
