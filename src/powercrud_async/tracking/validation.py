@@ -50,8 +50,10 @@ def _is_unique(model: type[models.Model], column: str) -> bool:
     return any(list(together) == [column] for together in model._meta.unique_together)
 
 
-def _error(owner: str, message: str, hint: str, code: str = "E024") -> checks.Error:
-    return checks.Error(message, hint=hint, obj=owner, id=f"powercrud_async.{code}")
+def _error(owner: str, message: str, hint: str,
+           check_id: str = "powercrud_async.E024") -> checks.Error:
+    """One system-check error about ``owner`` (ids spelled out in full, so docs tests find them)."""
+    return checks.Error(message, hint=hint, obj=owner, id=check_id)
 
 
 def _missing_column(owner: str, label: str, logical: str, column: str, explicit: bool,
@@ -65,7 +67,7 @@ def _missing_column(owner: str, label: str, logical: str, column: str, explicit:
             "(task_name).",
             f"Add task_name = models.CharField(max_length=255, unique=True) to {label}, or map "
             "'task_name' to an existing unique column in field_map.",
-            "E022",
+            "powercrud_async.E022",
         )
     if not explicit:
         return None
@@ -76,7 +78,7 @@ def _missing_column(owner: str, label: str, logical: str, column: str, explicit:
         f"column {column!r}.",
         (f"Did you mean {close[0]!r}? " if close else "")
         + f"Columns of {label}: {', '.join(sorted(columns))}.",
-        "E023",
+        "powercrud_async.E023",
     )
 
 
@@ -89,7 +91,7 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
         return None, [_error(
             owner, f"{owner} has no record model.",
             'Set record_model_path = "myapp.AsyncTaskRecord" on the class, or pass '
-            "record_model_path in its config.", "E020",
+            "record_model_path in its config.", "powercrud_async.E020",
         )]
     try:
         model = _find_model(path)
@@ -97,7 +99,7 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
         return None, [_error(
             owner, f"{owner}: record_model_path {path!r} is not an installed model.",
             "Use 'app_label.ModelName' (e.g. 'myapp.AsyncTaskRecord') and make sure the app "
-            "is in INSTALLED_APPS.", "E021",
+            "is in INSTALLED_APPS.", "powercrud_async.E021",
         )]
     label = model._meta.label
     columns = model_columns(model)
@@ -144,7 +146,7 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
             problems.append(_error(
                 owner, f"{owner}: create_defaults names column {column!r}, but record model "
                 f"{label} has no such column.", f"Columns of {label}: {', '.join(sorted(columns))}.",
-                "E023",
+                "powercrud_async.E023",
             ))
     interval = options.progress_interval
     if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
@@ -176,7 +178,7 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
             problems.append(_error(
                 owner, f"{owner}: field_map maps no column of record model {label} to task_name.",
                 "Map 'task_name' to a unique CharField of the model; it is the only required "
-                "field.", "E022",
+                "field.", "powercrud_async.E022",
             ))
         return None, problems
     auto_now = tuple(
