@@ -10,8 +10,7 @@ from django.core.cache import caches
 from powercrud_async import progress
 from powercrud_async.lifecycle import reservations
 from powercrud_async.stores import get_store
-from powercrud_async.tracking import config as tracking_config
-from powercrud_async.tracking import records as tracking
+from powercrud_async.tracking import validation, writer
 from tests.cluster import QCluster, clusters, wait_until
 from tests.services import MemcachedServer, RedisServer, missing
 
@@ -29,8 +28,8 @@ def _fresh_state() -> Iterator[None]:
         progress.buffer._tracked.clear()
         progress.outside.reset()
         get_store.cache_clear()
-        tracking.reset_state()
-        tracking_config.clear_cache()
+        writer.reset_state()
+        validation.clear_cache()
 
     reset()
     yield

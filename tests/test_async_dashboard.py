@@ -29,7 +29,7 @@ from powercrud_async.async_manager import AsyncManager
 from powercrud_async.exceptions import InvalidFieldMap
 from powercrud_async.models import LiveTask, TaskEvent
 from powercrud_async.payloads import json_safe
-from powercrud_async.tracking import records as tracking
+from powercrud_async.tracking import sql
 from tests.testapp import managers
 from tests.testapp.managers import CustomFieldsManager, NotifyingAsyncManager, TrackedManager
 from tests.testapp.models import AsyncTaskRecord, CustomRecord, MinimalRecord, Project
@@ -390,7 +390,7 @@ def test_seed_000_section_4_notifying_manager() -> None:
 def test_seed_000_section_4_side_effects_survive_a_database_outage(caplog: Any) -> None:
     from django.db import OperationalError
 
-    with mock.patch.object(tracking, "write_record", side_effect=OperationalError("db down")):
+    with mock.patch.object(sql, "write_record", side_effect=OperationalError("db down")):
         key = NotifyingAsyncManager().launch_async_task("tests.testapp.tasks.add", 2, 3, sync=True)
     assert ("success", key, 5) in managers.NOTIFIED
     assert key in caplog.text and "db down" in caplog.text

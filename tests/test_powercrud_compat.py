@@ -34,6 +34,7 @@ from powercrud_async.exceptions import (
 from powercrud_async.launch import launch_for_objects
 from powercrud_async.models import LiveTask, TaskLock
 from powercrud_async.tracking import config as tracking_config
+from powercrud_async.tracking import validation
 from tests.conftest import wait_until
 from tests.testapp.managers import (
     OneArgCompletionManager,
@@ -335,9 +336,9 @@ def test_powercrud_default_columns_for_args_and_kwargs(monkeypatch: pytest.Monke
         class Meta:
             app_label = "testapp"
 
-    monkeypatch.setattr(tracking_config, "_find_model", lambda path: PowerCrudRecord)
+    monkeypatch.setattr(validation, "_find_model", lambda path: PowerCrudRecord)
     options = tracking_config.options_for(ModelTrackingAsyncManager, {"record_model_path": "testapp.X"})
-    tracking, problems = tracking_config.analyse(options)
+    tracking, problems = validation.analyse(options)
     assert tracking is not None and not problems
     assert (tracking.field_map["args"], tracking.field_map["kwargs"]) == ("task_args", "task_kwargs")
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from powercrud_async.async_dashboard import ModelTrackingAsyncManager
 from powercrud_async.models import LiveTask, TaskEvent, TaskLock, TaskLogEntry
 from powercrud_async.statuses import TaskStatus
-from powercrud_async.tracking import records as tracking
+from powercrud_async.tracking import cleanup, sql, writer
 from tests.testapp.managers import TrackedManager
 from tests.testapp.models import AsyncTaskRecord, CustomRecord
 
@@ -72,16 +72,16 @@ def test_lost_terminal_write_is_repaired_from_the_registry(caplog: Any) -> None:
     """The worker's complete and cleanup writes both fail and it exits: the next cleanup run
     (any process) puts the outcome the registry holds into the record."""
     manager = TrackedManager()
-    real = tracking.write_record
+    real = sql.write_record
 
     def failing(t: Any, task_name: str, changes: Any, **kw: Any) -> str:
         if any(c.value == "success" for c in changes.values()) or "cleaned_up" in changes:
             raise OperationalError("database is locked")
         return real(t, task_name, changes, **kw)
 
-    with mock.patch.object(tracking, "write_record", side_effect=failing):
+    with mock.patch.object(sql, "write_record", side_effect=failing):
         name = manager.launch_async_task("tests.testapp.tasks.add", 2, 2, sync=True)
-    tracking.reset_state()  # the worker process is gone with what it kept in memory
+    writer.reset_state()  # the worker process is gone with what it kept in memory
     # start is written with the end for a short job, so the lost write leaves it queued
     assert record(name).status == "pending" and record(name).cleaned_up is False
     info = manager.get_task_info(name)
@@ -146,7 +146,7 @@ def test_cleanup_reads_records_in_batches() -> None:
     for i in range(30):
         AsyncTaskRecord.objects.create(task_name=f"gone-{i}", status="success", cleaned_up=False)
     with CaptureQueriesContext(connection) as captured:
-        records = tracking.reconcile(manager, batch_size=10)
+        records = cleanup.reconcile(manager, batch_size=10)
     assert records["cleaned"] == 30
     assert len(captured.captured_queries) <= 15
 

@@ -23,7 +23,7 @@ from powercrud_async.async_manager import AsyncManager
 from powercrud_async.models import TaskEvent
 from powercrud_async.progress import ProgressSnapshot
 from powercrud_async.statuses import TaskStatus
-from powercrud_async.tracking import records as tracking
+from powercrud_async.tracking import sql, writer
 from tests.testapp.managers import TrackedManager, UntimedManager
 from tests.testapp.models import AsyncTaskRecord
 
@@ -136,7 +136,7 @@ def test_create_is_idempotent() -> None:
     name = key()
     manager = TrackedManager()
     manager.emit("create", name, **create())
-    tracking.reset_state()  # a retried create, e.g. from another process
+    writer.reset_state()  # a retried create, e.g. from another process
     bob = User.objects.create(username="bob")
     manager.emit("create", name, **create(user=bob))
     assert AsyncTaskRecord.objects.filter(task_name=name).count() == 1
@@ -209,7 +209,7 @@ def test_status_never_moves_backwards(other_process: bool) -> None:
     finished = record(name)
     for late in ("progress", "start", "create", "fail", "cancel"):
         if other_process:
-            tracking.reset_state()
+            writer.reset_state()
         manager.emit(late, name, **PAYLOADS[late]())
     row = record(name)
     assert (row.status, row.message, row.percent, row.result_payload) == (
@@ -232,7 +232,7 @@ def test_any_order_of_events_keeps_the_highest_status(sequence: list[tuple[str, 
     ended_here = False
     for event, new_process in sequence:
         if new_process:
-            tracking.reset_state()
+            writer.reset_state()
             ended_here = False
         manager.emit(event, name, **PAYLOADS[event]())
         if not (event == "progress" and ended_here):
@@ -248,7 +248,7 @@ def test_any_order_of_events_keeps_the_highest_status(sequence: list[tuple[str, 
     else:
         assert row.status == "pending"
     assert row.cleaned_up is ("cleanup" in events)
-    tracking.reset_state()
+    writer.reset_state()
 
 
 # -- statements per event -----------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_a_running_jobs_start_waits_for_its_next_write_and_is_never_lost() -> No
         with CaptureQueriesContext(connection) as captured:
             manager.emit("start", name, **start())
         assert captured.captured_queries == []
-        assert tracking.state_for(manager.get_tracking(), name).timer is not None
+        assert writer.state_for(manager.get_tracking(), name).timer is not None
         assert record(name).status == "pending"
         assert manager.flush_pending(name) == 1  # what the timer does when it fires
         assert record(name).status == "in_progress"
@@ -362,7 +362,7 @@ def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later(
     assert progress.outside.flush() == 1  # the cache gets the latest when the interval is over
     assert progress.read(name).message == "item 100/100"  # type: ignore[union-attr]
     assert record(name).message == "item 1/100"  # the record has its own, longer interval
-    timer = tracking.state_for(manager.get_tracking(), name).timer
+    timer = writer.state_for(manager.get_tracking(), name).timer
     assert timer is not None  # the latest is scheduled for later
     timer.cancel()
     timer.function(*timer.args)
@@ -392,7 +392,7 @@ def test_deferred_progress_never_brings_a_deleted_record_back() -> None:
     manager.emit("progress", name, **prog(2))  # deferred
     AsyncTaskRecord.objects.filter(task_name=name).delete()  # e.g. an operator deleted it
     TaskEvent.objects.filter(task_name=name).delete()
-    state = tracking.state_for(manager.get_tracking(), name)
+    state = writer.state_for(manager.get_tracking(), name)
     timer = state.timer
     assert timer is not None
     timer.cancel()
@@ -409,7 +409,7 @@ def test_inside_a_transaction_deferred_progress_waits_for_the_next_event() -> No
         manager.emit("create", name, **create())
         manager.emit("progress", name, **prog(1))
         manager.emit("progress", name, **prog(7))
-        assert tracking.state_for(manager.get_tracking(), name).timer is None
+        assert writer.state_for(manager.get_tracking(), name).timer is None
         assert record(name).percent == 10.0
         assert manager.flush_pending(name) == 1
         assert record(name).percent == 70.0
@@ -544,8 +544,8 @@ def test_a_failed_write_is_logged_and_repaired_by_the_next_event(caplog: Any) ->
     manager.emit("create", name, **create())
     manager.emit("start", name, **start())
     payload = complete(result={"rows": 3})
-    with mock.patch.object(tracking, "write_record",
-                           side_effect=failing_once(tracking.write_record, OperationalError("database is locked"))):
+    with mock.patch.object(sql, "write_record",
+                           side_effect=failing_once(sql.write_record, OperationalError("database is locked"))):
         manager.emit("complete", name, **payload)  # never raises
         assert record(name).status == "in_progress"
         assert name in caplog.text and "database is locked" in caplog.text
@@ -560,8 +560,8 @@ def test_a_failed_timeline_insert_is_repaired_by_the_next_event() -> None:
     name = key()
     manager = TrackedManager()
     manager.emit("create", name, **create())
-    with mock.patch.object(tracking, "insert_rows",
-                           side_effect=failing_once(tracking.insert_rows, OperationalError("disk I/O error"))):
+    with mock.patch.object(sql, "insert_rows",
+                           side_effect=failing_once(sql.insert_rows, OperationalError("disk I/O error"))):
         manager.emit("start", name, **start())
         assert timeline(name) == ["create"] and record(name).status == "in_progress"
         manager.emit("complete", name, **complete())
@@ -569,8 +569,8 @@ def test_a_failed_timeline_insert_is_repaired_by_the_next_event() -> None:
 
 
 def test_database_down_never_breaks_the_launch_or_the_worker(caplog: Any) -> None:
-    with mock.patch.object(tracking, "write_record", side_effect=OperationalError("gone")), \
-            mock.patch.object(tracking, "insert_rows", side_effect=OperationalError("gone")):
+    with mock.patch.object(sql, "write_record", side_effect=OperationalError("gone")), \
+            mock.patch.object(sql, "insert_rows", side_effect=OperationalError("gone")):
         name = TrackedManager().launch_async_task("tests.testapp.tasks.add", 1, 2, sync=True)
     assert TrackedManager().get_task_info(name).status == "success"
     assert not AsyncTaskRecord.objects.exists()

@@ -27,8 +27,9 @@ from django.utils.module_loading import import_string
 from .async_manager import AsyncManager
 from .exceptions import InvalidFieldMap
 from .payloads import default_format_objects, default_format_user, json_safe
+from .tracking import cleanup as record_cleanup
 from .tracking import config as tracking_config
-from .tracking import records as tracking
+from .tracking import validation, writer
 
 __all__ = ["AsyncDashboardConfig", "ModelTrackingAsyncManager"]
 
@@ -128,12 +129,12 @@ class ModelTrackingAsyncManager(AsyncManager):
     def check_configuration(cls, config: Mapping[str, Any] | None = None) -> list[CheckMessage]:
         """System-check messages (``powercrud_async.E020``–``E024``, ``W020``) for this class
         with ``config``; ``manage.py check`` runs it for ``ASYNC_MANAGER_DEFAULT``."""
-        return tracking_config.check(cls, config)
+        return validation.check(cls, config)
 
     def get_tracking(self) -> tracking_config.Tracking:
         """The resolved configuration; raises ``InvalidFieldMap`` if the model is unusable."""
         if self._tracking is None:
-            self._tracking = tracking_config.resolve(type(self), self.config)
+            self._tracking = validation.resolve(type(self), self.config)
         return self._tracking
 
     def get_record_model_path(self) -> str:
@@ -165,18 +166,18 @@ class ModelTrackingAsyncManager(AsyncManager):
 
     def flush_pending(self, task_name: str | None = None) -> int:
         """Write progress this process is still coalescing (and retry failed writes) now."""
-        return tracking.flush(task_name)
+        return writer.flush(task_name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def event_batch(self, task_name: str) -> AbstractContextManager[None]:
         """The events inside are written as one record UPDATE and one timeline INSERT."""
-        return tracking.batch(self, task_name)
+        return writer.batch(self, task_name)
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         """Persist the event. Never raises: a subclass calling ``super()`` first still gets to
         run its own side effects when the database is down."""
         try:
-            tracking.persist(self, event, task_name, payload)
+            writer.persist(self, event, task_name, payload)
         except InvalidFieldMap as exc:
             logger.error("The %r event of task %s was not recorded: %s", event, task_name, exc)
         except Exception:  # noqa: BLE001
@@ -223,15 +224,15 @@ class ModelTrackingAsyncManager(AsyncManager):
         records: dict[str, Any] = {"repaired": [], "cleaned": 0}
         try:
             if not dry_run:
-                tracking.flush()
-            records = tracking.reconcile(self, dry_run=dry_run)
+                writer.flush()
+            records = record_cleanup.reconcile(self, dry_run=dry_run)
         except Exception:  # noqa: BLE001 - the registry cleanup must still run
             logger.exception("Reconciling task records failed")
         summary = super().cleanup_completed_tasks(dry_run=dry_run)
         released = [item["task_name"] for item in summary.get("orphaned_locks", [])]
         if released and not dry_run:
             try:
-                records["cleaned"] += tracking.mark_cleaned(self.get_tracking(), released)
+                records["cleaned"] += record_cleanup.mark_cleaned(self.get_tracking(), released)
             except Exception:  # noqa: BLE001
                 logger.exception("Marking records cleaned up failed")
         summary["records_repaired"] = records["repaired"]
@@ -245,7 +246,7 @@ class ModelTrackingAsyncManager(AsyncManager):
         """Called for each purged task: marks its record cleaned up. Override to remove extra
         artefacts of your own; return how many you removed."""
         try:
-            tracking.mark_cleaned(self.get_tracking(), [task_name])
+            record_cleanup.mark_cleaned(self.get_tracking(), [task_name])
         except Exception:  # noqa: BLE001
             logger.exception("Marking the record of task %s cleaned up failed", task_name)
         return 0

@@ -1,33 +1,22 @@
-"""``ModelTrackingAsyncManager``'s configuration: class attributes and config reduced to a
-``Tracking`` (record model, columns, options), and the system-check messages for a bad one.
+"""A tracked manager's configuration: the record field map, its options as plain data that
+travels to workers, and the resolved ``Tracking`` every write works from.
 
-Separate from ``tracking`` (which writes events) so the startup checks and the hot write path
-each stay readable on their own.
+Also the one reading of a field map (``record_columns``, ``Tracking.column``), and the
+protocols saying what tracking needs from its manager, so nothing here imports the manager.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, ClassVar, Protocol, cast
 
-from django.apps import apps
-from django.core import checks
-from django.db import models, router
+from django.db import models
 from django.utils.module_loading import import_string
 
 from .. import conf
-from ..exceptions import InvalidFieldMap
 from ..statuses import TaskStatus
-
-if TYPE_CHECKING:
-    from ..async_dashboard import ModelTrackingAsyncManager
-
-logger = logging.getLogger("powercrud_async.tracking.config")
 
 #: Logical name -> column on ``AbstractAsyncTaskRecord``. Columns a model lacks are skipped.
 DEFAULT_FIELD_MAP: dict[str, str] = {
@@ -60,7 +49,8 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
 #: PowerCRUD's default columns, used when the model has these instead of ours.
 POWERCRUD_COLUMNS: dict[str, str] = {"args": "task_args", "kwargs": "task_kwargs"}
 
-_UNSET_STATUS = ("", TaskStatus.UNKNOWN.value)
+#: Status values of a record no event has given a status yet (a guarded write may still land).
+UNSET_STATUS = ("", TaskStatus.UNKNOWN.value)
 
 #: Config keys this manager reads (all plain data, so the config travels to workers).
 CONFIG_KEYS = (
@@ -68,6 +58,36 @@ CONFIG_KEYS = (
     "format_user", "format_affected", "format_payload",
 )
 FORMATTER_KEYS = ("format_user", "format_affected", "format_payload")
+
+
+# -- what tracking needs from its manager -------------------------------------------------------
+class ManagerSettings(Protocol):
+    """The class attributes a tracked manager is configured by (``ModelTrackingAsyncManager``
+    has them); spelled out here so configuration never imports the manager back."""
+
+    record_model_path: ClassVar[str | None]
+    field_map: ClassVar[Mapping[str, str | None]]
+    create_defaults: ClassVar[Mapping[str, Any]]
+    progress_interval: ClassVar[float | None]
+    timeline_enabled: ClassVar[bool]
+
+
+class RecordFormatters(Protocol):
+    """How a manager turns payload values into column values (its formatting hooks)."""
+
+    def format_user(self, user: Any) -> str: ...
+
+    def format_affected(self, affected: Any) -> str: ...
+
+    def format_payload(self, value: Any) -> Any: ...
+
+
+class TrackedManager(RecordFormatters, Protocol):
+    """A manager whose events are written to records: its formatters and the resolved
+    configuration its writes follow."""
+
+    def get_tracking(self) -> Tracking: ...
+
 
 # -- configuration ------------------------------------------------------------------------------
 def model_label(value: Any) -> Any:
@@ -135,7 +155,8 @@ class Options:
     formatters: dict[str, Any]
 
 
-def options_for(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> Options:
+def options_for(cls: type[ManagerSettings], config: Mapping[str, Any] | None) -> Options:
+    """A class's attributes overlaid with ``config`` (the config wins, maps are merged)."""
     config = dict(config or {})
     raw_class_map = getattr(cls, "field_map", None) or {}
     class_map = dict(raw_class_map) if isinstance(raw_class_map, Mapping) else {}
@@ -193,224 +214,48 @@ class Tracking:
     def manager(self) -> models.Manager:
         return self.model._base_manager.db_manager(self.db)
 
+    def column(self, logical: str) -> str | None:
+        """The column holding ``logical`` (``"status"``, ``"cleaned"`` ...), or ``None``."""
+        return self.field_map.get(logical)
 
-def _columns(model: type[models.Model]) -> dict[str, models.Field]:
+    def datetime_column(self, *logicals: str) -> str | None:
+        """The first of ``logicals`` held by a date-time column (what ages and stamps use)."""
+        for logical in logicals:
+            column = self.field_map.get(logical)
+            if column and isinstance(self.fields[column], models.DateTimeField):
+                return column
+        return None
+
+
+def model_columns(model: type[models.Model]) -> dict[str, models.Field]:
+    """Column name -> field of ``model`` (concrete fields only: what a record write can set)."""
     return {f.name: f for f in model._meta.concrete_fields}
 
 
-def _find_model(path: Any) -> type[models.Model]:
-    if not isinstance(path, str) or path.count(".") != 1:
-        raise LookupError(path)
-    return apps.get_model(path)
-
-
-def _field(model: type[models.Model], column: str) -> models.Field:
+def model_field(model: type[models.Model], column: str) -> models.Field:
+    """The field object of ``column`` (typed: ``get_field`` may also return a relation)."""
     return cast(models.Field, model._meta.get_field(column))
 
 
-def _is_unique(model: type[models.Model], column: str) -> bool:
-    if _field(model, column).unique:
-        return True
-    for constraint in model._meta.constraints:
-        if isinstance(constraint, models.UniqueConstraint) and list(constraint.fields) == [column] \
-                and constraint.condition is None:
-            return True
-    return any(list(together) == [column] for together in model._meta.unique_together)
+def place_column(logical: str, column: str, columns: Mapping[str, Any], *, explicit: bool) -> str | None:
+    """The column of ``columns`` holding ``logical`` when mapped to ``column``: PowerCRUD's
+    name stands in for a default the model lacks; ``None`` when the model has neither."""
+    if column not in columns and not explicit and POWERCRUD_COLUMNS.get(logical) in columns:
+        column = POWERCRUD_COLUMNS[logical]
+    return column if column in columns else None
 
 
-def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage]]:
-    """Resolve ``options`` against the model; returns what works plus every problem found."""
-    problems: list[checks.CheckMessage] = []
-    owner = options.owner
-    path = options.record_model_path
-    if not path:
-        problems.append(checks.Error(
-            f"{owner} has no record model.",
-            hint='Set record_model_path = "myapp.AsyncTaskRecord" on the class, or pass '
-                 "record_model_path in its config.",
-            obj=owner, id="powercrud_async.E020",
-        ))
-        return None, problems
-    try:
-        model = _find_model(path)
-    except (LookupError, ValueError):
-        problems.append(checks.Error(
-            f"{owner}: record_model_path {path!r} is not an installed model.",
-            hint="Use 'app_label.ModelName' (e.g. 'myapp.AsyncTaskRecord') and make sure the app "
-                 "is in INSTALLED_APPS.",
-            obj=owner, id="powercrud_async.E021",
-        ))
-        return None, problems
-    label = model._meta.label
-    columns = _columns(model)
-    field_map = options.field_map
-    invalid = options.invalid_map
-    if invalid is not None:
-        problems.append(checks.Error(
-            f"{owner}: field_map must be a dict of logical name -> column, got {invalid!r}.",
-            hint='For example {"status": "state", "message": "note"}.',
-            obj=owner, id="powercrud_async.E024",
-        ))
-    effective: dict[str, str] = {}
-    for logical, column in field_map.items():
-        if column in (None, ""):
-            continue  # explicitly switched off
-        explicit = logical in options.explicit
-        if not isinstance(column, str) or not isinstance(logical, str):
-            problems.append(checks.Error(
-                f"{owner}: field_map entry {logical!r}: {column!r} is not a column name.",
-                hint="Map each logical name to the name of a field of the record model, or None.",
-                obj=owner, id="powercrud_async.E024",
-            ))
-            continue
-        if column not in columns and not explicit and POWERCRUD_COLUMNS.get(logical) in columns:
-            column = POWERCRUD_COLUMNS[logical]
-        if column not in columns:
-            if logical == "task_name":
-                problems.append(checks.Error(
-                    f"{owner}: record model {label} has no column {column!r} to hold the task "
-                    "key (task_name).",
-                    hint=f"Add task_name = models.CharField(max_length=255, unique=True) to {label}, "
-                         "or map 'task_name' to an existing unique column in field_map.",
-                    obj=owner, id="powercrud_async.E022",
-                ))
-            elif explicit:
-                close = difflib.get_close_matches(column, list(columns), n=1)
-                problems.append(checks.Error(
-                    f"{owner}: field_map maps {logical!r} to {column!r}, but record model {label} "
-                    f"has no column {column!r}.",
-                    hint=(f"Did you mean {close[0]!r}? " if close else "")
-                    + f"Columns of {label}: {', '.join(sorted(columns))}.",
-                    obj=owner, id="powercrud_async.E023",
-                ))
-            continue
-        effective[logical] = column
-    task_column = effective.get("task_name")
-    if task_column is not None and not _is_unique(model, task_column):
-        problems.append(checks.Warning(
-            f"{owner}: column {task_column!r} of record model {label} is not unique; concurrent "
-            "events could create two records for one task.",
-            hint=f"Declare {task_column} with unique=True.",
-            obj=owner, id="powercrud_async.W020",
-        ))
-    create_defaults = options.create_defaults
-    if not isinstance(create_defaults, Mapping):
-        problems.append(checks.Error(
-            f"{owner}: create_defaults must be a dict of column -> value, got {create_defaults!r}.",
-            hint="Remove it or give a dict.", obj=owner, id="powercrud_async.E024",
-        ))
-        create_defaults = {}
-    for column in create_defaults:
-        if column not in columns:
-            problems.append(checks.Error(
-                f"{owner}: create_defaults names column {column!r}, but record model {label} has "
-                "no such column.",
-                hint=f"Columns of {label}: {', '.join(sorted(columns))}.",
-                obj=owner, id="powercrud_async.E023",
-            ))
-    interval = options.progress_interval
-    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
-                                 or interval < 0):
-        problems.append(checks.Error(
-            f"{owner}: progress_interval must be a number of seconds >= 0, got {interval!r}.",
-            hint="Leave it unset to use PROGRESS_WRITE_INTERVAL.", obj=owner,
-            id="powercrud_async.E024",
-        ))
-        interval = None
-    timeline = options.timeline
-    if not isinstance(timeline, bool):
-        problems.append(checks.Error(
-            f"{owner}: timeline must be True or False, got {timeline!r}.",
-            hint="Set timeline_enabled = False on the class to switch the timeline off.",
-            obj=owner, id="powercrud_async.E024",
-        ))
-        timeline = bool(timeline)
-    for key, path_value in options.formatters.items():
-        try:
-            found = import_string(path_value) if isinstance(path_value, str) else path_value
-        except ImportError as exc:
-            found = exc
-        if not callable(found):
-            problems.append(checks.Error(
-                f"{owner}: {key} {path_value!r} is not an importable callable.",
-                hint="Give the dotted path of a module-level function taking one value.",
-                obj=owner, id="powercrud_async.E024",
-            ))
-    if task_column is None:
-        if not any(p.id == "powercrud_async.E022" for p in problems):
-            problems.append(checks.Error(
-                f"{owner}: field_map maps no column of record model {label} to task_name.",
-                hint="Map 'task_name' to a unique CharField of the model; it is the only "
-                     "required field.",
-                obj=owner, id="powercrud_async.E022",
-            ))
-        return None, problems
-    status_column = effective.get("status")
-    auto_now = tuple(
-        name for name, f in columns.items()
-        if getattr(f, "auto_now", False) and name not in effective.values()
-    )
-    tracking = Tracking(
-        model=model,
-        label=label,
-        db=router.db_for_write(model),
-        field_map=effective,
-        fields={column: columns[column] for column in set(effective.values())},
-        task_column=task_column,
-        status_column=status_column,
-        unique_task=_is_unique(model, task_column),
-        auto_now=auto_now,
-        create_defaults={k: v for k, v in create_defaults.items() if k in columns},
-        progress_interval=interval,
-        timeline=timeline,
-    )
-    return tracking, problems
-
-
-_resolved: dict[tuple[type, str], tuple[Tracking | None, list[checks.CheckMessage]]] = {}
-_resolved_lock = threading.Lock()
-_reported: set[tuple[type, str]] = set()
-
-
-def _cache_key(cls: type, config: Mapping[str, Any] | None) -> tuple[type, str]:
-    ours = {key: (config or {}).get(key) for key in CONFIG_KEYS}
-    return cls, json.dumps(ours, sort_keys=True, default=repr)
-
-
-def resolve(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> Tracking:
-    """The ``Tracking`` for a manager class and config (cached per process).
-
-    Raises ``InvalidFieldMap`` when the record model cannot be used at all; lesser problems
-    (a column that does not exist) are skipped here and reported by the system check.
-    """
-    key = _cache_key(cls, config)
-    with _resolved_lock:
-        found = _resolved.get(key)
-    if found is None:
-        found = analyse(options_for(cls, config))
-        with _resolved_lock:
-            _resolved[key] = found
-    tracking, problems = found
-    if tracking is None:
-        raise InvalidFieldMap(" ".join(f"{p.msg} {p.hint}" for p in problems if p.level >= checks.ERROR))
-    if problems and key not in _reported:
-        _reported.add(key)
-        for problem in problems:
-            logger.warning("%s (%s) %s", problem.msg, problem.id, problem.hint or "")
-    return tracking
-
-
-def check(cls: type[ModelTrackingAsyncManager], config: Mapping[str, Any] | None) -> list[checks.CheckMessage]:
-    """System-check messages for a manager class and config (``powercrud_async.E02x``)."""
-    try:
-        config = plain_config(config or {})
-    except TypeError as exc:
-        return [checks.Error(str(exc), hint="Use plain data and dotted paths in the config.",
-                             obj=cls.__qualname__, id="powercrud_async.E024")]
-    return analyse(options_for(cls, config))[1]
-
-
-def clear_cache() -> None:
-    with _resolved_lock:
-        _resolved.clear()
-        _reported.clear()
+def record_columns(model: type[models.Model],
+                   field_map: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Logical name -> column of ``model`` for ``field_map`` over the defaults: the one reading
+    of a field map (the writer's ``Tracking.field_map`` is built the same way), for code that
+    has a record model but no manager."""
+    columns = model_columns(model)
+    explicit = dict(field_map or {})
+    found: dict[str, str] = {}
+    for logical, column in {**DEFAULT_FIELD_MAP, **explicit}.items():
+        if isinstance(logical, str) and isinstance(column, str) and column:
+            placed = place_column(logical, column, columns, explicit=logical in explicit)
+            if placed is not None:
+                found[logical] = placed
+    return found

@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from ..statuses import TERMINAL
 from .config import Tracking
+from .sql import keyset_pages
 
 TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 FINISH_FIELDS = ("completed_at", "failed_at", "cancelled_at")
@@ -60,17 +61,10 @@ def check_statuses(statuses: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def _datetime_column(t: Tracking, logical: str) -> str | None:
-    column = t.field_map.get(logical)
-    if column and isinstance(t.fields[column], models.DateTimeField):
-        return column
-    return None
-
-
 def old_records(t: Tracking, cutoff: datetime, statuses: Sequence[str], *, narrowed: bool) -> Q:
     """Finished records whose end (or, lacking one, last update or creation) is before ``cutoff``."""
-    finish = [c for c in (_datetime_column(t, name) for name in FINISH_FIELDS) if c]
-    fallback = _datetime_column(t, "updated_at") or _datetime_column(t, "created_at")
+    finish = [c for c in (t.datetime_column(name) for name in FINISH_FIELDS) if c]
+    fallback = t.datetime_column("updated_at", "created_at")
     if not finish and not fallback:
         raise ValueError(
             f"Record model {t.label} has no date column (completed_at, failed_at, cancelled_at, "
@@ -133,18 +127,11 @@ def _prune_records(t: Tracking, summary: PruneSummary, statuses: Sequence[str],
     from ..models import TaskEvent, TaskLogEntry
 
     query = old_records(t, summary.cutoff, statuses, narrowed=narrowed)
-    base = t.manager().filter(query).order_by("pk")
     events_db = router.db_for_write(TaskEvent)
     logs_db = router.db_for_write(TaskLogEntry)
-    last_pk: Any = None
-    while True:
-        page = base.filter(pk__gt=last_pk) if last_pk is not None else base
-        rows = list(page.values_list("pk", t.task_column)[:batch_size])
-        if not rows:
-            return
-        last_pk = rows[-1][0]
-        pks = [pk for pk, _ in rows]
-        names = [name for _, name in rows]
+    for rows in keyset_pages(t.manager().filter(query), batch_size, t.task_column):
+        pks = [row["pk"] for row in rows]
+        names = [row[t.task_column] for row in rows]
         summary.batches += 1
         events = TaskEvent.objects.using(events_db).filter(task_name__in=names)
         logs = TaskLogEntry.objects.using(logs_db).filter(task_name__in=names)

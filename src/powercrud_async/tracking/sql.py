@@ -1,0 +1,184 @@
+"""The statements that place a task's record and timeline rows: one guarded UPDATE (or the
+INSERT that creates the record), one timeline INSERT, and the timeline trim.
+
+No buffering here (that is ``writer``): each call is the database work of one write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import Subquery
+from django.utils import timezone
+
+from .changes import ALLOWED_FROM, Change
+from .config import Tracking, model_field
+
+
+class RecordWriteError(Exception):
+    """Neither an UPDATE nor an INSERT could place the record (e.g. a required column)."""
+
+
+@contextmanager
+def _savepoint_if_atomic(using: str) -> Iterator[None]:
+    """Inside a caller's transaction, a failure of ours must not poison it: use a savepoint.
+    Outside one (the worker, on_commit callbacks) no extra statements are spent."""
+    if connections[using].in_atomic_block:
+        with transaction.atomic(using=using):
+            yield
+    else:
+        yield
+
+
+def assignments(tracking: Tracking, changes: Mapping[str, Change],
+                 now: datetime) -> list[tuple[models.Field, Any, int | None]]:
+    """``(field, value, guard)`` for every column an UPDATE writes, ``auto_now`` columns included."""
+    values: dict[str, tuple[Any, int | None]] = {c: (ch.value, ch.guard) for c, ch in changes.items()}
+    stamped = list(tracking.auto_now)
+    updated = tracking.datetime_column("updated_at")
+    if updated:
+        stamped.append(updated)
+    for column in stamped:
+        values.setdefault(column, (now, None))
+    return [(model_field(tracking.model, column), value, guard) for column, (value, guard) in values.items()]
+
+
+def _db_column(tracking: Tracking, name: str) -> str:
+    field_obj = model_field(tracking.model, name)
+    return field_obj.column or field_obj.attname
+
+
+def _update_statement(tracking: Tracking, task_name: str, changes: Mapping[str, Change],
+                      now: datetime) -> tuple[str, list[Any]] | None:
+    """One ``UPDATE … WHERE task = %s`` for ``changes`` (``None`` if there is nothing to set).
+
+    Written as SQL rather than ``QuerySet.update(Case(When(...)))``: the ORM spent more time
+    compiling the guard expressions of a job's last write than the database took to run it.
+    A guarded column keeps its value unless the status still allows the event's rank, so the
+    guard holds across processes without reading the record first."""
+    columns = assignments(tracking, changes, now)
+    if not columns:
+        return None
+    conn = connections[tracking.db]
+    qn = conn.ops.quote_name
+    status = qn(_db_column(tracking, tracking.status_column)) if tracking.status_column else None
+    sets: list[str] = []
+    params: list[Any] = []
+    for field_obj, value, guard in columns:
+        column = qn(field_obj.column or field_obj.attname)
+        placeholder = conn.ops.unification_cast_sql(field_obj) % "%s"
+        prepared = field_obj.get_db_prep_save(value, connection=conn)
+        if guard is None or status is None:
+            sets.append(f"{column} = %s")
+            params.append(prepared)
+            continue
+        allowed = ALLOWED_FROM[min(guard, 2)]
+        sets.append(f"{column} = CASE WHEN {status} IN ({', '.join(['%s'] * len(allowed))}) "
+                    f"OR {status} IS NULL THEN {placeholder} ELSE {column} END")
+        params.extend([*allowed, prepared])
+    task_column = qn(_db_column(tracking, tracking.task_column))
+    sql = (f"UPDATE {qn(tracking.model._meta.db_table)} SET {', '.join(sets)} "
+           f"WHERE {task_column} = %s")
+    return sql, [*params, task_name]
+
+
+def _apply(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> bool:
+    """Run the UPDATE for ``changes``; True if the record exists (rows matched, even unchanged)."""
+    statement = _update_statement(tracking, task_name, changes, timezone.now())
+    if statement is None:  # nothing to write (a model with only task_name): does it exist?
+        return tracking.manager().filter(**{tracking.task_column: task_name}).exists()
+    with connections[tracking.db].cursor() as cursor:
+        cursor.execute(*statement)
+        return cursor.rowcount > 0
+
+
+def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> IntegrityError | None:
+    """Create the record. Returns the ``IntegrityError`` if that failed on a unique task column
+    (the record exists already, or a required column has no value); ``None`` if created."""
+    values: dict[str, Any] = dict(tracking.create_defaults)
+    for column, change in changes.items():
+        values[model_field(tracking.model, column).attname] = change.value
+    values[tracking.task_column] = task_name
+    try:
+        with _savepoint_if_atomic(tracking.db):
+            tracking.model(**values).save(force_insert=True, using=tracking.db)
+    except IntegrityError as exc:
+        if not tracking.unique_task:
+            raise
+        return exc
+    return None
+
+
+def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Change], *,
+                 insert_first: bool = False, create: bool = True) -> str:
+    """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``,
+    ``"inserted"``, or ``"missing"`` (no record and ``create`` is false).
+
+    ``insert_first`` (a ``create`` event, unique task column, no open transaction) tries the
+    INSERT first, so the usual launch costs one statement instead of two.
+    """
+    error: IntegrityError | None = None
+    with _savepoint_if_atomic(tracking.db):
+        if insert_first and tracking.unique_task and not connections[tracking.db].in_atomic_block:
+            error = _insert(tracking, task_name, changes)
+            if error is None:
+                return "inserted"
+        if _apply(tracking, task_name, changes):
+            return "updated"
+        if not create:
+            return "missing"
+        if error is None:
+            error = _insert(tracking, task_name, changes)
+            if error is None:
+                return "inserted"
+            # Created by another process between our UPDATE and INSERT: apply on top of it.
+            if _apply(tracking, task_name, changes):
+                return "updated"
+    raise RecordWriteError(
+        f"the record of task {task_name} could be neither updated nor created: {error}"
+    ) from error
+
+
+def trim_timeline(task_name: str, limit: int) -> int:
+    """Delete the oldest ``progress`` rows beyond the newest ``limit`` rows (one DELETE)."""
+    from ..models import TaskEvent
+
+    db = router.db_for_write(TaskEvent)
+    newest = TaskEvent.objects.using(db).filter(task_name=task_name).order_by("-id").values("id")
+    cutoff = Subquery(newest[limit - 1 : limit])
+    deleted, _ = TaskEvent.objects.using(db).filter(
+        task_name=task_name, event="progress", id__lt=cutoff
+    ).delete()
+    return deleted
+
+
+def insert_rows(rows: list[Any]) -> None:
+    """One INSERT for the timeline rows (``save`` for a single row: on SQLite ``bulk_create``
+    adds its own BEGIN/COMMIT round trips)."""
+    from ..models import TaskEvent
+
+    db = router.db_for_write(TaskEvent)
+    with _savepoint_if_atomic(db):
+        if len(rows) == 1:
+            rows[0].save(force_insert=True, using=db)
+        else:
+            TaskEvent.objects.using(db).bulk_create(rows)
+
+
+def keyset_pages(queryset: models.QuerySet[Any], batch_size: int,
+                 *fields: str) -> Iterator[list[dict[str, Any]]]:
+    """``queryset``'s rows (``pk`` plus ``fields``) in pages walking the primary key forward, so
+    each row is read once and a table of millions is crossed in linear time."""
+    base = queryset.order_by("pk")
+    last_pk: Any = None
+    while True:
+        page = base.filter(pk__gt=last_pk) if last_pk is not None else base
+        rows = list(page.values("pk", *fields)[:batch_size])
+        if not rows:
+            return
+        last_pk = rows[-1]["pk"]
+        yield rows

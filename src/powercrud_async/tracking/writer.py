@@ -1,0 +1,334 @@
+"""The per-process writer: each task's unsaved changes and timeline rows, coalesced so one
+event costs at most one record UPDATE (plus the INSERT creating it) and one timeline INSERT.
+
+Progress is coalesced per task (a timer writes what waits once its interval is over); a failed
+write is kept and merged into the task's next write, so the next event repairs the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections
+
+from .. import conf, progress
+from . import sql
+from .changes import TERMINAL_EVENTS, TERMINAL_VALUES, Change, changes_for, event_row, merge
+from .config import TrackedManager, Tracking
+
+logger = logging.getLogger("powercrud_async.tracking.writer")
+
+#: Timeline rows another process may add for a task (``create`` from the launcher, ...).
+TIMELINE_SLACK = 5
+#: In-process task states kept at most (oldest idle ones are forgotten first).
+MAX_STATES = 10_000
+
+
+@dataclass(eq=False)
+class TaskState:
+    """What this process holds for one task: unsaved changes and timeline rows, coalescing."""
+
+    tracking: Tracking
+    task_name: str
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    changes: dict[str, Change] = field(default_factory=dict)
+    touch: bool = False
+    rows: list[Any] = field(default_factory=list)
+    deferred_row: Any = None
+    insert_first: bool = False
+    last_progress: float = float("-inf")
+    terminal: bool = False
+    saw_start: bool = False
+    saw_create: bool = False
+    buffered: bool = False
+    inserted: int = 0
+    trimmed_at: int = 0
+    timer: threading.Timer | None = None
+    batch_depth: int = 0
+    cleaned: bool = False
+    last_event: str = ""
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything waits to be written (a state holding nothing may be dropped)."""
+        return bool(self.changes or self.touch or self.rows or self.deferred_row is not None)
+
+    def cancel_timer(self) -> None:
+        """Stop a deferred write that is no longer wanted (written now, or forgotten)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def queue_deferred_row(self) -> None:
+        """Move the timeline row a deferred progress held into the rows the next write inserts."""
+        if self.deferred_row is not None:
+            self.rows.append(self.deferred_row)
+            self.deferred_row = None
+
+
+_states: OrderedDict[tuple[str, str], TaskState] = OrderedDict()
+_states_lock = threading.Lock()
+#: Tasks this process saw end (bounded), so a late ``progress`` after cleanup is dropped.
+_finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
+def state_for(tracking: Tracking, task_name: str) -> TaskState:
+    """The task's state in this process (made on first use; idle ones beyond ``MAX_STATES``
+    are dropped, oldest first, so a long-lived worker stays bounded)."""
+    key = (tracking.label, task_name)
+    with _states_lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = TaskState(tracking, task_name)
+            if len(_states) > MAX_STATES:
+                for old_key, old in list(_states.items()):
+                    if len(_states) <= MAX_STATES:
+                        break
+                    if not old.pending and old is not state:
+                        del _states[old_key]
+        else:
+            _states.move_to_end(key)
+        return state
+
+
+def forget(tracking: Tracking, task_name: str) -> None:
+    """Drop a cleaned-up task's state, remembering it ended so a late progress is ignored."""
+    key = (tracking.label, task_name)
+    with _states_lock:
+        state = _states.pop(key, None)
+        _finished[key] = None
+        while len(_finished) > MAX_STATES:
+            _finished.popitem(last=False)
+    if state is not None:
+        state.cancel_timer()
+
+
+def reset_state() -> None:
+    """Forget every in-process task state and cancel pending timers (tests, forks)."""
+    with _states_lock:
+        states = list(_states.values())
+        _states.clear()
+        _finished.clear()
+    for state in states:
+        state.cancel_timer()
+
+
+def pending_states(task_name: str | None = None) -> list[TaskState]:
+    """States holding unwritten work (of ``task_name`` only, if given), for ``flush``."""
+    with _states_lock:
+        return [s for s in _states.values() if s.pending and task_name in (None, s.task_name)]
+
+
+def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
+    """Write what ``state`` holds (caller holds ``state.lock``). True if nothing is left.
+
+    ``create=False`` (a timer's deferred write) drops what it holds when the record is gone
+    instead of bringing a deleted record back."""
+    tracking = state.tracking
+    state.queue_deferred_row()
+    ok = True
+    if state.changes or state.touch:
+        try:
+            outcome = sql.write_record(tracking, state.task_name, state.changes,
+                                   insert_first=state.insert_first, create=create)
+        except Exception:  # noqa: BLE001 - never break the worker, hook or launch
+            ok = False
+            logger.exception(
+                "Could not write the record of task %s (%s) for its %r event; the next event for "
+                "this task or cleanup_completed_tasks() will repair it.",
+                state.task_name, tracking.label, event or "pending",
+            )
+        else:
+            state.changes = {}
+            state.touch = False
+            state.insert_first = False
+            if outcome == "missing":
+                state.rows = []
+    if state.rows:
+        limit = tracking.timeline_limit()
+        if limit <= 0:
+            state.rows = []
+        else:
+            try:
+                sql.insert_rows(state.rows)
+            except Exception:  # noqa: BLE001
+                ok = False
+                logger.exception("Could not write the timeline of task %s for its %r event.",
+                                 state.task_name, event or "pending")
+            else:
+                state.inserted += len(state.rows)
+                state.rows = []
+                _maybe_trim(state, event, limit)
+    return ok
+
+
+def _maybe_trim(state: TaskState, event: str, limit: int) -> None:
+    """Bound the timeline without a DELETE per event: only when this process has written
+    near ``limit`` rows for the task (a long job), or at the end of a task it saw neither
+    launched nor started (the completion hook or cleanup finishing a job another process ran)."""
+    step = max(1, limit // 10)
+    near = state.inserted + TIMELINE_SLACK > limit
+    due = (near and (event == "cleanup" or state.inserted - state.trimmed_at >= step)) or (
+        event == "cleanup" and not (state.saw_start or state.saw_create)
+    )
+    if not due:
+        return
+    try:
+        sql.trim_timeline(state.task_name, limit)
+        state.trimmed_at = state.inserted
+    except Exception:  # noqa: BLE001
+        logger.exception("Could not trim the timeline of task %s.", state.task_name)
+
+
+def _on_timer(state: TaskState) -> None:
+    """Write a deferred progress once its interval is over (this process got no other event).
+    Only onto an existing record, and only while the state is still the current one."""
+    try:
+        with state.lock:
+            state.timer = None
+            with _states_lock:
+                current = _states.get((state.tracking.label, state.task_name)) is state
+            if current and state.pending:
+                state.last_progress = time.monotonic()
+                _flush(state, event="progress", create=False)
+    except Exception:  # noqa: BLE001
+        logger.exception("Deferred progress write of task %s failed", state.task_name)
+    finally:
+        connections.close_all()
+
+
+def _schedule(state: TaskState, delay: float) -> None:
+    if state.timer is not None:
+        return
+    timer = threading.Timer(max(0.0, delay), _on_timer, args=(state,))
+    timer.daemon = True
+    state.timer = timer
+    timer.start()
+
+
+def _held_for_next_event(state: TaskState, event: str, task_name: str, tracking: Tracking) -> bool:
+    """Whether ``event`` may wait for the task's next event, so a short job writes its start,
+    end and clean-up as one record UPDATE and one timeline INSERT.
+
+    Inside ``batch`` (ending a job: the terminal event and ``cleanup``) everything waits for the
+    batch's end. A ``start`` from the runner of this process waits for progress or the end; the
+    timer writes it within the progress interval if nothing follows (a long, quiet job). Inside
+    a transaction nothing waits: another thread could not see the record."""
+    if state.batch_depth:
+        return True
+    if event != "start" or connections[tracking.db].in_atomic_block:
+        return False
+    if progress.buffer.latest(task_name) is None:
+        return False
+    _schedule(state, tracking.interval())
+    return True
+
+
+@contextmanager
+def batch(manager: TrackedManager, task_name: str) -> Iterator[None]:
+    """Write the events emitted inside as one record UPDATE and one timeline INSERT, at exit."""
+    try:
+        tracking = manager.get_tracking()
+    except Exception:  # noqa: BLE001 - each event reports the misconfiguration itself
+        yield
+        return
+    state = state_for(tracking, task_name)
+    with state.lock:
+        state.batch_depth += 1
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.batch_depth -= 1
+            if not state.batch_depth and state.pending:
+                _write_now(state, state.last_event)
+
+
+def _write_now(state: TaskState, event: str) -> bool:
+    """Write what ``state`` holds now (caller holds ``state.lock``); forget it after cleanup."""
+    state.cancel_timer()
+    ok = _flush(state, event=event)
+    if ok and state.cleaned:
+        forget(state.tracking, state.task_name)
+    return ok
+
+
+def persist(manager: TrackedManager, event: str, task_name: str,
+            payload: Mapping[str, Any]) -> bool:
+    """Persist one event; returns True if it was written (False: deferred, dropped or failed)."""
+    tracking = manager.get_tracking()
+    if payload.get("redelivered") and _recorded_final(tracking, task_name):
+        return False  # the worker wrote it, and died before it could say so
+    changes = changes_for(manager, tracking, event, payload)
+    row = event_row(event, task_name, payload) if tracking.timeline_limit() > 0 else None
+    if event == "progress" and (tracking.label, task_name) in _finished:
+        return False  # a late progress never reopens a finished task
+    state = state_for(tracking, task_name)
+    with state.lock:
+        state.tracking = tracking  # the latest configuration writes what is pending
+        if event == "start":
+            state.saw_start = True
+        elif event == "create":
+            state.saw_create = True
+        if event == "progress":
+            if state.terminal:
+                return False  # a late progress never reopens a finished task
+            interval = tracking.interval()
+            now = time.monotonic()
+            # The runner's buffer already publishes at most once per PROGRESS_WRITE_INTERVAL;
+            # what it emits as it stops tracking a task is the final value: written at once.
+            tracked = progress.buffer.latest(task_name) is not None
+            buffered = (tracked or state.buffered) and interval <= float(
+                conf.get("PROGRESS_WRITE_INTERVAL")
+            )
+            state.buffered = tracked
+            if not buffered and now - state.last_progress < interval:
+                merge(state.changes, changes)
+                state.deferred_row = row if row is not None else state.deferred_row
+                if not connections[tracking.db].in_atomic_block:
+                    # Another thread could not see this transaction's record: inside one, the
+                    # deferred value waits for the task's next event (or flush_pending()).
+                    _schedule(state, state.last_progress + interval - now)
+                return False
+            state.last_progress = now
+        merge(state.changes, changes)
+        state.touch = True
+        state.queue_deferred_row()
+        if row is not None:
+            state.rows.append(row)
+        if event == "create":
+            state.insert_first = True
+        if event in TERMINAL_EVENTS:
+            state.terminal = True
+        state.cleaned = state.cleaned or event == "cleanup"
+        state.last_event = event
+        if _held_for_next_event(state, event, task_name, tracking):
+            return False
+        return _write_now(state, event)
+
+
+def _recorded_final(tracking: Tracking, task_name: str) -> bool:
+    """Whether the record of ``task_name`` shows a terminal status already."""
+    if not tracking.status_column:
+        return False
+    return tracking.manager().filter(
+        **{tracking.task_column: task_name, f"{tracking.status_column}__in": TERMINAL_VALUES}
+    ).exists()
+
+
+def flush(task_name: str | None = None) -> int:
+    """Write every deferred or failed change this process holds; returns how many tasks."""
+    done = 0
+    for state in pending_states(task_name):
+        with state.lock:
+            state.cancel_timer()
+            if _flush(state):
+                done += 1
+    return done
