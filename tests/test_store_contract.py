@@ -212,6 +212,22 @@ def test_release(store: TaskStore) -> None:
     assert store.acquire("c", [k(1), k(2)], 60) == {}
 
 
+def test_release_expired_frees_only_an_inactive_owner_s_expired_locks(store: TaskStore) -> None:
+    store.acquire("resv", [k(1), k(2)], 0)  # a reservation whose time is up
+    store.acquire("fresh", [k(3)], 3600)
+    store.register(info("job", "in_progress"))
+    store.acquire("job", [k(4)], 0)  # expired, but its owner is running
+    store.register(info("done", "success"))
+    store.acquire("done", [k(5)], 0)
+    assert store.release_expired("fresh") == 0
+    assert store.release_expired("job") == 0
+    assert store.release_expired("resv") == 2
+    assert store.release_expired("done") == 1
+    assert store.release_expired("nobody") == 0
+    assert held(store) == {k(3): "fresh", k(4): "job"}
+    assert store.lock_owners() == {"fresh", "job"}
+
+
 def test_renew_pushes_expiry(store: TaskStore) -> None:
     store.acquire("a", [k(1), k(2)], 0)
     store.acquire("b", [k(3)], 0)

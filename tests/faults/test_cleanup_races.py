@@ -90,3 +90,29 @@ def test_a_failure_report_leaves_a_task_taken_over_after_it_was_read(
     stale_once(store, monkeypatch, "get", stale)
     assert Recording().complete_from_broker(key, False, "TimeoutException : killed") is False
     assert_untouched(store, key)
+
+
+def test_cleanup_leaves_a_reservation_launched_after_it_was_judged(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cleanup reads an expired reservation's locks, then a launch under the same name registers
+    and renews them, then cleanup acts: the running job keeps its locks."""
+    name = "reserved-then-launched"
+    assert store.acquire(name, [("testapp.project", "1")], 0) == {}  # expired at once
+    read = store.locks
+    launched: list[str] = []
+
+    def read_then_launch(**filters: Any) -> Any:
+        seen = read(**filters)
+        if filters.get("task_name") == name and not launched:
+            launched.append(Recording().launch_async_task("tests.faults.jobs.noop", task_key=name,
+                                                          conflict_ids=PROJECT))
+        return seen
+
+    monkeypatch.setattr(store, "locks", read_then_launch)
+    summary = Recording().cleanup_completed_tasks()
+    assert launched == [name]
+    assert summary["orphaned_locks"] == []
+    assert store.holders([("testapp.project", "1")]) == {("testapp.project", "1"): name}
+    row = store.get(name)
+    assert row is not None and row.is_active
