@@ -24,6 +24,7 @@ from .exceptions import (
     InvalidManagerClass,
 )
 from .lifecycle import control, reservations, submit
+from .lifecycle.finish import Outcome
 from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
 from .progress_urls import ProgressEndpoint
@@ -344,10 +345,8 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         ``expect`` (``{"attempts": 2, "heartbeat_at": ...}``) ends it only if those fields are
         still what the caller judged, so a task taken over since is left to its new attempt.
         """
-        return end_task(
-            self, task_name, status, result=result, error=error, traceback=traceback,
-            reason=reason, info=info, expect=expect,
-        )
+        outcome = Outcome(TaskStatus(status), result, error, traceback, reason)
+        return end_task(self, task_name, outcome, info=info, expect=expect)
 
     def handle_task_completion(self, task: Any, task_name: str | None = None) -> bool:
         """What django-q2's hook calls with its ``Task`` (and, as PowerCRUD does, the task key):

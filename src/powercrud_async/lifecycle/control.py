@@ -11,6 +11,7 @@ from ..exceptions import TaskNotRetryable, TaskStillLive, UnknownTask
 from ..statuses import TaskStatus
 from ..stores import get_store
 from . import reservations
+from .finish import Outcome, finish
 from .liveness import judged, liveness
 from .protocol import Manager
 
@@ -24,8 +25,8 @@ def cancel(manager: Manager, task_key: str, reason: str) -> str:
     if info.status == TaskStatus.PENDING:
         broker.remove_queued(task_key)
         # Only while still queued: a job a worker started meanwhile is asked to stop instead.
-        if manager.finish(task_key, TaskStatus.CANCELLED, reason=reason,
-                          expect={"status": TaskStatus.PENDING}):
+        if finish(manager, task_key, Outcome(TaskStatus.CANCELLED, reason=reason),
+                  expect={"status": TaskStatus.PENDING}):
             return "cancelled"
         info = store.get(task_key) or info  # it started meanwhile: ask it to stop
     if info.status == TaskStatus.IN_PROGRESS and store.update(
@@ -63,8 +64,8 @@ def release_locks(manager: Manager, task_key: str, reason: str) -> int:
         if alive:
             raise TaskStillLive(f"Task {task_key} is {why}; its locks stay until it ends.")
         count = len(store.locks(task_name=task_key))
-        if not manager.finish(task_key, TaskStatus.FAILED, error=reason, reason=reason,
-                              expect=judged(info)):
+        if not finish(manager, task_key, Outcome(TaskStatus.FAILED, error=reason, reason=reason),
+                      expect=judged(info)):
             # It moved since it was judged dead (a new attempt took over, or it ended).
             now = store.get(task_key)
             if now is not None and now.is_active:
@@ -84,5 +85,5 @@ def fail_from_report(manager: Manager, task_name: str, result: Any) -> bool:
         return False
     error = str(result) if result is not None else "The worker failed"
     first_line = error.split(" : ")[0].strip() or error
-    return manager.finish(task_name, TaskStatus.FAILED, error=first_line, traceback=error,
-                          reason=first_line, info=info, expect=judged(info))
+    outcome = Outcome(TaskStatus.FAILED, error=first_line, traceback=error, reason=first_line)
+    return finish(manager, task_name, outcome, info=info, expect=judged(info))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import traceback as traceback_module
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,19 +26,26 @@ logger = logging.getLogger("powercrud_async.lifecycle.finish")
 
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a task ended: its terminal status and what its events report."""
+
+    status: TaskStatus
+    result: Any = None
+    error: str = ""
+    traceback: str = ""
+    reason: str = ""
+
+
 def finish(
     manager: Manager,
     task_name: str,
-    status: TaskStatus,
+    outcome: Outcome,
     *,
-    result: Any = None,
-    error: str = "",
-    traceback: str = "",
-    reason: str = "",
     info: TaskInfo | None = None,
     expect: Mapping[str, Any] | None = None,
 ) -> bool:
-    """End ``task_name`` with ``status`` if it is still queued or running (``AsyncManager.finish``).
+    """End ``task_name`` with ``outcome`` if it is still queued or running (``AsyncManager.finish``).
 
     The durable part (registry row terminal with its events marked due, locks released) is one
     store call and decides the outcome; each side effect after it is attempted on its own, so a
@@ -46,16 +54,15 @@ def finish(
     """
     store = get_store()
     now = timezone.now()
-    released = store.finish(task_name, ACTIVE, status, expect=expect, finished_at=now,
-                            reason=reason[:10000], events_due=True)
+    released = store.finish(task_name, ACTIVE, outcome.status, expect=expect, finished_at=now,
+                            reason=outcome.reason[:10000], events_due=True)
     if released is None:
         return False
     if info is None:
         info = _side_effect("read its row", task_name, lambda: store.get(task_name))
     _side_effect("drop its progress entry", task_name, lambda: progress.delete(task_name))
     _side_effect("forget its reservations", task_name, lambda: reservations.forget([task_name]))
-    payload = final_payload(status, now, info.started_at if info else None, result=result,
-                            error=error, traceback=traceback, reason=reason)
+    payload = final_payload(outcome, now, info.started_at if info else None)
     _deliver(manager, task_name, payload, released)
     return True
 
@@ -67,24 +74,15 @@ def redeliver(manager: Manager, info: TaskInfo) -> None:
     the payload says ``redelivered=True`` and a handler with effects outside this package keys
     them by task name and event.
     """
-    status = TaskStatus(info.status)
-    now = info.finished_at or timezone.now()
-    payload = final_payload(status, now, info.started_at, error=info.reason, reason=info.reason)
+    outcome = Outcome(TaskStatus(info.status), error=info.reason, reason=info.reason)
+    payload = final_payload(outcome, info.finished_at or timezone.now(), info.started_at)
     payload["redelivered"] = True
     _deliver(manager, info.task_name, payload, None)
 
 
-def final_payload(
-    status: TaskStatus,
-    now: datetime,
-    started: datetime | None,
-    *,
-    result: Any = None,
-    error: str = "",
-    traceback: str = "",
-    reason: str = "",
-) -> dict[str, Any]:
+def final_payload(outcome: Outcome, now: datetime, started: datetime | None) -> dict[str, Any]:
     """The payload of a terminal event, as PowerCRUD's handlers read it."""
+    status, result, error, reason = outcome.status, outcome.result, outcome.error, outcome.reason
     message = {
         TaskStatus.SUCCESS: "Completed",
         TaskStatus.FAILED: f"Failed: {reason or error}".strip().rstrip(":"),
@@ -95,7 +93,7 @@ def final_payload(
     if status is TaskStatus.SUCCESS:
         payload.update(result=result, completed_at=now)
     elif status is TaskStatus.FAILED:
-        payload.update(result=error or reason, error=error or reason, traceback=traceback,
+        payload.update(result=error or reason, error=error or reason, traceback=outcome.traceback,
                        reason=reason, failed_at=now)
     else:
         payload.update(result=reason or "Cancelled", cancelled_at=now)

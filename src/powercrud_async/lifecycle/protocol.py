@@ -7,9 +7,6 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..statuses import TaskStatus
-from ..stores import TaskInfo
-
 
 class Manager(Protocol):
     """The calls lifecycle code makes on the manager a task belongs to."""
@@ -30,18 +27,5 @@ class Manager(Protocol):
     def launch_async_task(self, func: Any, *args: Any, **kwargs: Any) -> str: ...
 
     def event_batch(self, task_name: str) -> AbstractContextManager[None]: ...
-
-    def finish(
-        self,
-        task_name: str,
-        status: TaskStatus,
-        *,
-        result: Any = None,
-        error: str = "",
-        traceback: str = "",
-        reason: str = "",
-        info: TaskInfo | None = None,
-        expect: Mapping[str, Any] | None = None,
-    ) -> bool: ...
 
     def cleanup_dashboard_data(self, task_name: str) -> int: ...

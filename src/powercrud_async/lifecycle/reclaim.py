@@ -75,8 +75,8 @@ def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
             summary["kept"] += 1
         elif action == "dead":
             ended = dry_run or steps.run(
-                f"end {name}", owner(manager, info).finish, name, TaskStatus.FAILED, error=reason,
-                reason=reason, expect=judged(info),
+                f"end {name}", finish.finish, owner(manager, info), name,
+                finish.Outcome(TaskStatus.FAILED, error=reason, reason=reason), expect=judged(info),
             )
             key = "reclaimed" if ended else "changed"
             summary[key].append({"task_name": name, "reason": reason})

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from ..lifecycle.finish import final_payload
+from ..lifecycle.finish import Outcome, final_payload
 from ..lifecycle.liveness import dead_after
 from ..statuses import FINISH_EVENTS, TaskStatus
 from ..stores import get_store
@@ -102,7 +102,7 @@ def repair_payload(info: Any, seen: datetime | None, now: datetime,
     else:
         status, ended, started = TaskStatus(info.status), info.finished_at or now, info.started_at
         reason = info.reason or ("The worker failed" if status is TaskStatus.FAILED else "")
-    return FINISH_EVENTS[status], final_payload(status, ended, started, error=reason, reason=reason)
+    return FINISH_EVENTS[status], final_payload(Outcome(status, error=reason, reason=reason), ended, started)
 
 
 def repair(manager: TrackedManager, tracking: Tracking, event: str, task_name: str,
