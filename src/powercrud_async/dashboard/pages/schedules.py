@@ -23,6 +23,7 @@ from ..paging import link, paged
 from ..responses import TEMPLATES, flash, region_or_page, report
 from ..schedules import (
     ACTIONS,
+    MAX_BULK,
     PER_PAGE,
     SORTS,
     STATES,
@@ -94,7 +95,7 @@ def act(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespo
     name = request.POST.get("action", "")
     if name not in ACTIONS:
         return HttpResponseBadRequest("Unknown action. Expected one of: " + ", ".join(ACTIONS) + ".")
-    pks = posted_keys(request)
+    pks = posted_keys(request, MAX_BULK)
     back = view.safe_next(view.page_url("schedules"))
     audit_name = f"schedule-{name}"
     if not view.may_act():
