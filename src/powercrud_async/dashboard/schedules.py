@@ -1,8 +1,6 @@
-"""The Schedules pages: every django-q2 ``Schedule`` (ours and plain ones), their last runs, and the
-operator actions run now / pause / resume / remove, single and bulk, plus create and edit.
-
-``SchedulePages`` is mixed into the dashboard view; its handlers are named in the view's
-``page_handlers`` so access checks, namespaces and rendering are the dashboard's own.
+"""What the Schedules pages show: every django-q2 ``Schedule`` (ours and plain ones) as a row with
+its last run, the overview's summary, and the create/edit form. The handlers are in
+``pages.schedules``; ``SchedulePages`` gives the dashboard view the schedule URLs and permissions.
 """
 
 from __future__ import annotations
@@ -15,19 +13,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpRequest
 from django.utils import timezone
-from django_htmx.http import push_url, trigger_client_event
 
 from .. import schedules
 from ..exceptions import AsyncManagerError, InvalidConflictIds, InvalidTaskFunction, UnknownModel
 from ..lifecycle import recurring, triggers
 from ..statuses import TaskStatus
 from ..stores import get_store
-from . import audit
 from .records import Moment, status_of
 
 __all__ = ["ScheduleForm", "SchedulePages", "schedule_summary"]
@@ -284,18 +278,13 @@ def form_initial(schedule: Any) -> dict[str, Any]:
     return initial
 
 
-# -- the handlers -----------------------------------------------------------------------------------
+# -- on the view --------------------------------------------------------------------------------------
 class SchedulePages:
-    """Handlers for the Schedules pages (mixed into ``TaskDashboardMixin``)."""
+    """Schedule URLs and permissions (mixed into ``TaskDashboardMixin``, used by its pages)."""
 
     request: HttpRequest
-    now: datetime
     page_url: Callable[..., str]
     job_url: Callable[[str], str]
-    render: Callable[..., HttpResponse]
-    htmx_target: Callable[[], str]
-    polled: Callable[[str], bool]
-    safe_next: Callable[[str], str]
 
     def schedule_edit_url(self, pk: int) -> str:
         return self.page_url("schedule-edit", schedule_id=pk)
@@ -314,201 +303,3 @@ class SchedulePages:
     def may_edit_schedules(self, perm: str) -> bool:
         user = getattr(self.request, "user", None)
         return bool(self.may_act() and user is not None and user.has_perm(f"django_q.{perm}_schedule"))
-
-    def schedules(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        q = (request.GET.get("q") or "").strip()
-        state = request.GET.get("state") or ""
-        state = state if state in STATES else ""
-        trigger = request.GET.get("trigger") or ""
-        types = triggers.trigger_types()
-        trigger = trigger if trigger in types else ""
-        sort = request.GET.get("sort") or "next"
-        if sort.lstrip("-") not in SORTS:
-            sort = "next"
-        qs = annotated()
-        if q:
-            qs = qs.filter(Q(name__icontains=q) | Q(func__icontains=q) | Q(kwargs__icontains=q) | Q(cron__icontains=q))
-        if state:
-            qs = qs.filter(state_q(state))
-        if trigger:
-            qs = qs.filter(schedule_type=trigger)
-        fields = SORTS[sort.lstrip("-")]
-        qs = qs.order_by(*[f"-{f}" if sort.startswith("-") else f for f in fields])
-        paginator = Paginator(qs, PER_PAGE)
-        page = paginator.get_page(request.GET.get("page") or 1)
-        rows = build_rows(list(page.object_list), self.now, self.job_url, self.schedule_edit_url)
-        query = {k: v for k, v in (("q", q), ("state", state), ("trigger", trigger)) if v}
-        base = self.page_url("schedules")
-
-        def url(**changes: Any) -> str:
-            merged = {**query, **({"sort": sort} if sort != "next" else {}), **changes}
-            merged = {k: v for k, v in merged.items() if v not in ("", None)}
-            return base + ("?" + urlencode(merged) if merged else "")
-
-        sorts = []
-        for key, label in (("name", "Name"), ("trigger", "Trigger"), ("next", "Next run"), ("state", "State")):
-            current = sort.lstrip("-") == key
-            descending = current and sort.startswith("-")
-            sorts.append({"key": key, "label": label,
-                          "url": url(sort=("" if key == "next" else key) if descending else f"-{key}" if current else ("" if key == "next" else key), page=""),
-                          "state": ("descending" if descending else "ascending") if current else ""})
-        context: dict[str, Any] = {
-            "rows": rows, "page_obj": page, "paginator": paginator, "q": q, "state_filter": state,
-            "trigger_filter": trigger, "sort": sort, "states": STATES, "trigger_types": types,
-            "sorts": sorts, "filtered": bool(query), "self_url": url(page=page.number if page.number > 1 else ""),
-            "schedules_url": base, "schedule_action_url": self.page_url("schedule-action"),
-            "schedule_new_url": self.page_url("schedule-new"),
-            "can_create": self.may_edit_schedules("add"), "can_edit": self.may_edit_schedules("change"),
-            "prev_url": url(page=page.number - 1) if page.has_previous() else "",
-            "next_url": url(page=page.number + 1) if page.has_next() else "",
-            "total": paginator.count,
-        }
-        if self.htmx_target() == "pca-schedules-results":
-            response = self.render(context, "powercrud_async/dashboard/partials/schedules_results.html")
-            if not self.polled("pca-schedules-results"):
-                push_url(response, str(context["self_url"]))
-            return response
-        return self.render(context, "powercrud_async/dashboard/schedules.html")
-
-    # -- actions ---------------------------------------------------------------------------------
-    def schedule_action(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        name = request.POST.get("action", "")
-        if name not in ACTIONS:
-            return HttpResponseBadRequest("Unknown action. Expected one of: " + ", ".join(ACTIONS) + ".")
-        pks = list(dict.fromkeys(k.strip() for k in request.POST.getlist("tasks") if k.strip()))[:MAX_BULK]
-        back = self.safe_next(self.page_url("schedules"))
-        audit_name = f"schedule-{name}"
-        if not self.may_act():
-            audit.record(request, audit_name, pks, "Refused: no permission to act on schedules.", refused=len(pks))
-            raise PermissionDenied("You may see the task dashboard but not act on schedules.")
-        if not pks:
-            return self.schedule_report(back, "Select at least one schedule first.", "warning", [])
-        found = {str(s.pk): s for s in annotated().filter(pk__in=[p for p in pks if p.isdigit()])}
-        if name == "remove" and request.POST.get("confirmed") != "1":
-            return self.confirm_remove(pks, found, back)
-        lines = []
-        done = 0
-        for pk in pks:
-            schedule = found.get(pk)
-            label = (schedule.name or f"Schedule {pk}") if schedule is not None else f"Schedule {pk}"
-            ok, detail, job = self.apply_schedule_action(name, schedule)
-            done += ok
-            lines.append({"label": label, "ok": ok, "detail": detail,
-                          "job_url": self.job_url(job) if job else "", "job": job})
-        verb = ACTIONS[name][1]
-        refused = len(pks) - done
-        summary = f"{verb} {done} schedule{'s' if done != 1 else ''}"
-        if refused:
-            summary += f", {refused} not: " + "; ".join(f"{x['label']} {x['detail']}" for x in lines if not x["ok"])[:300]
-        summary += "."
-        targets = [f"{pk} {found[pk].name or ''}".strip() if pk in found else pk for pk in pks]
-        audit.record(request, audit_name, targets, summary, succeeded=done, refused=refused)
-        level = "success" if not refused else ("warning" if done else "error")
-        return self.schedule_report(back, summary, level, lines)
-
-    def apply_schedule_action(self, name: str, schedule: Any) -> tuple[bool, str, str]:
-        """(done, what happened, job key) for one schedule."""
-        if schedule is None:
-            return False, "no such schedule", ""
-        try:
-            if name == "run":
-                outcome = schedules.run_schedule_now(schedule.pk, user=self.request.user)
-                if outcome.outcome == schedules.BLOCKED:
-                    return False, f"skipped: objects locked by {', '.join(outcome.holders)}", outcome.task
-                return True, "launched", outcome.task
-            if name == "pause":
-                changed = recurring.pause_schedule(schedule.pk, user=self.request.user)
-                return changed, "paused" if changed else "was already paused", ""
-            if name == "resume":
-                changed = recurring.resume_schedule(schedule.pk)
-                return changed, "resumed" if changed else "was not paused", ""
-            recurring.remove_schedule(schedule.pk)
-            return True, "removed", ""
-        except AsyncManagerError as exc:
-            return False, str(exc), ""
-
-    def confirm_remove(self, pks: list[str], found: dict[str, Any], back: str) -> HttpResponse:
-        named = [found[pk].name or f"Schedule {pk}" for pk in pks if pk in found][:10]
-        context = {"pks": pks, "named": named, "more": max(0, len(pks) - 10), "next": back,
-                   "schedule_action_url": self.page_url("schedule-action"),
-                   "question": f"Remove {len(pks)} schedule{'s' if len(pks) != 1 else ''}?"}
-        return self.render(context, "powercrud_async/dashboard/partials/schedules_confirm.html"
-                           if getattr(self.request, "htmx", False) else "powercrud_async/dashboard/schedules_confirm.html")
-
-    def schedule_report(self, back: str, summary: str, level: str, lines: list[dict[str, Any]]) -> HttpResponse:
-        context = {"summary": summary, "level": level, "schedule_lines": lines[:25], "next": back}
-        if getattr(self.request, "htmx", False):
-            response = self.render(context, "powercrud_async/dashboard/partials/schedules_report.html")
-            trigger_client_event(response, "pca-refresh")
-            return response
-        from django.contrib import messages
-
-        if hasattr(self.request, "_messages"):
-            messages.add_message(self.request, messages.SUCCESS if level == "success" else messages.WARNING, summary)
-            return HttpResponseRedirect(back, status=303)
-        return self.render(context, "powercrud_async/dashboard/schedules_report.html")
-
-    # -- create and edit ---------------------------------------------------------------------------
-    def schedule_new(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self.schedule_form_page(None)
-
-    def schedule_edit(self, request: HttpRequest, *args: Any, schedule_id: int = 0, **kwargs: Any) -> HttpResponse:
-        schedule = annotated().filter(pk=schedule_id).first()
-        if schedule is None:
-            from django.http import Http404
-
-            raise Http404("No such schedule.")
-        return self.schedule_form_page(schedule)
-
-    def schedule_form_page(self, schedule: Any) -> HttpResponse:
-        perm = "add" if schedule is None else "change"
-        if not self.may_edit_schedules(perm):
-            if self.request.method == "POST":
-                audit.record(self.request, f"schedule-{'create' if schedule is None else 'edit'}",
-                             [str(schedule.pk)] if schedule is not None else [], "Refused: no permission.", refused=1)
-            raise PermissionDenied(f"You need the django_q.{perm}_schedule permission to {perm} schedules.")
-        plain = schedule is not None and not recurring.is_ours(schedule)
-        if self.request.method == "POST":
-            form = ScheduleForm(self.request.POST, plain=plain)
-            if form.is_valid():
-                saved = self.save_schedule_form(form, schedule)
-                if saved is not None:
-                    verb = "Created" if schedule is None else "Saved"
-                    audit.record(self.request, "schedule-create" if schedule is None else "schedule-edit",
-                                 [f"{saved.pk} {saved.name}"], f"{verb} schedule {saved.name!r}: "
-                                 f"{triggers.describe_trigger(saved)}.", succeeded=1)
-                    from django.contrib import messages
-
-                    if hasattr(self.request, "_messages"):
-                        messages.success(self.request, f"{verb} schedule {saved.name!r}.")
-                    return HttpResponseRedirect(self.page_url("schedules"), status=303)
-        else:
-            form = ScheduleForm(initial=form_initial(schedule) if schedule is not None else {"schedule_type": "I", "minutes": 15, "repeats": -1},
-                                plain=plain)
-        context = {"form": form, "schedule": schedule, "plain": plain,
-                   "schedules_url": self.page_url("schedules"),
-                   "form_url": self.page_url("schedule-new") if schedule is None else self.schedule_edit_url(schedule.pk)}
-        return self.render(context, "powercrud_async/dashboard/schedule_form.html",
-                           status=400 if self.request.method == "POST" else 200)
-
-    def save_schedule_form(self, form: ScheduleForm, schedule: Any) -> Any:
-        from ..async_manager import AsyncManager
-
-        data = form.values()
-        next_run = data.get("next_run")
-        try:
-            if schedule is None:
-                return AsyncManager.resolve_manager().schedule_async_task(
-                    data["func"], *data["args"], name=data["name"], schedule_type=data["schedule_type"],
-                    minutes=data["minutes"], cron=data["cron"], repeats=data["repeats"], next_run=next_run,
-                    conflict_ids=data["conflict_ids"], user=self.request.user, **data["kwargs"],
-                )
-            return recurring.update_schedule(
-                schedule.pk, name=data["name"], schedule_type=data["schedule_type"], minutes=data["minutes"],
-                cron=data["cron"], repeats=data["repeats"], next_run=next_run, func=data["func"],
-                args=data.get("args"), kwargs=data.get("kwargs"),
-                conflict_ids=(data.get("conflict_ids") or {}) if "conflict_ids" in form.fields else None,
-            )
-        except (AsyncManagerError, ValueError, TypeError, LookupError) as exc:
-            form.attach(exc)
-            return None

@@ -15,6 +15,7 @@ from ..stores import get_store
 from .liveness import QueueHealth, queue_health
 from .overview import RATE_WINDOW, Cluster, clusters, starts
 from .records import Moment
+from .responses import region_or_page
 
 
 @dataclass(slots=True)
@@ -33,7 +34,8 @@ class QueueRow:
         return sum(c.workers for c in self.clusters if c.healthy)
 
 
-def workers_page(view: Any, request: HttpRequest) -> HttpResponse:
+def workers_page(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Each queue with its clusters, throughput and health, and the jobs running now."""
     now = view.now
     hours = view.config["RECENT_WINDOW_HOURS"]
     found = clusters(now)
@@ -62,6 +64,4 @@ def workers_page(view: Any, request: HttpRequest) -> HttpResponse:
             running.append(view.build_job(obj))
     context = {"queues": rows, "clusters": found, "running": running, "window_hours": hours,
                "region_url": request.get_full_path(), "has_keys": bool(key_field)}
-    if view.htmx_target() == "pca-workers":
-        return view.render(context, "powercrud_async/dashboard/partials/workers_body.html")
-    return view.render(context)
+    return region_or_page(view, context, "pca-workers", "workers_body.html", push=False)
