@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from . import conf, progress
 from .compat import PowerCrudSurface
 from .conflicts import Normalized, normalize_conflict_ids, originals_by_key, to_keys
+from .endpoint import ProgressEndpoint
 from .exceptions import (
     ConflictError,
     InvalidManagerClass,
@@ -27,7 +28,6 @@ from .lifecycle import control, reservations, submit
 from .lifecycle.finish import Outcome
 from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
-from .progress_urls import ProgressEndpoint
 from .statuses import Event, TaskStatus
 from .stores import TaskInfo, get_store
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -94,5 +93,3 @@ def dashboard_config() -> dict[str, Any]:
         merged["PAGE_SIZES"] = sorted({*merged["PAGE_SIZES"], merged["PAGE_SIZE"]})
     return merged
 
-
-AccessRule = str | Callable[..., bool]

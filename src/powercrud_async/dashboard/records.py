@@ -119,9 +119,6 @@ class RecordSchema:
     def __getitem__(self, logical: str) -> str | None:
         return self.columns.get(logical)
 
-    def has(self, logical: str) -> bool:
-        return self.columns.get(logical) is not None
-
     def value(self, obj: Any, logical: str, default: Any = None) -> Any:
         name = self.columns.get(logical)
         return getattr(obj, name, default) if name else default

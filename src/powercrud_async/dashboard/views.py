@@ -76,7 +76,7 @@ class TaskDashboardMixin(SchedulePages):
 
     # -- URLs ------------------------------------------------------------------------------------
     @classonlymethod
-    def get_urls(cls, roles: Any = None) -> list[URLPattern]:  # type: ignore[override]
+    def get_urls(cls, roles: Any = None) -> list[URLPattern]:
         """Every routed page, named ``<url_base>-<page>`` (``roles`` is accepted and ignored)."""
         prefix = cls.url_prefix if cls.url_prefix is not None else f"{cls.url_base}/"
         return [

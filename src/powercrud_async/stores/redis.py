@@ -389,7 +389,7 @@ class RedisTaskStore(TaskStore):
         )
         infos = [_to_info(row) for _, row in reply]
         infos = [info for info in infos if info.is_active]
-        infos.sort(key=lambda info: (info.created_at, info.task_name))  # type: ignore[arg-type, return-value]
+        infos.sort(key=lambda info: (info.created_at, info.task_name))
         return infos
 
     def finished_before(self, when: datetime) -> list[str]:

@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from ...progress_view import ProgressView
+from ...endpoint import ProgressView
 
 
 def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
