@@ -20,7 +20,9 @@ def setup_django(*, production: bool = False, **env: str) -> None:
     cache, the lock store and django-q2's broker), stopped when the script exits.
     """
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
-    os.environ.setdefault("PCA_TEST_DB", os.path.join(tempfile.mkdtemp(prefix="pca-bench-"), "bench.sqlite3"))
+    os.environ.setdefault(
+        "PCA_TEST_DB", os.path.join(tempfile.mkdtemp(prefix="pca-bench-"), "bench.sqlite3")
+    )
     if production:
         start_production_servers()
     os.environ.update(env)
@@ -45,12 +47,25 @@ def start_production_servers() -> None:
     atexit.register(redis.stop)
     atexit.register(postgres.stop)
     subprocess.run(
-        [*postgres.prefix, f"{postgres.bindir}/createdb", "-h", "127.0.0.1", "-p", str(postgres.port),
-         "-U", "postgres", "bench_pca"],
+        [
+            *postgres.prefix,
+            f"{postgres.bindir}/createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "bench_pca",
+        ],
         check=True,
     )
-    os.environ.update(PCA_DB="postgres", PCA_PG_PORT=str(postgres.port), PCA_PG_NAME="bench_pca",
-                      PCA_REDIS_URL=redis.url)
+    os.environ.update(
+        PCA_DB="postgres",
+        PCA_PG_PORT=str(postgres.port),
+        PCA_PG_NAME="bench_pca",
+        PCA_REDIS_URL=redis.url,
+    )
 
 
 def table(rows: list[tuple[object, ...]], headers: tuple[str, ...]) -> str:

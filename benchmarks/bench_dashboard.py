@@ -17,9 +17,16 @@ from typing import Any
 
 from benchmarks._setup import setup_django, table
 
-STATUSES = ["success"] * 80 + ["failed"] * 8 + ["cancelled"] * 4 + ["in_progress"] * 1 + ["pending"] * 1
-FUNCS = ["billing.tasks.export_invoices", "catalog.tasks.reindex", "reports.tasks.quarterly",
-         "crm.tasks.sync_contacts", "media.tasks.thumbnails"]
+STATUSES = (
+    ["success"] * 80 + ["failed"] * 8 + ["cancelled"] * 4 + ["in_progress"] * 1 + ["pending"] * 1
+)
+FUNCS = [
+    "billing.tasks.export_invoices",
+    "catalog.tasks.reindex",
+    "reports.tasks.quarterly",
+    "crm.tasks.sync_contacts",
+    "media.tasks.thumbnails",
+]
 USERS = [f"user{i}" for i in range(40)] + [""]
 
 
@@ -38,21 +45,44 @@ def populate(count: int) -> None:
         created = now - timedelta(seconds=i * 26)  # ~30 days of history
         started = created + timedelta(seconds=1)
         end = started + timedelta(seconds=5 + i % 300)
-        batch.append(AsyncTaskRecord(
-            task_name=f"bench-{i:07d}", status=status, func_path=FUNCS[i % len(FUNCS)],
-            user_label=USERS[i % len(USERS)], message="Completed" if status == "success" else f"step {i % 10}/10",
-            created_at=created, started_at=started, percent=100.0 if status == "success" else float(i % 100),
-            completed_at=end if status == "success" else None,
-            failed_at=end if status == "failed" else None,
-            cancelled_at=end if status == "cancelled" else None,
-            duration=(end - started).total_seconds() if status in ("success", "failed", "cancelled") else None,
-            affected_objects=f"Project {i % 5000}", cleaned_up=status in ("success", "failed", "cancelled"),
-        ))
+        batch.append(
+            AsyncTaskRecord(
+                task_name=f"bench-{i:07d}",
+                status=status,
+                func_path=FUNCS[i % len(FUNCS)],
+                user_label=USERS[i % len(USERS)],
+                message="Completed" if status == "success" else f"step {i % 10}/10",
+                created_at=created,
+                started_at=started,
+                percent=100.0 if status == "success" else float(i % 100),
+                completed_at=end if status == "success" else None,
+                failed_at=end if status == "failed" else None,
+                cancelled_at=end if status == "cancelled" else None,
+                duration=(end - started).total_seconds()
+                if status in ("success", "failed", "cancelled")
+                else None,
+                affected_objects=f"Project {i % 5000}",
+                cleaned_up=status in ("success", "failed", "cancelled"),
+            )
+        )
         if status in ("in_progress", "pending") and len(live) < 200:
-            live.append(LiveTask(task_name=f"bench-{i:07d}", status=status, created_at=created, started_at=started,
-                                 heartbeat_at=now if i % 3 else now - timedelta(minutes=5)))
-            locks.append(TaskLock(model_label="testapp.project", object_pk=str(i), task_name=f"bench-{i:07d}",
-                                  expires_at=now + timedelta(hours=1)))
+            live.append(
+                LiveTask(
+                    task_name=f"bench-{i:07d}",
+                    status=status,
+                    created_at=created,
+                    started_at=started,
+                    heartbeat_at=now if i % 3 else now - timedelta(minutes=5),
+                )
+            )
+            locks.append(
+                TaskLock(
+                    model_label="testapp.project",
+                    object_pk=str(i),
+                    task_name=f"bench-{i:07d}",
+                    expires_at=now + timedelta(hours=1),
+                )
+            )
         if len(batch) == 5000:
             AsyncTaskRecord.objects.bulk_create(batch)
             batch = []
@@ -64,7 +94,9 @@ def populate(count: int) -> None:
 
     with connection.cursor() as cursor:
         table_name = AsyncTaskRecord._meta.db_table
-        cursor.execute(f"UPDATE {table_name} SET updated_at = COALESCE(completed_at, failed_at, cancelled_at, created_at)")
+        cursor.execute(
+            f"UPDATE {table_name} SET updated_at = COALESCE(completed_at, failed_at, cancelled_at, created_at)"
+        )
         cursor.execute("ANALYZE")
 
 
@@ -102,11 +134,15 @@ def main() -> None:
 
     started = time.perf_counter()
     populate(args.records)
-    print(f"{args.records:,} records written in {time.perf_counter() - started:.1f} s "
-          f"(SQLite file, WAL, DatabaseCache)\n")
+    print(
+        f"{args.records:,} records written in {time.perf_counter() - started:.1f} s "
+        f"(SQLite file, WAL, DatabaseCache)\n"
+    )
     staff = get_user_model().objects.create_user("bench", is_staff=True)
-    powercrud = {**settings.POWERCRUD_SETTINGS,
-                 "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.dashboard.managers.DashboardManager"}}
+    powercrud = {
+        **settings.POWERCRUD_SETTINGS,
+        "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.dashboard.managers.DashboardManager"},
+    }
     pages = [
         ("overview", "/tasks/"),
         ("list (default)", "/tasks/jobs/"),
@@ -122,20 +158,30 @@ def main() -> None:
         ("locks", "/tasks/locks/"),
     ]
     rows = []
-    with override_settings(ROOT_URLCONF="tests.dashboard.urls", POWERCRUD_SETTINGS=powercrud, DEBUG=False):
+    with override_settings(
+        ROOT_URLCONF="tests.dashboard.urls", POWERCRUD_SETTINGS=powercrud, DEBUG=False
+    ):
         client = Client()
         client.force_login(staff)
         for name, url in pages:
             if name == "list, htmx refresh":
-                client.defaults.update(HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-results",
-                                       HTTP_HX_TRIGGER="pca-results")
+                client.defaults.update(
+                    HTTP_HX_REQUEST="true",
+                    HTTP_HX_TARGET="pca-results",
+                    HTTP_HX_TRIGGER="pca-results",
+                )
             median, p90, queries = measure(client, url, args.repeat)
             client.defaults.clear()
             rows.append((name, f"{median:.1f}", f"{p90:.1f}", queries))
-        small, large = measure(client, "/tasks/jobs/?per_page=10", 3)[2], measure(client, "/tasks/jobs/?per_page=100", 3)[2]
+        small, large = (
+            measure(client, "/tasks/jobs/?per_page=10", 3)[2],
+            measure(client, "/tasks/jobs/?per_page=100", 3)[2],
+        )
     print(table(rows, ("page", "median ms", "p90 ms", "queries")))
-    print(f"\nqueries per list page: {small} at 10 rows, {large} at 100 rows "
-          f"({'constant' if small == large else 'NOT constant'})")
+    print(
+        f"\nqueries per list page: {small} at 10 rows, {large} at 100 rows "
+        f"({'constant' if small == large else 'NOT constant'})"
+    )
 
 
 if __name__ == "__main__":

@@ -119,14 +119,27 @@ def main() -> int:
         table(
             [
                 (
-                    r["store"], f"{r['objects']:,}",
-                    ms(r["acquire"][0]), r["acquire"][1],
-                    ms(r["refused"][0]), r["refused"][1],
-                    ms(r["release"][0]), r["release"][1],
+                    r["store"],
+                    f"{r['objects']:,}",
+                    ms(r["acquire"][0]),
+                    r["acquire"][1],
+                    ms(r["refused"][0]),
+                    r["refused"][1],
+                    ms(r["release"][0]),
+                    r["release"][1],
                 )
                 for r in results
             ],
-            ("store", "objects", "acquire ms", "trips", "refused ms", "trips", "release ms", "trips"),
+            (
+                "store",
+                "objects",
+                "acquire ms",
+                "trips",
+                "refused ms",
+                "trips",
+                "release ms",
+                "trips",
+            ),
         )
     )
     print()
@@ -136,17 +149,25 @@ def main() -> int:
     for size in SIZES:
         db, rd = by_size[("database", size)], by_size[("redis", size)]
         ratio_rows.append(
-            (f"{size:,}", f"{db['acquire'][0] / rd['acquire'][0]:.1f}x", f"{db['refused'][0] / rd['refused'][0]:.1f}x")
+            (
+                f"{size:,}",
+                f"{db['acquire'][0] / rd['acquire'][0]:.1f}x",
+                f"{db['refused'][0] / rd['refused'][0]:.1f}x",
+            )
         )
         limit = size // 500 + DB_CONSTANT
         for op in ("acquire", "refused", "release"):
             if rd[op][1] != 1:
                 missed.append(f"redis {op} of {size:,} took {rd[op][1]} round trips (target 1)")
             if db[op][1] > limit:
-                missed.append(f"database {op} of {size:,} took {db[op][1]} statements (target <= {limit})")
+                missed.append(
+                    f"database {op} of {size:,} took {db[op][1]} statements (target <= {limit})"
+                )
     print(table(ratio_rows, ("objects", "database/redis acquire", "database/redis refused")))
     print()
-    print(f"Targets: redis 1 round trip per operation; database <= objects/500 + {DB_CONSTANT} statements.")
+    print(
+        f"Targets: redis 1 round trip per operation; database <= objects/500 + {DB_CONSTANT} statements."
+    )
     if missed:
         print("MISSED:\n  " + "\n  ".join(missed))
         return 1

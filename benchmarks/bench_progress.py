@@ -24,13 +24,19 @@ def measure(cache_name: str) -> tuple[float, float]:
     from powercrud_async.progress import ProgressSnapshot
 
     caches = {
-        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "powercrud_async_cache",
-                    "OPTIONS": {"MAX_ENTRIES": 100_000}},
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "powercrud_async_cache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        },
         "memory": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"},
     }
     with override_settings(CACHES=caches, POWERCRUD_SETTINGS={"CACHE_NAME": cache_name}):
-        progress.write(ProgressSnapshot(task_name="bench", status="in_progress", message="working",
-                                        current=5, total=10))
+        progress.write(
+            ProgressSnapshot(
+                task_name="bench", status="in_progress", message="working", current=5, total=10
+            )
+        )
         client = Client()
         client.get("/async/progress/", {"task_name": "bench"})
         with CaptureQueriesContext(connection) as queries:
@@ -45,12 +51,17 @@ def measure(cache_name: str) -> tuple[float, float]:
 def main() -> None:
     setup_django()
     rows = []
-    for label, cache in (("DatabaseCache (embedded default)", "default"), ("in-memory cache (Redis-like)", "memory")):
+    for label, cache in (
+        ("DatabaseCache (embedded default)", "default"),
+        ("in-memory cache (Redis-like)", "memory"),
+    ):
         rps, per_request = measure(cache)
         rows.append((label, f"{rps:,.0f}", f"{per_request:.2f}"))
     print(f"Progress endpoint, {REQUESTS} requests for a running task (anonymous, no session):")
     print(table(rows, ("progress cache", "requests/s", "SQL per request")))
-    print("Target: 0 SQL statements of our own per request; the DatabaseCache's single read is the cache itself.")
+    print(
+        "Target: 0 SQL statements of our own per request; the DatabaseCache's single read is the cache itself."
+    )
 
 
 if __name__ == "__main__":

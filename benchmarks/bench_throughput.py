@@ -27,7 +27,11 @@ def start_cluster() -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", "PCA_Q_WORKERS": "2"}
     return subprocess.Popen(
         [sys.executable, "-m", "django", "qcluster", "--settings=tests.settings"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -39,7 +43,9 @@ def wait(done: Callable[[], bool], timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
-def run(label: str, launch: Callable[[int], None], done: Callable[[], bool], jobs: int) -> tuple[str, float, float]:
+def run(
+    label: str, launch: Callable[[int], None], done: Callable[[], bool], jobs: int
+) -> tuple[str, float, float]:
     start = time.perf_counter()
     for i in range(jobs):
         launch(i)
@@ -75,23 +81,27 @@ def main() -> None:
         results = []
         for round_ in range(ROUNDS):
             Task.objects.all().delete()
-            results.append(run(
-                "bare django_q async_task",
-                lambda i: async_task("tests.testapp.tasks.noop"),
-                lambda: Task.objects.count() >= jobs,
-                jobs,
-            ))
+            results.append(
+                run(
+                    "bare django_q async_task",
+                    lambda i: async_task("tests.testapp.tasks.noop"),
+                    lambda: Task.objects.count() >= jobs,
+                    jobs,
+                )
+            )
             for offset, (label, manager) in enumerate(launchers.items()):
                 Task.objects.all().delete()
                 base = (2 * round_ + offset) * jobs
-                results.append(run(
-                    label,
-                    lambda i, m=manager, b=base: m.launch_async_task(
-                        "tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [b + i]}
-                    ),
-                    lambda: not store.active() and Task.objects.count() >= jobs,
-                    jobs,
-                ))
+                results.append(
+                    run(
+                        label,
+                        lambda i, m=manager, b=base: m.launch_async_task(
+                            "tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [b + i]}
+                        ),
+                        lambda: not store.active() and Task.objects.count() >= jobs,
+                        jobs,
+                    )
+                )
     finally:
         os.killpg(cluster.pid, signal.SIGTERM)
         try:
@@ -103,7 +113,10 @@ def main() -> None:
     for label, launched, total in results:
         if label not in best or total < best[label][1]:
             best[label] = (launched, total)
-    rows = [(label, f"{launched:.2f}", f"{total:.2f}", f"{jobs / total:.1f}") for label, (launched, total) in best.items()]
+    rows = [
+        (label, f"{launched:.2f}", f"{total:.2f}", f"{jobs / total:.1f}")
+        for label, (launched, total) in best.items()
+    ]
     tier = "PostgreSQL + Redis (cache, locks, broker)" if production else "SQLite + ORM broker"
     print(f"{jobs} trivial jobs, qcluster with 2 workers, {tier} (best of {ROUNDS} rounds):")
     print(table(rows, ("launcher", "launch s", "launch-to-complete s", "jobs/s")))

@@ -73,23 +73,57 @@ def per_event() -> list[tuple[object, ...]]:
 
     now = timezone.now
     payloads = {
-        "create": {"status": TaskStatus.PENDING, "message": "Queued", "user": None,
-                   "affected_objects": ["a", "b"], "task_args": [1], "task_kwargs": {"x": 1},
-                   "func_path": "tests.testapp.tasks.add", "conflict_ids": {}, "retry_of": "",
-                   "created_at": now()},
-        "start": {"status": TaskStatus.IN_PROGRESS, "message": "Started", "started_at": now(), "attempt": 1},
-        "progress": {"status": TaskStatus.IN_PROGRESS, "message": "item 5/10",
-                     "progress": {"current": 5, "total": 10, "percent": 50.0}, "percent": 50.0},
-        "complete": {"status": TaskStatus.SUCCESS, "message": "Completed", "duration": 1.0,
-                     "result": {"rows": 10}, "completed_at": now()},
+        "create": {
+            "status": TaskStatus.PENDING,
+            "message": "Queued",
+            "user": None,
+            "affected_objects": ["a", "b"],
+            "task_args": [1],
+            "task_kwargs": {"x": 1},
+            "func_path": "tests.testapp.tasks.add",
+            "conflict_ids": {},
+            "retry_of": "",
+            "created_at": now(),
+        },
+        "start": {
+            "status": TaskStatus.IN_PROGRESS,
+            "message": "Started",
+            "started_at": now(),
+            "attempt": 1,
+        },
+        "progress": {
+            "status": TaskStatus.IN_PROGRESS,
+            "message": "item 5/10",
+            "progress": {"current": 5, "total": 10, "percent": 50.0},
+            "percent": 50.0,
+        },
+        "complete": {
+            "status": TaskStatus.SUCCESS,
+            "message": "Completed",
+            "duration": 1.0,
+            "result": {"rows": 10},
+            "completed_at": now(),
+        },
         "cleanup": {"status": None, "cleaned_up": True, "locks_released": 2},
     }
     finishing = {
-        "fail": {"status": TaskStatus.FAILED, "message": "Failed: ValueError: x", "duration": 1.0,
-                 "result": "ValueError: x", "error": "ValueError: x", "traceback": "...",
-                 "reason": "ValueError: x", "failed_at": now()},
-        "cancel": {"status": TaskStatus.CANCELLED, "message": "Cancelled", "duration": 1.0,
-                   "result": "Cancelled", "cancelled_at": now()},
+        "fail": {
+            "status": TaskStatus.FAILED,
+            "message": "Failed: ValueError: x",
+            "duration": 1.0,
+            "result": "ValueError: x",
+            "error": "ValueError: x",
+            "traceback": "...",
+            "reason": "ValueError: x",
+            "failed_at": now(),
+        },
+        "cancel": {
+            "status": TaskStatus.CANCELLED,
+            "message": "Cancelled",
+            "duration": 1.0,
+            "result": "Cancelled",
+            "cancelled_at": now(),
+        },
     }
     manager = TrackedManager()
     record, events = AsyncTaskRecord._meta.db_table, TaskEvent._meta.db_table
@@ -126,8 +160,9 @@ def progress_run(paced: float) -> dict[str, Any]:
     manager.emit("start", name, status=TaskStatus.IN_PROGRESS, message="Started", attempt=1)
     info = manager.get_task_info(name)
     attempt = Attempt(name, info.attempts if info else 0)  # what the runner holds for this run
-    progress.buffer.track(ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS,
-                                           message="Started"), attempt)
+    progress.buffer.track(
+        ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS, message="Started"), attempt
+    )
     issued: list[float] = []
     stale: list[float] = []
     stop = threading.Event()
@@ -194,8 +229,11 @@ def outside_run() -> dict[str, Any]:
         manager.flush_pending(name)  # and the record's own coalescing timer
         elapsed = time.perf_counter() - began
     latest = progress.read(name)
-    return {"seconds": elapsed, "statements": len(seen),
-            "cache_message": latest.message if latest else None}
+    return {
+        "seconds": elapsed,
+        "statements": len(seen),
+        "cache_message": latest.message if latest else None,
+    }
 
 
 def prune_run(records: int = 20_000, batch_size: int = 1000) -> dict[str, Any]:
@@ -212,25 +250,48 @@ def prune_run(records: int = 20_000, batch_size: int = 1000) -> dict[str, Any]:
 
     old, new = timezone.now() - timedelta(days=60), timezone.now()
     AsyncTaskRecord.objects.bulk_create(
-        (AsyncTaskRecord(task_name=f"prune-{i}", status="success", completed_at=old if i % 2 else new)
-         for i in range(records)), batch_size=2000,
+        (
+            AsyncTaskRecord(
+                task_name=f"prune-{i}", status="success", completed_at=old if i % 2 else new
+            )
+            for i in range(records)
+        ),
+        batch_size=2000,
     )
     TaskEvent.objects.bulk_create(
-        (TaskEvent(task_name=f"prune-{i}", event=event) for i in range(records)
-         for event in ("create", "complete")), batch_size=2000,
+        (
+            TaskEvent(task_name=f"prune-{i}", event=event)
+            for i in range(records)
+            for event in ("create", "complete")
+        ),
+        batch_size=2000,
     )
     TaskLogEntry.objects.bulk_create(
-        (TaskLogEntry(task_name=f"prune-{i}", level=20, level_name="INFO", message="x")
-         for i in range(records)), batch_size=2000,
+        (
+            TaskLogEntry(task_name=f"prune-{i}", level=20, level_name="INFO", message="x")
+            for i in range(records)
+        ),
+        batch_size=2000,
     )
     with count_statements() as seen:
         began = time.perf_counter()
-        summary = prune(TrackedManager().get_tracking(), older_than=timedelta(days=30),
-                        batch_size=batch_size)
+        summary = prune(
+            TrackedManager().get_tracking(), older_than=timedelta(days=30), batch_size=batch_size
+        )
         elapsed = time.perf_counter() - began
-    assert summary.records == records // 2 and AsyncTaskRecord.objects.filter(task_name__startswith="prune-").count() == records - records // 2
-    return {"seconds": elapsed, "statements": len(seen), "records": summary.records,
-            "events": summary.events, "logs": summary.logs, "batches": summary.batches}
+    assert (
+        summary.records == records // 2
+        and AsyncTaskRecord.objects.filter(task_name__startswith="prune-").count()
+        == records - records // 2
+    )
+    return {
+        "seconds": elapsed,
+        "statements": len(seen),
+        "records": summary.records,
+        "events": summary.events,
+        "logs": summary.logs,
+        "batches": summary.batches,
+    }
 
 
 def main() -> None:
@@ -239,8 +300,10 @@ def main() -> None:
 
     from powercrud_async import conf
 
-    print(f"database: {connection.vendor}; progress cache: DatabaseCache; "
-          f"PROGRESS_WRITE_INTERVAL = {conf.get('PROGRESS_WRITE_INTERVAL')} s\n")
+    print(
+        f"database: {connection.vendor}; progress cache: DatabaseCache; "
+        f"PROGRESS_WRITE_INTERVAL = {conf.get('PROGRESS_WRITE_INTERVAL')} s\n"
+    )
     print("Statements per lifecycle event (ModelTrackingAsyncManager, timeline on)")
     print(table(per_event(), ("event", "statements", "what")))
     print()
@@ -248,30 +311,49 @@ def main() -> None:
     paced = progress_run(0.003)
     rows = [
         ("PowerCRUD 0.9.16 (baseline)", f"{BASELINE_SECONDS:.3f}", BASELINE_STATEMENTS, "", "", ""),
-        ("burst: 1,000 calls back to back", f"{burst['seconds']:.3f}", burst["statements"],
-         f"{BASELINE_SECONDS / burst['seconds']:.0f}x", f"{BASELINE_STATEMENTS / max(burst['statements'], 1):.0f}x",
-         f"{burst['max_stale']:.2f}"),
-        (f"paced: 1,000 calls over {paced['seconds']:.1f} s", f"{paced['seconds']:.3f}", paced["statements"], "", "",
-         f"{paced['max_stale']:.2f}"),
+        (
+            "burst: 1,000 calls back to back",
+            f"{burst['seconds']:.3f}",
+            burst["statements"],
+            f"{BASELINE_SECONDS / burst['seconds']:.0f}x",
+            f"{BASELINE_STATEMENTS / max(burst['statements'], 1):.0f}x",
+            f"{burst['max_stale']:.2f}",
+        ),
+        (
+            f"paced: 1,000 calls over {paced['seconds']:.1f} s",
+            f"{paced['seconds']:.3f}",
+            paced["statements"],
+            "",
+            "",
+            f"{paced['max_stale']:.2f}",
+        ),
     ]
     print(f"{CALLS:,} update_progress calls on one tracked, running task")
-    print(table(rows, ("run", "seconds", "statements", "faster", "fewer statements", "max staleness s")))
+    print(
+        table(
+            rows, ("run", "seconds", "statements", "faster", "fewer statements", "max staleness s")
+        )
+    )
     for label, run in (("burst", burst), ("paced", paced)):
         assert run["record_percent"] == 100.0, (label, run)
         assert run["record_message"] == f"item {CALLS}/{CALLS}", (label, run)
     outside = outside_run()
-    print(f"\nOutside a running job: {CALLS:,} calls back to back cost {outside['seconds']:.3f} s and "
-          f"{outside['statements']} statements, the held latest included "
-          f"(0.1.0 wrote the cache on every call: 5,006 statements, 1.86 s); the cache then reads "
-          f"{outside['cache_message']!r}. Target <= 100 statements -> "
-          f"{'met' if outside['statements'] <= 100 else 'MISSED'}.")
+    print(
+        f"\nOutside a running job: {CALLS:,} calls back to back cost {outside['seconds']:.3f} s and "
+        f"{outside['statements']} statements, the held latest included "
+        f"(0.1.0 wrote the cache on every call: 5,006 statements, 1.86 s); the cache then reads "
+        f"{outside['cache_message']!r}. Target <= 100 statements -> "
+        f"{'met' if outside['statements'] <= 100 else 'MISSED'}."
+    )
     assert outside["cache_message"] == f"item {CALLS}/{CALLS}", outside
     pruned = prune_run()
-    print(f"\npcrud_prune_async: {pruned['records']:,} of 20,000 finished records (with "
-          f"{pruned['events']:,} timeline rows and {pruned['logs']:,} log rows) in "
-          f"{pruned['seconds']:.2f} s, {pruned['statements']} statements in "
-          f"{pruned['batches']} batches of 1,000 "
-          f"({pruned['records'] / pruned['seconds']:,.0f} records/s).")
+    print(
+        f"\npcrud_prune_async: {pruned['records']:,} of 20,000 finished records (with "
+        f"{pruned['events']:,} timeline rows and {pruned['logs']:,} log rows) in "
+        f"{pruned['seconds']:.2f} s, {pruned['statements']} statements in "
+        f"{pruned['batches']} batches of 1,000 "
+        f"({pruned['records'] / pruned['seconds']:,.0f} records/s)."
+    )
     print(
         f"\nThe final progress is in the record after both runs (percent "
         f"{burst['record_percent']:.0f}). Targets: <= 100 statements -> "

@@ -51,11 +51,28 @@ class Redis:
         self.start()
 
     def start(self) -> None:
-        durable = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        durable = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persistent
+            else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--dir", self.dir, "--maxmemory-policy", "noeviction", *durable],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--dir",
+                self.dir,
+                "--maxmemory-policy",
+                "noeviction",
+                *durable,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self._wait(self.port)
 
@@ -93,13 +110,16 @@ def start_services() -> tuple[Any, Redis, Redis]:
     pg = PostgresServer()
     state, cache = Redis(persistent=True), Redis(persistent=False)
     os.environ.update(
-        DJANGO_SETTINGS_MODULE=SETTINGS, PCA_SOAK_PG_PORT=str(pg.port),
-        PCA_SOAK_STATE_URL=state.url(0), PCA_SOAK_CACHE_URL=cache.url(0),
+        DJANGO_SETTINGS_MODULE=SETTINGS,
+        PCA_SOAK_PG_PORT=str(pg.port),
+        PCA_SOAK_STATE_URL=state.url(0),
+        PCA_SOAK_CACHE_URL=cache.url(0),
     )
     import psycopg
 
-    with psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute("CREATE DATABASE soak")
     import django
     from django.core.management import call_command
@@ -110,14 +130,24 @@ def start_services() -> tuple[Any, Redis, Redis]:
 
 
 def start_clusters(log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", "PCA_SOAK_LOG": str(log_dir)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}",
+        "PCA_SOAK_LOG": str(log_dir),
+    }
     clusters = []
     for i in range(CLUSTERS):
         with open(log_dir / f"qcluster-{i}.out", "w") as out:  # the child keeps its own handle
-            clusters.append(subprocess.Popen(
-                [sys.executable, "-m", "django", "qcluster", f"--settings={SETTINGS}"], cwd=ROOT, env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            ))
+            clusters.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "django", "qcluster", f"--settings={SETTINGS}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     return clusters
 
 
@@ -149,7 +179,10 @@ def launcher(soak: Soak, rng: random.Random) -> None:
                 continue
             objects = rng.sample(range(OBJECTS), rng.randint(1, 3))
             key = manager.launch_async_task(
-                "benchmarks.soak_jobs.touch", objects, rng.randint(1, 3), rng.choice([0.005, 0.02, 0.1]),
+                "benchmarks.soak_jobs.touch",
+                objects,
+                rng.randint(1, 3),
+                rng.choice([0.005, 0.02, 0.1]),
                 conflict_ids={"testapp.Project": objects},
             )
             soak.launched.append(key)
@@ -251,7 +284,9 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
 
     store = get_store()
     rows = store.get_many(soak.launched)
-    lines = [line for path in soak.log_dir.glob("events-*.log") for line in path.read_text().splitlines()]
+    lines = [
+        line for path in soak.log_dir.glob("events-*.log") for line in path.read_text().splitlines()
+    ]
     deliveries = [line.split() for line in lines if not line.endswith("superseded")]
     # What an idempotent handler records: one entry per task and event.
     terminal = Counter(name for name, _ in {(d[0], d[1]) for d in deliveries})
@@ -268,11 +303,15 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
     (soak.log_dir / "launched.txt").write_text("\n".join(soak.launched))
     for key in multiple[:5]:
         row = rows.get(key)
-        print(f"  {key}: {terminal[key]} terminal event(s), {row.status if row else 'no row'}"
-              f" {row.reason if row else ''}")
+        print(
+            f"  {key}: {terminal[key]} terminal event(s), {row.status if row else 'no row'}"
+            f" {row.reason if row else ''}"
+        )
     for key in strays[:5]:
-        print(f"  {key}: terminal event of a launch that raised"
-              f" ({'EnqueueError' if key in soak.unsure else 'not an EnqueueError'})")
+        print(
+            f"  {key}: terminal event of a launch that raised"
+            f" ({'EnqueueError' if key in soak.unsure else 'not an EnqueueError'})"
+        )
     return [
         ("jobs launched", len(soak.launched), len(soak.launched) == soak.jobs),
         ("launches refused (conflict) and retried", soak.refused, True),
@@ -281,7 +320,11 @@ def check(soak: Soak) -> list[tuple[str, object, bool]]:
         ("attempts stopped as superseded", superseded, True),
         ("touches recorded", touches, touches > 0),
         ("overlapping touches of one object by two attempts", bad, bad == 0),
-        ("jobs not terminal", sum(1 for r in rows.values() if r.is_active), not any(r.is_active for r in rows.values())),
+        (
+            "jobs not terminal",
+            sum(1 for r in rows.values() if r.is_active),
+            not any(r.is_active for r in rows.values()),
+        ),
         ("jobs without exactly one terminal event", len(multiple), not multiple),
         ("final events sent by cleanup (worker died after ending)", again, True),
         ("jobs whose workers delivered an end twice", len(doubled), not doubled),
@@ -300,8 +343,10 @@ def run(jobs: int, seed: int = 1) -> list[tuple[str, object, bool]]:
     rng = random.Random(seed)
     clusters = start_clusters(log_dir)
     stop_cleaning = threading.Event()
-    threads = [threading.Thread(target=injector, args=(soak, random.Random(seed + 1), state, cache)),
-               threading.Thread(target=cleaner, args=(soak, stop_cleaning))]
+    threads = [
+        threading.Thread(target=injector, args=(soak, random.Random(seed + 1), state, cache)),
+        threading.Thread(target=cleaner, args=(soak, stop_cleaning)),
+    ]
     try:
         for thread in threads:
             thread.start()
@@ -320,7 +365,9 @@ def run(jobs: int, seed: int = 1) -> list[tuple[str, object, bool]]:
 
         deadline = time.monotonic() + 300
         far = datetime.now(dt_timezone.utc) + timedelta(days=1)
-        while (get_store().active() or get_store().undelivered(far)) and time.monotonic() < deadline:
+        while (
+            get_store().active() or get_store().undelivered(far)
+        ) and time.monotonic() < deadline:
             time.sleep(0.5)  # cleanup (every 2 s) ends, and reports, what killed workers left
         elapsed = time.monotonic() - started
         stop_cleaning.set()
@@ -348,11 +395,17 @@ def run(jobs: int, seed: int = 1) -> list[tuple[str, object, bool]]:
         pg.stop()
         for path in (state.dir, cache.dir):
             shutil.rmtree(path, ignore_errors=True)
-    print(f"Chaos soak: {jobs} jobs, seed {seed}, {CLUSTERS} qclusters x 2 workers, {elapsed:.0f} s")
+    print(
+        f"Chaos soak: {jobs} jobs, seed {seed}, {CLUSTERS} qclusters x 2 workers, {elapsed:.0f} s"
+    )
     from benchmarks._setup import table
 
-    print(table([(name, figure, "ok" if ok else "VIOLATED") for name, figure, ok in results],
-                ("invariant / figure", "value", "")))
+    print(
+        table(
+            [(name, figure, "ok" if ok else "VIOLATED") for name, figure, ok in results],
+            ("invariant / figure", "value", ""),
+        )
+    )
     print(table(sorted(soak.faults.items()), ("fault injected", "count")))
     print(f"logs: {log_dir}")
     return results

@@ -62,7 +62,8 @@ class BookAdmin(AsyncMixin, admin.ModelAdmin):
             obj.save()
         except ConflictError as exc:
             self.message_user(
-                request, f"Saved, but the chapter refresh was not started. {describe_conflict(exc)}",
+                request,
+                f"Saved, but the chapter refresh was not started. {describe_conflict(exc)}",
                 messages.WARNING,
             )
             return

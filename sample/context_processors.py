@@ -15,7 +15,10 @@ from django.http import HttpRequest
 def links(request: HttpRequest) -> dict[str, Any]:
     from .views import dashboard_url
 
-    return {"sample_dashboard_url": dashboard_url() or "/sample/async-dashboard/", "manage_py": manage_py()}
+    return {
+        "sample_dashboard_url": dashboard_url() or "/sample/async-dashboard/",
+        "manage_py": manage_py(),
+    }
 
 
 @cache

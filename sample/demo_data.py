@@ -31,6 +31,12 @@ BOOKS: list[tuple[str, str, int, str, int]] = [
 ]
 
 CHAPTER_WORDS = [
-    "Arrival", "Letters", "The Ball", "A Journey", "Misunderstandings", "The Storm",
-    "Confessions", "Homecoming",
+    "Arrival",
+    "Letters",
+    "The Ball",
+    "A Journey",
+    "Misunderstandings",
+    "The Storm",
+    "Confessions",
+    "Homecoming",
 ]

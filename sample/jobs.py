@@ -36,7 +36,9 @@ def bulk_update_books(
     factor = Decimal(1) + Decimal(str(price_percent)) / 100
     chapters = 0
     for index, book in enumerate(books):
-        update_progress(f"Book {index + 1}/{len(books)}: {book.title}", current=index, total=len(books))
+        update_progress(
+            f"Book {index + 1}/{len(books)}: {book.title}", current=index, total=len(books)
+        )
         if price_percent:
             book.price = (book.price * factor).quantize(Decimal("0.01"))
         book.needs_refresh = False
@@ -48,7 +50,9 @@ def bulk_update_books(
     return {"updated": len(books), "chapters": chapters, "missing": len(set(ids)) - len(books)}
 
 
-def bulk_delete_books(ids: list[int], *, task_key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def bulk_delete_books(
+    ids: list[int], *, task_key: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """The book list's "delete in background": chapters first (locked), then the book."""
     from sample.models import Book, Chapter
 
@@ -60,7 +64,9 @@ def bulk_delete_books(ids: list[int], *, task_key: str | None = None, **kwargs: 
         with transaction.atomic():
             Chapter.objects.filter(pk__in=chapter_ids).delete()
             book.delete()
-        update_progress(f"Deleted {index}/{len(books)}: {book.title}", current=index, total=len(books))
+        update_progress(
+            f"Deleted {index}/{len(books)}: {book.title}", current=index, total=len(books)
+        )
     return {"deleted": len(books)}
 
 
@@ -85,11 +91,14 @@ def rebuild_books(
     for idx, book in enumerate(books, start=1):
         _delay()
         Book.objects.filter(pk=book.pk).update(needs_refresh=False, revision=book.revision + 1)
-        manager.update_progress(task_key, f"Book {idx}/{len(books)}: {book.title}", current=idx, total=len(books))
+        manager.update_progress(
+            task_key, f"Book {idx}/{len(books)}: {book.title}", current=idx, total=len(books)
+        )
     return {"books": [b.pk for b in books], "extra": kwargs}
 
 
 # -- the scripted demo (demo_jobs) ----------------------------------------------------------------
+
 
 def count_words(*, task_key: str | None = None) -> dict[str, int]:
     """A quick success."""

@@ -26,7 +26,8 @@ BASE_DIR = Path(__file__).resolve().parent
 DEBUG = flag(os.environ.get("DJANGO_DEBUG"), True)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "sample-only-insecure-key-change-me"  # noqa: S105
 ALLOWED_HOSTS = [
-    h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
     if h.strip()
 ]
 USE_TZ = True
@@ -126,7 +127,9 @@ Q_CLUSTER: dict[str, object] = {
 
 if REDIS_URL:
     check_redis_url(REDIS_URL)
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
     POWERCRUD_SETTINGS["LOCK_STORE"] = "redis"
     POWERCRUD_SETTINGS["REDIS_URL"] = REDIS_URL
     Q_CLUSTER["redis"] = REDIS_URL

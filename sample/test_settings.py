@@ -59,4 +59,8 @@ Q_CLUSTER = {
     "retry": 90,
 }
 SAMPLE_WORK_DELAY = float(os.environ.get("SAMPLE_WORK_DELAY", "0"))
-LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING", "handlers": []}}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING", "handlers": []},
+}

@@ -30,4 +30,3 @@ urlpatterns = [
     path("sample/", include((views.AsyncTaskRecordCRUDView.get_urls(), "async"))),
     path("admin/", admin.site.urls),
 ]
-

@@ -55,7 +55,9 @@ def progress_context(request: HttpRequest, manager: Any, task_key: str) -> dict[
     data = manager.get_progress(task_key)
     if data is None or not can_view(request, data.get("user_id"), task_key):
         return None
-    status = TaskStatus(data["status"]) if data["status"] in TaskStatus.values else TaskStatus.UNKNOWN
+    status = (
+        TaskStatus(data["status"]) if data["status"] in TaskStatus.values else TaskStatus.UNKNOWN
+    )
     return {**data, "status_label": str(status.label), "terminal": status.is_terminal}
 
 
@@ -75,8 +77,11 @@ class BookAccessMixin(LoginRequiredMixin):
 
     role: Role
     permission_for_role = {
-        Role.LIST: "view", Role.DETAIL: "view", Role.CREATE: "add",
-        Role.UPDATE: "change", Role.DELETE: "delete",
+        Role.LIST: "view",
+        Role.DETAIL: "view",
+        Role.CREATE: "add",
+        Role.UPDATE: "change",
+        Role.DELETE: "delete",
     }
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
@@ -141,8 +146,12 @@ class BookCRUDView(BookAccessMixin, AsyncMixin, CRUDView):
             return None
         messages.error(
             self.request,
-            format_html('"{}" is {}; try again when <a href="{}">that task</a> has finished.',
-                        book.title, str(state), task_url(state.task_key, self.request.user)),
+            format_html(
+                '"{}" is {}; try again when <a href="{}">that task</a> has finished.',
+                book.title,
+                str(state),
+                task_url(state.task_key, self.request.user),
+            ),
         )
         return HttpResponseRedirect(reverse("book-detail", kwargs={"pk": book.pk}))
 
@@ -150,23 +159,35 @@ class BookCRUDView(BookAccessMixin, AsyncMixin, CRUDView):
         if form.instance.pk is not None:
             state = self.get_lock_states([form.instance]).get(str(form.instance.pk))
             if state is not None:  # refused: keep what the user typed, on the form, with the reason
-                form.add_error(None, format_html(
-                    'Not saved: "{}" is {}. Your changes are kept below; save again when '
-                    '<a href="{}">that task</a> has finished.',
-                    form.instance.title, str(state), task_url(state.task_key, self.request.user)))
+                form.add_error(
+                    None,
+                    format_html(
+                        'Not saved: "{}" is {}. Your changes are kept below; save again when '
+                        '<a href="{}">that task</a> has finished.',
+                        form.instance.title,
+                        str(state),
+                        task_url(state.task_key, self.request.user),
+                    ),
+                )
                 return self.form_invalid(form)
         try:
             self.object = form.save()
         except ConflictError as exc:
             self.object = form.instance
-            messages.warning(self.request, f"Saved. The chapter refresh was not started: {describe_conflict(exc)}")
+            messages.warning(
+                self.request,
+                f"Saved. The chapter refresh was not started: {describe_conflict(exc)}",
+            )
             return HttpResponseRedirect(self.get_success_url())
         key = self.object.launched_task_key
         if key:
             messages.success(
                 self.request,
-                format_html('Saved. Its chapters are being refreshed by <a href="{}">task {}</a>.',
-                            task_url(key, self.request.user), key),
+                format_html(
+                    'Saved. Its chapters are being refreshed by <a href="{}">task {}</a>.',
+                    task_url(key, self.request.user),
+                    key,
+                ),
             )
         else:
             messages.success(self.request, f'Saved "{self.object}".')
@@ -213,8 +234,9 @@ class BookBulkView(LoginRequiredMixin, AsyncMixin, View):
             except ValueError:
                 messages.error(request, "The price change must be a number (percent).")
                 return self._back(request)
-        result = self.launch_async(func, books, description=f"{verb} in background",
-                                   task_kwargs=task_kwargs)
+        result = self.launch_async(
+            func, books, description=f"{verb} in background", task_kwargs=task_kwargs
+        )
         self._report(request, result)
         return self._back(request, watch=result.task_key)
 
@@ -223,20 +245,27 @@ class BookBulkView(LoginRequiredMixin, AsyncMixin, View):
             assert result.task_key is not None
             messages.success(
                 request,
-                format_html('{} <a href="{}">Follow the task</a>.', result.message,
-                            task_url(result.task_key, request.user)),
+                format_html(
+                    '{} <a href="{}">Follow the task</a>.',
+                    result.message,
+                    task_url(result.task_key, request.user),
+                ),
             )
             return
         if result.holders:
-            messages.error(request, refusal_with_titles(result, self.get_async_manager(), request.user),
-                           extra_tags="refusal")
+            messages.error(
+                request,
+                refusal_with_titles(result, self.get_async_manager(), request.user),
+                extra_tags="refusal",
+            )
         else:
             messages.error(request, result.message)
 
     def _back(self, request: HttpRequest, watch: str | None = None) -> HttpResponse:
         target = request.POST.get("next") or ""
-        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                               require_https=request.is_secure()):
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
             target = reverse("book-list")
         if watch:
             base, _, query = target.partition("?")
@@ -246,26 +275,41 @@ class BookBulkView(LoginRequiredMixin, AsyncMixin, View):
 
 
 def refusal_with_titles(result: LaunchResult, manager: Any, user: Any) -> str:
-    """"Not started: “Dune”, “Emma” are locked by task 1a2b…, 35%." — books by title, not by id."""
+    """ "Not started: “Dune”, “Emma” are locked by task 1a2b…, 35%." — books by title, not by id."""
     pks = result.conflicts.get("sample.book", {})
-    titles = dict(Book.objects.filter(pk__in=[int(pk) for pk in pks if str(pk).isdigit()])
-                  .values_list("pk", "title"))
+    titles = dict(
+        Book.objects.filter(pk__in=[int(pk) for pk in pks if str(pk).isdigit()]).values_list(
+            "pk", "title"
+        )
+    )
     by_holder: dict[str, list[str]] = {}
     for pk, holder in pks.items():
-        by_holder.setdefault(holder, []).append(titles.get(int(pk), f"book {pk}") if str(pk).isdigit() else str(pk))
+        by_holder.setdefault(holder, []).append(
+            titles.get(int(pk), f"book {pk}") if str(pk).isdigit() else str(pk)
+        )
     parts = []
     for holder, names in sorted(by_holder.items()):
         snapshot = manager.get_progress(holder) or {}
         percent = snapshot.get("percent")
-        how_far = f", {percent:.0f}%" if percent is not None else (
-            ", queued" if snapshot.get("status") == TaskStatus.PENDING else "")
-        parts.append(format_html(
-            '{} {} locked by <a href="{}">task {}</a>{}',
-            format_html_join(", ", "“{}”", ((name,) for name in sorted(names))),
-            "is" if len(names) == 1 else "are", task_url(holder, user), holder[:8] + "…", how_far,
-        ))
-    return format_html("Not started: {}. Try again when that task has finished.",
-                       format_html_join("; ", "{}", ((p,) for p in parts)))
+        how_far = (
+            f", {percent:.0f}%"
+            if percent is not None
+            else (", queued" if snapshot.get("status") == TaskStatus.PENDING else "")
+        )
+        parts.append(
+            format_html(
+                '{} {} locked by <a href="{}">task {}</a>{}',
+                format_html_join(", ", "“{}”", ((name,) for name in sorted(names))),
+                "is" if len(names) == 1 else "are",
+                task_url(holder, user),
+                holder[:8] + "…",
+                how_far,
+            )
+        )
+    return format_html(
+        "Not started: {}. Try again when that task has finished.",
+        format_html_join("; ", "{}", ((p,) for p in parts)),
+    )
 
 
 def _parse(query: str) -> list[tuple[str, str]]:
@@ -291,13 +335,21 @@ def task_detail(request: HttpRequest, task_key: str) -> HttpResponse:
         )
     if not allowed:
         raise Http404("No such task.")
-    return render(request, "sample/task_detail.html", {
-        "task_key": task_key, "record": record, "progress": progress,
-        "dashboard_url": dashboard_url(), "task_url": task_url(task_key),
-    })
+    return render(
+        request,
+        "sample/task_detail.html",
+        {
+            "task_key": task_key,
+            "record": record,
+            "progress": progress,
+            "dashboard_url": dashboard_url(),
+            "task_url": task_url(task_key),
+        },
+    )
 
 
 # -- seed 000 section 3: the dashboard declared over the sample's record model --------------------
+
 
 class AsyncTaskRecordCRUDView(PowerCRUDMixin, CRUDView):
     model = AsyncTaskRecord
@@ -305,7 +357,15 @@ class AsyncTaskRecordCRUDView(PowerCRUDMixin, CRUDView):
     use_htmx = True
     use_modal = True
     fields = ["task_name", "status", "user_label", "updated_at"]
-    detail_fields = ["task_name", "status", "message", "progress_payload", "result_payload", "completed_at", "failed_at"]
+    detail_fields = [
+        "task_name",
+        "status",
+        "message",
+        "progress_payload",
+        "result_payload",
+        "completed_at",
+        "failed_at",
+    ]
 
 
 #: The name seed 000 section 3 uses for the same class.
@@ -313,6 +373,7 @@ AsyncTaskRecordView = AsyncTaskRecordCRUDView
 
 
 # -- the seed's "regular view" launch site ---------------------------------------------------------
+
 
 def _refusal_as_message(view: Any) -> Any:
     """Show a refusal from ``launch_custom_task`` as a message instead of an error page."""
@@ -338,6 +399,12 @@ def _refusal_as_message(view: Any) -> Any:
 def start_rebuild(request, pk):  # type: ignore[no-untyped-def]
     book = get_object_or_404(Book, pk=pk)
     key = launch_custom_task(user=request.user, affected_objects=[book])
-    messages.success(request, format_html('Rebuilding “{}” in background. <a href="{}">Follow the task</a>.',
-                                          book.title, task_url(key, request.user)))
+    messages.success(
+        request,
+        format_html(
+            'Rebuilding “{}” in background. <a href="{}">Follow the task</a>.',
+            book.title,
+            task_url(key, request.user),
+        ),
+    )
     return HttpResponseRedirect(f"{reverse('book-list')}?{urlencode({'watch': key})}")

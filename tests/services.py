@@ -53,9 +53,21 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="pca-redis-")
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly",
-             "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
@@ -79,7 +91,8 @@ class MemcachedServer:
         user = ["-u", "root"] if os.geteuid() == 0 else []  # it refuses root without -u
         self.proc = subprocess.Popen(
             [binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", *user],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
@@ -112,11 +125,22 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
         self.prefix = prefix
-        self._run([*prefix, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres"])
         self._run(
-            [*prefix, f"{bindir}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-o",
-             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
-             "-l", f"{self.dir}/log", "start"],
+            [*prefix, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres"]
+        )
+        self._run(
+            [
+                *prefix,
+                f"{bindir}/pg_ctl",
+                "-D",
+                f"{self.dir}/data",
+                "-w",
+                "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+                "-l",
+                f"{self.dir}/log",
+                "start",
+            ],
         )
         wait_for_port(self.port)
 
@@ -127,7 +151,8 @@ class PostgresServer:
     def stop(self) -> None:
         subprocess.run(
             [*self.prefix, f"{self.bindir}/pg_ctl", "-D", f"{self.dir}/data", "stop", "-m", "fast"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -121,7 +121,12 @@ POWERCRUD_SETTINGS: dict[str, Any] = {
 if os.environ.get("PCA_REDIS_URL"):
     # The production tier: Redis for the cache, the lock store and django-q2's broker.
     _REDIS_URL = os.environ["PCA_REDIS_URL"]
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _REDIS_URL,
+        }
+    }
     POWERCRUD_SETTINGS.update(LOCK_STORE="redis", REDIS_URL=_REDIS_URL)
     Q_CLUSTER.pop("orm", None)
     Q_CLUSTER["redis"] = _REDIS_URL

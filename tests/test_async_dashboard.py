@@ -37,7 +37,11 @@ from tests.testapp.models import AsyncTaskRecord, CustomRecord, MinimalRecord, P
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CUSTOM_MAP = {
-    "task_name": "key", "status": "state", "message": "note", "user": "who", "result": "output",
+    "task_name": "key",
+    "status": "state",
+    "message": "note",
+    "user": "who",
+    "result": "output",
     "completed_at": "done_at",
 }
 
@@ -63,7 +67,9 @@ def test_class_attributes() -> None:
 
 
 def test_constructor_keywords_travel_to_the_worker() -> None:
-    manager = ModelTrackingAsyncManager(record_model_path="testapp.CustomRecord", field_map=CUSTOM_MAP)
+    manager = ModelTrackingAsyncManager(
+        record_model_path="testapp.CustomRecord", field_map=CUSTOM_MAP
+    )
     assert manager.config == {"record_model_path": "testapp.CustomRecord", "field_map": CUSTOM_MAP}
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 1, sync=True)
     # The runner rebuilt the manager from the envelope: start and complete landed here too.
@@ -105,10 +111,13 @@ def test_config_object_is_reduced_to_plain_data() -> None:
 
 def test_config_object_refuses_what_cannot_travel() -> None:
     with pytest.raises(TypeError, match="module-level function"):
-        AsyncDashboardConfig(record_model="testapp.CustomRecord", format_user=lambda u: "x").as_config()
+        AsyncDashboardConfig(
+            record_model="testapp.CustomRecord", format_user=lambda u: "x"
+        ).as_config()
     with pytest.raises(TypeError, match="plain data"):
-        ModelTrackingAsyncManager(record_model_path="testapp.AsyncTaskRecord",
-                                  create_defaults={"message": object()})
+        ModelTrackingAsyncManager(
+            record_model_path="testapp.AsyncTaskRecord", create_defaults={"message": object()}
+        )
 
 
 def test_settings_default_reaches_launcher_worker_hook_and_cleanup() -> None:
@@ -128,8 +137,12 @@ def test_settings_default_reaches_launcher_worker_hook_and_cleanup() -> None:
         queued = AsyncManager.resolve_manager().launch_async_task("tests.testapp.tasks.add", 1, 1)
         row = OrmQ.objects.get()
         assert CustomRecord.objects.get(key=queued).state == "pending"
-        fake = mock.Mock(func=row.func(), args=row.args(), success=False,
-                         result="Task exceeded maximum timeout value (5 seconds) : traceback")
+        fake = mock.Mock(
+            func=row.func(),
+            args=row.args(),
+            success=False,
+            result="Task exceeded maximum timeout value (5 seconds) : traceback",
+        )
         fake.name = queued
         task_completion_hook(fake)
         record = CustomRecord.objects.get(key=queued)
@@ -147,10 +160,17 @@ def test_accessors() -> None:
     assert field_map["error"] == "error" and field_map["traceback"] == "traceback"
     assert "reason" not in field_map  # no such column: skipped
     custom = CustomFieldsManager().get_field_map()
-    assert custom == {"task_name": "key", "status": "state", "message": "note", "user": "who",
-                      "result": "output", "completed_at": "done_at"}
-    assert MinimalRecord in (ModelTrackingAsyncManager(record_model_path="testapp.MinimalRecord")
-                             .get_record_model(),)
+    assert custom == {
+        "task_name": "key",
+        "status": "state",
+        "message": "note",
+        "user": "who",
+        "result": "output",
+        "completed_at": "done_at",
+    }
+    assert MinimalRecord in (
+        ModelTrackingAsyncManager(record_model_path="testapp.MinimalRecord").get_record_model(),
+    )
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     assert manager.get_record(key).status == "pending"
     assert manager.get_record("nope") is None
@@ -167,8 +187,9 @@ def test_misconfigured_accessors_raise_clearly_and_events_never_do(caplog: Any) 
 
 
 def test_field_map_none_switches_a_default_off() -> None:
-    manager = ModelTrackingAsyncManager(record_model_path="testapp.AsyncTaskRecord",
-                                        field_map={"args": None, "user": None})
+    manager = ModelTrackingAsyncManager(
+        record_model_path="testapp.AsyncTaskRecord", field_map={"args": None, "user": None}
+    )
     assert "args" not in manager.get_field_map() and "user" not in manager.get_field_map()
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, sync=True)
     assert AsyncTaskRecord.objects.get(task_name=key).args_payload is None
@@ -189,20 +210,44 @@ def test_minimal_model_only_needs_task_name() -> None:
         ({}, ["powercrud_async.E020"], ["no record model"]),
         ({"record_model_path": "testapp.Nope"}, ["powercrud_async.E021"], ["testapp.Nope"]),
         ({"record_model_path": "nodots"}, ["powercrud_async.E021"], ["nodots"]),
-        ({"record_model_path": "testapp.CustomRecord"}, ["powercrud_async.E022"],
-         ["testapp.CustomRecord", "'task_name'"]),
-        ({"record_model_path": "testapp.CustomRecord", "field_map": {**CUSTOM_MAP, "message": "notes"}},
-         ["powercrud_async.E023"], ["testapp.CustomRecord", "'notes'", "'message'"]),
-        ({"record_model_path": "testapp.AsyncTaskRecord", "field_map": ["status"]},
-         ["powercrud_async.E024"], ["field_map"]),
-        ({"record_model_path": "testapp.AsyncTaskRecord", "create_defaults": {"colour": "red"}},
-         ["powercrud_async.E023"], ["'colour'"]),
-        ({"record_model_path": "testapp.AsyncTaskRecord", "format_user": "tests.nowhere.fmt"},
-         ["powercrud_async.E024"], ["tests.nowhere.fmt"]),
-        ({"record_model_path": "testapp.AsyncTaskRecord", "progress_interval": -1},
-         ["powercrud_async.E024"], ["progress_interval"]),
-        ({"record_model_path": "testapp.AsyncTaskRecord", "timeline": "yes"},
-         ["powercrud_async.E024"], ["timeline"]),
+        (
+            {"record_model_path": "testapp.CustomRecord"},
+            ["powercrud_async.E022"],
+            ["testapp.CustomRecord", "'task_name'"],
+        ),
+        (
+            {
+                "record_model_path": "testapp.CustomRecord",
+                "field_map": {**CUSTOM_MAP, "message": "notes"},
+            },
+            ["powercrud_async.E023"],
+            ["testapp.CustomRecord", "'notes'", "'message'"],
+        ),
+        (
+            {"record_model_path": "testapp.AsyncTaskRecord", "field_map": ["status"]},
+            ["powercrud_async.E024"],
+            ["field_map"],
+        ),
+        (
+            {"record_model_path": "testapp.AsyncTaskRecord", "create_defaults": {"colour": "red"}},
+            ["powercrud_async.E023"],
+            ["'colour'"],
+        ),
+        (
+            {"record_model_path": "testapp.AsyncTaskRecord", "format_user": "tests.nowhere.fmt"},
+            ["powercrud_async.E024"],
+            ["tests.nowhere.fmt"],
+        ),
+        (
+            {"record_model_path": "testapp.AsyncTaskRecord", "progress_interval": -1},
+            ["powercrud_async.E024"],
+            ["progress_interval"],
+        ),
+        (
+            {"record_model_path": "testapp.AsyncTaskRecord", "timeline": "yes"},
+            ["powercrud_async.E024"],
+            ["timeline"],
+        ),
         ({"record_model_path": "testapp.AsyncTaskRecord"}, [], []),
     ],
 )
@@ -218,7 +263,10 @@ def test_check_configuration(config: dict[str, Any], expected: list[str], words:
 
 def test_check_suggests_the_nearest_column() -> None:
     (message,) = ModelTrackingAsyncManager.check_configuration(
-        {"record_model_path": "testapp.CustomRecord", "field_map": {**CUSTOM_MAP, "message": "notes"}}
+        {
+            "record_model_path": "testapp.CustomRecord",
+            "field_map": {**CUSTOM_MAP, "message": "notes"},
+        }
     )
     assert "Did you mean 'note'?" in message.hint
 
@@ -229,7 +277,9 @@ def test_settings_default_is_checked_at_startup() -> None:
         "config": {"field_map": {"message": "remark"}},
     }
     with override_settings(POWERCRUD_SETTINGS={"ASYNC_MANAGER_DEFAULT": default}):
-        found = [m for m in django_checks.run_checks() if m.id and m.id.startswith("powercrud_async.E02")]
+        found = [
+            m for m in django_checks.run_checks() if m.id and m.id.startswith("powercrud_async.E02")
+        ]
         assert ids(found) == ["powercrud_async.E023"]
         assert "testapp.CustomRecord" in found[0].msg and "'remark'" in found[0].msg
         with pytest.raises(SystemCheckError, match="E023"):
@@ -291,7 +341,9 @@ def test_config_formatters() -> None:
         format_affected="tests.testapp.managers.shout",
         format_payload="tests.testapp.managers.tagged_payload",
     )
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, affected_objects="x", sync=True)
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, affected_objects="x", sync=True
+    )
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert record.affected_objects == "X"
     assert record.result_payload == {"tagged": 3}
@@ -309,15 +361,34 @@ def test_payloads_become_json_safe_and_readable() -> None:
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     manager = TrackedManager()
     key = manager.launch_async_task(
-        "tests.testapp.tasks.echo", when, decimal.Decimal("1.10"), ident, {3, 1, 2}, b"bytes",
-        b"\xff\x00", project, Thing(), float("nan"), (1, (2,)), ValueError("bad"),
-        nested={"when": dt.date(2025, 1, 2), 7: dt.timedelta(seconds=90)}, sync=True,
+        "tests.testapp.tasks.echo",
+        when,
+        decimal.Decimal("1.10"),
+        ident,
+        {3, 1, 2},
+        b"bytes",
+        b"\xff\x00",
+        project,
+        Thing(),
+        float("nan"),
+        (1, (2,)),
+        ValueError("bad"),
+        nested={"when": dt.date(2025, 1, 2), 7: dt.timedelta(seconds=90)},
+        sync=True,
     )
     record = AsyncTaskRecord.objects.get(task_name=key)
     expected_args = [
-        "2025-01-02T03:04:05+00:00", "1.10", str(ident), [1, 2, 3], "bytes", "b'\\xff\\x00'",
-        {"model": "testapp.project", "pk": project.pk, "str": "Alpha"}, "a thing", "nan",
-        [1, [2]], "ValueError: bad",
+        "2025-01-02T03:04:05+00:00",
+        "1.10",
+        str(ident),
+        [1, 2, 3],
+        "bytes",
+        "b'\\xff\\x00'",
+        {"model": "testapp.project", "pk": project.pk, "str": "Alpha"},
+        "a thing",
+        "nan",
+        [1, [2]],
+        "ValueError: bad",
     ]
     assert record.args_payload == expected_args
     assert record.kwargs_payload == {"nested": {"when": "2025-01-02", "7": 90.0}}
@@ -326,11 +397,23 @@ def test_payloads_become_json_safe_and_readable() -> None:
 
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
-    | st.datetimes(timezones=st.just(dt.timezone.utc)) | st.dates() | st.decimals() | st.uuids()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.datetimes(timezones=st.just(dt.timezone.utc))
+    | st.dates()
+    | st.decimals()
+    | st.uuids()
     | st.timedeltas(),
-    lambda children: st.lists(children) | st.tuples(children, children)
-    | st.frozensets(st.integers() | st.text()) | st.dictionaries(st.text() | st.integers(), children),
+    lambda children: (
+        st.lists(children)
+        | st.tuples(children, children)
+        | st.frozensets(st.integers() | st.text())
+        | st.dictionaries(st.text() | st.integers(), children)
+    ),
     max_leaves=15,
 )
 
@@ -366,9 +449,13 @@ def test_seed_000_section_1_app_manager() -> None:
             return str(affected) if affected else ""
 
     manager = AppAsyncManager()
-    anonymous = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, affected_objects=["p1", "p2"])
+    anonymous = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, affected_objects=["p1", "p2"]
+    )
     carol = User.objects.create(username="carol")
-    named = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, user=carol, affected_objects=None)
+    named = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, user=carol, affected_objects=None
+    )
     first, second = (AsyncTaskRecord.objects.get(task_name=k) for k in (anonymous, named))
     assert (first.user_label, first.affected_objects) == ("Anonymous", "p1, p2")
     assert (second.user_label, second.affected_objects) == ("carol", "")
@@ -381,8 +468,10 @@ def test_seed_000_section_4_notifying_manager() -> None:
         manager.launch_async_task("tests.testapp.tasks.fail", "kaput", sync=True)
     bad = AsyncTaskRecord.objects.exclude(task_name=ok).get().task_name
     assert ("success", ok, 4) in managers.NOTIFIED
-    assert any(kind == "ops" and bad in text and "ValueError: kaput" in text
-               for kind, text, _ in managers.NOTIFIED)
+    assert any(
+        kind == "ops" and bad in text and "ValueError: kaput" in text
+        for kind, text, _ in managers.NOTIFIED
+    )
     assert AsyncTaskRecord.objects.get(task_name=ok).status == "success"
     assert AsyncTaskRecord.objects.get(task_name=bad).status == "failed"
 
@@ -430,9 +519,16 @@ def test_view_mixin_launches_into_the_configured_manager() -> None:
     view.request.user = User.objects.create(username="dora")
     result = view.launch_async("tests.testapp.tasks.echo", projects, sync=True)
     record = AsyncTaskRecord.objects.get(task_name=result.task_key)
-    assert (record.status, record.user_label, record.affected_objects) == ("success", "dora", "Alpha, Beta")
+    assert (record.status, record.user_label, record.affected_objects) == (
+        "success",
+        "dora",
+        "Alpha, Beta",
+    )
     assert record.args_payload == [[p.pk for p in projects]]
-    assert [e.event for e in TrackedManager().get_timeline(result.task_key)][-2:] == ["complete", "cleanup"]
+    assert [e.event for e in TrackedManager().get_timeline(result.task_key)][-2:] == [
+        "complete",
+        "cleanup",
+    ]
 
 
 def test_completion_hook_reports_failure_through_the_configured_manager() -> None:
@@ -440,7 +536,9 @@ def test_completion_hook_reports_failure_through_the_configured_manager() -> Non
     key = manager.launch_async_task("tests.testapp.tasks.fail", "late")
     row = OrmQ.objects.get()
     LiveTask.objects.filter(task_name=key).update(status="in_progress")
-    fake = mock.Mock(func=row.func(), args=row.args(), success=False, result="ValueError: late : trace")
+    fake = mock.Mock(
+        func=row.func(), args=row.args(), success=False, result="ValueError: late : trace"
+    )
     fake.name = key
     task_completion_hook(fake)
     record = CustomRecord.objects.get(key=key)

@@ -31,7 +31,9 @@ def age(key: str, **changes: Any) -> None:
 
 
 def test_dead_running_task_is_reclaimed_with_reason(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     old = timezone.now() - timedelta(minutes=5)
     age(key, status="in_progress", started_at=old, heartbeat_at=old)
     summary = manager.cleanup_completed_tasks()
@@ -46,9 +48,13 @@ def test_dead_running_task_is_reclaimed_with_reason(manager: Recording) -> None:
 
 
 def test_live_running_and_queued_tasks_are_kept(manager: Recording) -> None:
-    queued = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    queued = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     age(queued, created_at=timezone.now() - timedelta(hours=1))  # old, but still in the broker
-    running = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2]})
+    running = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2]}
+    )
     age(running, status="in_progress", started_at=timezone.now(), heartbeat_at=timezone.now())
     summary = manager.cleanup_completed_tasks()
     assert summary["reclaimed"] == [] and summary["kept"] == 2
@@ -56,7 +62,9 @@ def test_live_running_and_queued_tasks_are_kept(manager: Recording) -> None:
 
 
 def test_queued_task_lost_from_broker_is_reclaimed(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     OrmQ.objects.all().delete()
     assert manager.cleanup_completed_tasks()["reclaimed"] == []  # just launched: give it time
     age(key, created_at=timezone.now() - timedelta(minutes=1))
@@ -67,8 +75,15 @@ def test_queued_task_lost_from_broker_is_reclaimed(manager: Recording) -> None:
 
 def test_overdue_task_is_asked_to_cancel_not_unlocked(manager: Recording, settings) -> None:  # type: ignore[no-untyped-def]
     settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "MAX_TASK_DURATION": 60}
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
-    age(key, status="in_progress", started_at=timezone.now() - timedelta(minutes=5), heartbeat_at=timezone.now())
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
+    age(
+        key,
+        status="in_progress",
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now(),
+    )
     summary = manager.cleanup_completed_tasks()
     assert [o["task_name"] for o in summary["overdue"]] == [key]
     row = LiveTask.objects.get()
@@ -79,14 +94,20 @@ def test_overdue_task_is_asked_to_cancel_not_unlocked(manager: Recording, settin
 def test_orphaned_locks_and_reservations(manager: Recording) -> None:
     key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     age(key, status="success", finished_at=timezone.now())
-    TaskLock.objects.create(model_label="testapp.project", object_pk="9", task_name=key,
-                            expires_at=timezone.now() + timedelta(hours=1))
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="9",
+        task_name=key,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     manager.add_conflict_ids("reservation", {"testapp.Project": [10]})
     summary = manager.cleanup_completed_tasks()
     assert [o["task_name"] for o in summary["orphaned_locks"]] == [key]
     assert list(TaskLock.objects.values_list("task_name", flat=True)) == ["reservation"]
     TaskLock.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert [o["reason"] for o in manager.cleanup_completed_tasks()["orphaned_locks"]] == ["reservation expired"]
+    assert [o["reason"] for o in manager.cleanup_completed_tasks()["orphaned_locks"]] == [
+        "reservation expired"
+    ]
     assert not TaskLock.objects.exists()
 
 
@@ -100,7 +121,9 @@ def test_finished_tasks_purged_after_grace_period(manager: Recording) -> None:
 
 
 def test_dry_run_changes_nothing(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     old = timezone.now() - timedelta(minutes=5)
     age(key, status="in_progress", started_at=old, heartbeat_at=old)
     out = StringIO()
@@ -115,15 +138,23 @@ def test_command_text_output_and_schedule(manager: Recording) -> None:
     call_command("pcrud_cleanup_async", "--schedule", stdout=out)
     assert "Reclaimed 0 dead task(s)" in out.getvalue()
     schedule = Schedule.objects.get()
-    assert schedule.func == "powercrud_async.schedules.cleanup_async_artifacts" and schedule.minutes == 5
+    assert (
+        schedule.func == "powercrud_async.schedules.cleanup_async_artifacts"
+        and schedule.minutes == 5
+    )
     ensure_cleanup_schedule()
     assert Schedule.objects.count() == 1
     assert cleanup_async_artifacts()["counts"]["reclaimed"] == 0
 
 
 def test_retry_relaunches_with_same_call(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.echo", 1, "two", conflict_ids={"testapp.Project": [1]},
-                                    task_kwargs={"k": "v"})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.echo",
+        1,
+        "two",
+        conflict_ids={"testapp.Project": [1]},
+        task_kwargs={"k": "v"},
+    )
     with pytest.raises(TaskNotRetryable, match="still pending"):
         manager.retry_task(key)
     age(key, status="failed", finished_at=timezone.now())
@@ -139,7 +170,9 @@ def test_retry_relaunches_with_same_call(manager: Recording) -> None:
 
 
 def test_release_locks_refuses_live_and_frees_dead(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1, 2]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1, 2]}
+    )
     with pytest.raises(TaskStillLive, match="queued in the broker"):
         manager.release_task_locks(key)
     OrmQ.objects.all().delete()

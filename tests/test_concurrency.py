@@ -114,8 +114,20 @@ def race(tmp_path: Path, mode: str, count: int, env: dict[str, str]) -> list[dic
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(p), mode, str(count), str(barrier_dir), str(PROCESSES)],
-            cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(script),
+                str(p),
+                mode,
+                str(count),
+                str(barrier_dir),
+                str(PROCESSES),
+            ],
+            cwd=ROOT,
+            env=child_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for p in range(PROCESSES)
     ]
@@ -145,7 +157,9 @@ def canonical_keys(number: int) -> list[tuple[str, str]]:
 
 def check_same_objects(results: list[dict[str, Any]], store: TaskStore) -> None:
     assert len(results) == PROCESSES * ROUNDS
-    assert not [r for r in results if r["outcome"] not in ("won", "conflict")], "a store error is not a conflict"
+    assert not [r for r in results if r["outcome"] not in ("won", "conflict")], (
+        "a store error is not a conflict"
+    )
     for number in range(ROUNDS):
         this = [r for r in results if r["round"] == number]
         winners = [r["key"] for r in this if r["outcome"] == "won"]
@@ -196,14 +210,23 @@ def test_no_refusals_for_disjoint_objects_on_the_database(tmp_path: Path) -> Non
 @pytest.mark.redis
 def test_one_winner_per_round_on_redis(tmp_path: Path, redis_server: RedisServer) -> None:
     with configured_store("redis", redis_server) as store:
-        results = race(tmp_path, "same", ROUNDS, {"PCA_STORE": "redis", "PCA_REDIS_URL": redis_server.url})
+        results = race(
+            tmp_path, "same", ROUNDS, {"PCA_STORE": "redis", "PCA_REDIS_URL": redis_server.url}
+        )
         check_same_objects(results, store)
     assert not LiveTask.objects.exists() and not TaskLock.objects.exists()
 
 
 @pytest.mark.redis
-def test_no_refusals_for_disjoint_objects_on_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_no_refusals_for_disjoint_objects_on_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     with configured_store("redis", redis_server) as store:
-        results = race(tmp_path, "disjoint", LAUNCHES, {"PCA_STORE": "redis", "PCA_REDIS_URL": redis_server.url})
+        results = race(
+            tmp_path,
+            "disjoint",
+            LAUNCHES,
+            {"PCA_STORE": "redis", "PCA_REDIS_URL": redis_server.url},
+        )
         check_disjoint_objects(results, store)
     assert not LiveTask.objects.exists() and not TaskLock.objects.exists()

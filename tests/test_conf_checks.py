@@ -60,7 +60,10 @@ def test_wrong_type_names_key_value_and_type(key: str, value: Any, expected: str
 
 @pytest.mark.parametrize(("key", "value"), [("LOCK_STORE", "memcached"), ("CONFLICT_TTL", -1)])
 def test_bad_values(key: str, value: Any) -> None:
-    with override_settings(POWERCRUD_SETTINGS={key: value}), pytest.raises(ImproperlyConfigured, match=key):
+    with (
+        override_settings(POWERCRUD_SETTINGS={key: value}),
+        pytest.raises(ImproperlyConfigured, match=key),
+    ):
         conf.get_config()
 
 
@@ -105,9 +108,18 @@ def test_process_local_cache(backend: str) -> None:
     assert ids(messages) == ["powercrud_async.W002"] and isinstance(messages[0], Warning)
 
 
-@pytest.mark.parametrize(("options", "fires"), [({}, True), ({"MAX_ENTRIES": 500}, True), ({"MAX_ENTRIES": 100_000}, False)])
+@pytest.mark.parametrize(
+    ("options", "fires"),
+    [({}, True), ({"MAX_ENTRIES": 500}, True), ({"MAX_ENTRIES": 100_000}, False)],
+)
 def test_database_cache_max_entries(options: dict[str, int], fires: bool) -> None:
-    caches = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "t", "OPTIONS": options}}
+    caches = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "t",
+            "OPTIONS": options,
+        }
+    }
     with override_settings(CACHES=caches):
         assert ids(checks.check_settings()) == (["powercrud_async.W003"] if fires else [])
 
@@ -150,7 +162,9 @@ def test_manager_default_ok() -> None:
 def test_redis_store_needs_url() -> None:
     with override_settings(POWERCRUD_SETTINGS={"LOCK_STORE": "redis"}):
         assert ids(checks.check_settings()) == ["powercrud_async.E008"]
-    with override_settings(POWERCRUD_SETTINGS={"LOCK_STORE": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"}):
+    with override_settings(
+        POWERCRUD_SETTINGS={"LOCK_STORE": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    ):
         assert checks.check_settings() == []
 
 

@@ -94,7 +94,13 @@ def test_asyncio_tasks_are_isolated() -> None:
         results["outside"] = get_current_task().task_name if get_current_task() else None
         return results
 
-    assert asyncio.run(main()) == {"one": "one", "two": "two", "one-after": None, "two-after": None, "outside": None}
+    assert asyncio.run(main()) == {
+        "one": "one",
+        "two": "two",
+        "one-after": None,
+        "two-after": None,
+        "outside": None,
+    }
 
 
 def test_manager_is_lazy_and_uses_class_and_config() -> None:

@@ -18,7 +18,9 @@ def test_every_setting_is_documented() -> None:
 
 def test_every_check_id_is_documented() -> None:
     package = Path(conf.__file__).parent
-    source = (package / "checks.py").read_text() + (package / "tracking" / "validation.py").read_text()
+    source = (package / "checks.py").read_text() + (
+        package / "tracking" / "validation.py"
+    ).read_text()
     documented = (DOCS / "checks.md").read_text()
     codes = set(re.findall(r'_id\("([EW]\d{3})"\)', source))
     codes |= set(re.findall(r'"powercrud_async\.([EW]\d{3})"', source))

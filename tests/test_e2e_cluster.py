@@ -35,8 +35,12 @@ def finished(key: str) -> bool:
 
 def test_success_failure_and_false(qcluster) -> None:  # type: ignore[no-untyped-def]
     manager = AsyncManager()
-    ok = manager.launch_async_task("tests.testapp.tasks.add", 2, 3, conflict_ids={"testapp.Project": [1]})
-    bad = manager.launch_async_task("tests.testapp.tasks.fail", "nope", conflict_ids={"testapp.Project": [2]})
+    ok = manager.launch_async_task(
+        "tests.testapp.tasks.add", 2, 3, conflict_ids={"testapp.Project": [1]}
+    )
+    bad = manager.launch_async_task(
+        "tests.testapp.tasks.fail", "nope", conflict_ids={"testapp.Project": [2]}
+    )
     false = manager.launch_async_task("tests.testapp.tasks.return_false")
     logged = manager.launch_async_task("tests.testapp.tasks.logs")
     qcluster()
@@ -44,11 +48,15 @@ def test_success_failure_and_false(qcluster) -> None:  # type: ignore[no-untyped
     for key in (ok, bad, false, logged):
         wait_until(lambda key=key: finished(key), timeout=60)
     assert status(ok) == "success"
-    assert status(bad) == "failed" and "ValueError: nope" in LiveTask.objects.get(task_name=bad).reason
+    assert (
+        status(bad) == "failed" and "ValueError: nope" in LiveTask.objects.get(task_name=bad).reason
+    )
     assert status(false) == "failed"
     assert not TaskLock.objects.exists()
     assert manager.get_progress(ok)["status"] == "success"
-    messages = list(TaskLogEntry.objects.filter(task_name=logged).values_list("level_name", "message"))
+    messages = list(
+        TaskLogEntry.objects.filter(task_name=logged).values_list("level_name", "message")
+    )
     assert messages == [("INFO", "starting work"), ("WARNING", "careful")]
     # Failures are acknowledged: nothing left in the broker to be redelivered.
     wait_until(lambda: not OrmQ.objects.exists(), timeout=30)
@@ -56,8 +64,9 @@ def test_success_failure_and_false(qcluster) -> None:  # type: ignore[no-untyped
 
 def test_cancel_running_job(qcluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     manager = AsyncManager()
-    key = manager.launch_async_task("tests.testapp.tasks.slow", 20.0, steps=200,
-                                    conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.slow", 20.0, steps=200, conflict_ids={"testapp.Project": [1]}
+    )
     qcluster(PCA_HEARTBEAT="1")
     wait_until(lambda: status(key) == "in_progress", timeout=60)
     wait_until(lambda: (manager.get_progress(key) or {}).get("current"), timeout=30)
@@ -78,13 +87,20 @@ def test_cancel_queued_job_never_runs(qcluster, tmp_path: Path) -> None:  # type
     assert status(key) == "cancelled" and not marker.exists()
 
 
-def test_kill_9_is_reclaimed_and_redelivery_does_not_run(qcluster, tmp_path: Path, fast_heartbeat) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_is_reclaimed_and_redelivery_does_not_run(
+    qcluster, tmp_path: Path, fast_heartbeat
+) -> None:  # type: ignore[no-untyped-def]
     """A worker killed mid-job: cleanup reclaims it with the reason, its locks come free, and the
     job django-q2 redelivers later does not run again unlocked."""
     manager = AsyncManager()
     marker = tmp_path / "pids"
-    key = manager.launch_async_task("tests.testapp.tasks.slow", 6.0, steps=30, marker=str(marker),
-                                    conflict_ids={"testapp.Project": [42]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.slow",
+        6.0,
+        steps=30,
+        marker=str(marker),
+        conflict_ids={"testapp.Project": [42]},
+    )
     qcluster(PCA_HEARTBEAT="1", PCA_Q_TIMEOUT="8", PCA_Q_RETRY="10", PCA_Q_WORKERS="1")
     wait_until(marker.exists, timeout=60)
     wait_until(lambda: status(key) == "in_progress", timeout=30)
@@ -93,7 +109,9 @@ def test_kill_9_is_reclaimed_and_redelivery_does_not_run(qcluster, tmp_path: Pat
     # Dead after 3 silent heartbeat intervals (1 s here).
     assert manager.cleanup_completed_tasks()["reclaimed"] == []  # not yet: the beat is fresh
     summary = wait_until(
-        lambda: (s := manager.cleanup_completed_tasks())["reclaimed"] and s, timeout=20, interval=0.5
+        lambda: (s := manager.cleanup_completed_tasks())["reclaimed"] and s,
+        timeout=20,
+        interval=0.5,
     )
     assert summary["reclaimed"][0]["task_name"] == key
     assert "no heartbeat" in summary["reclaimed"][0]["reason"]
@@ -109,14 +127,19 @@ def test_kill_9_is_reclaimed_and_redelivery_does_not_run(qcluster, tmp_path: Pat
 
 def test_cleanup_leaves_queued_and_running_jobs(qcluster, tmp_path: Path, fast_heartbeat) -> None:  # type: ignore[no-untyped-def]
     manager = AsyncManager()
-    running = manager.launch_async_task("tests.testapp.tasks.slow", 8.0, steps=40,
-                                        conflict_ids={"testapp.Project": [1]})
+    running = manager.launch_async_task(
+        "tests.testapp.tasks.slow", 8.0, steps=40, conflict_ids={"testapp.Project": [1]}
+    )
     qcluster(PCA_HEARTBEAT="1", PCA_Q_WORKERS="1")
     wait_until(lambda: status(running) == "in_progress", timeout=60)
-    queued = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2]})
+    queued = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2]}
+    )
     # Older than 3 heartbeat intervals, still waiting behind the single worker: made so by
     # moving its launch back in time rather than by waiting.
-    LiveTask.objects.filter(task_name=queued).update(created_at=timezone.now() - timedelta(seconds=10))
+    LiveTask.objects.filter(task_name=queued).update(
+        created_at=timezone.now() - timedelta(seconds=10)
+    )
     summary = manager.cleanup_completed_tasks()
     assert summary["reclaimed"] == [] and summary["kept"] == 2
     assert status(running) == "in_progress" and status(queued) == "pending"
@@ -140,20 +163,33 @@ def test_nested_saves_join_the_parent_job(qcluster) -> None:  # type: ignore[no-
     TaskLock.objects.all().delete()
     manager = AsyncManager()
     key = manager.launch_async_task(
-        "tests.testapp.tasks.save_parents", [p.pk for p in parents], 1.5,
+        "tests.testapp.tasks.save_parents",
+        [p.pk for p in parents],
+        1.5,
         conflict_ids={"testapp.Parent": [p.pk for p in parents]},
     )
     tasks_before = Task.objects.count()
     qcluster()
     first_child = children[0].pk
-    wait_until(lambda: TaskLock.objects.filter(model_label="testapp.child", object_pk=str(first_child)).exists(),
-               timeout=60)
-    assert TaskLock.objects.get(model_label="testapp.child", object_pk=str(first_child)).task_name == key
+    wait_until(
+        lambda: TaskLock.objects.filter(
+            model_label="testapp.child", object_pk=str(first_child)
+        ).exists(),
+        timeout=60,
+    )
+    assert (
+        TaskLock.objects.get(model_label="testapp.child", object_pk=str(first_child)).task_name
+        == key
+    )
     with pytest.raises(ConflictError) as info:
-        manager.launch_async_task("tests.testapp.tasks.noop", conflict_ids={"testapp.Child": [first_child]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.noop", conflict_ids={"testapp.Child": [first_child]}
+        )
     assert info.value.holders == [key]
-    seen = wait_until(lambda: ((manager.get_progress(key) or {}).get("message") or "").startswith("parent"),
-                      timeout=30)
+    seen = wait_until(
+        lambda: ((manager.get_progress(key) or {}).get("message") or "").startswith("parent"),
+        timeout=30,
+    )
     assert seen
     message = manager.get_progress(key)["message"]
     assert ": child " in message

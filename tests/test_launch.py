@@ -31,11 +31,17 @@ def manager() -> Recording:
 
 
 def nothing_changed() -> bool:
-    return not LiveTask.objects.exists() and not TaskLock.objects.exists() and not OrmQ.objects.exists()
+    return (
+        not LiveTask.objects.exists()
+        and not TaskLock.objects.exists()
+        and not OrmQ.objects.exists()
+    )
 
 
 def test_launch_enqueues_registers_and_locks(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [7]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [7]}
+    )
     assert len(key) == 36
     row = LiveTask.objects.get()
     assert (row.task_name, row.status, row.func_path) == (key, "pending", "tests.testapp.tasks.add")
@@ -51,9 +57,13 @@ def test_launch_enqueues_registers_and_locks(manager: Recording) -> None:
 
 
 def test_conflict_refuses_and_changes_nothing(manager: Recording) -> None:
-    first = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1, 2]})
+    first = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1, 2]}
+    )
     with pytest.raises(ConflictError) as info:
-        manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2, 3]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [2, 3]}
+        )
     assert info.value.conflicts == {"testapp.project": {"2": first}}
     assert info.value.holders == [first]
     assert first in str(info.value)
@@ -83,8 +93,12 @@ def test_conflict_refuses_and_changes_nothing(manager: Recording) -> None:
 )
 def test_bad_input_changes_nothing(manager: Recording, kwargs: dict[str, Any], error: type) -> None:
     with pytest.raises(error) as info:
-        manager.launch_async_task(conflict_ids=kwargs.pop("conflict_ids", {"testapp.Project": [1]}), **kwargs)
-    assert isinstance(info.value, AsyncManagerError) and isinstance(info.value, (ValueError, TypeError))
+        manager.launch_async_task(
+            conflict_ids=kwargs.pop("conflict_ids", {"testapp.Project": [1]}), **kwargs
+        )
+    assert isinstance(info.value, AsyncManagerError) and isinstance(
+        info.value, (ValueError, TypeError)
+    )
     assert nothing_changed()
     assert Recording.events == []
 
@@ -92,15 +106,18 @@ def test_bad_input_changes_nothing(manager: Recording, kwargs: dict[str, Any], e
 def test_duplicate_task_key_refused(manager: Recording) -> None:
     manager.launch_async_task("tests.testapp.tasks.add", 1, 2, task_key="job-1")
     with pytest.raises(InvalidTaskName, match="already exists"):
-        manager.launch_async_task("tests.testapp.tasks.add", 1, 2, task_key="job-1",
-                                  conflict_ids={"testapp.Project": [9]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.add", 1, 2, task_key="job-1", conflict_ids={"testapp.Project": [9]}
+        )
     assert not TaskLock.objects.filter(object_pk="9").exists()
 
 
 def test_enqueue_failure_rolls_back(manager: Recording) -> None:
     with mock.patch("django_q.tasks.async_task", side_effect=RuntimeError("broker down")):
         with pytest.raises(EnqueueError, match="broker down") as info:
-            manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+            manager.launch_async_task(
+                "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+            )
     assert isinstance(info.value.__cause__, RuntimeError)
     assert nothing_changed()
     assert Recording.events == []
@@ -133,14 +150,23 @@ def test_seed_002_basic_pattern_adopts_reservation(manager: Recording) -> None:
 
 
 def test_sync_success_runs_lifecycle(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.seed_worker", 5, sync=True,
-                                    conflict_ids={"testapp.Project": [5]}, task_kwargs={"extra": 1})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.seed_worker",
+        5,
+        sync=True,
+        conflict_ids={"testapp.Project": [5]},
+        task_kwargs={"extra": 1},
+    )
     events = [e[0] for e in Recording.events]
     assert events[0] == "create" and events[1] == "start"
     assert events[-2:] == ["complete", "cleanup"]
     complete = next(p for e, _, p in Recording.events if e == "complete")
-    assert complete["result"] == {"project": 5, "steps": 3, "manager": "tests.testapp.managers.Recording",
-                                  "extra": {"extra": 1}}
+    assert complete["result"] == {
+        "project": 5,
+        "steps": 3,
+        "manager": "tests.testapp.managers.Recording",
+        "extra": {"extra": 1},
+    }
     assert LiveTask.objects.get().status == "success"
     assert not TaskLock.objects.exists()
     assert progress.read(key) is None  # progress released; the registry answers
@@ -158,8 +184,9 @@ def test_sync_false_result_is_failure(manager: Recording) -> None:
 
 def test_sync_raise_is_failure_and_reraised(manager: Recording) -> None:
     with pytest.raises(ValueError, match="kaput"):
-        manager.launch_async_task("tests.testapp.tasks.fail", "kaput", sync=True,
-                                  conflict_ids={"testapp.Project": [1]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.fail", "kaput", sync=True, conflict_ids={"testapp.Project": [1]}
+        )
     row = LiveTask.objects.get()
     assert row.status == "failed" and "ValueError: kaput" in row.reason
     fail = next(p for e, _, p in Recording.events if e == "fail")
@@ -193,13 +220,17 @@ def test_launch_in_rolled_back_transaction_leaves_nothing(manager: Recording) ->
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+        )
         raise Abort
     assert nothing_changed()
 
 
 def test_cancel_queued_task(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     assert manager.cancel_task(key) == "cancelled"
     assert not OrmQ.objects.exists()
     assert LiveTask.objects.get().status == TaskStatus.CANCELLED
@@ -222,7 +253,9 @@ def test_completion_exactly_once(manager: Recording) -> None:
 
 
 def test_remove_active_task(manager: Recording) -> None:
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     assert manager.remove_active_task(key)
     assert not manager.is_active_task(key) and not TaskLock.objects.exists()
     assert manager.get_progress(key) is None

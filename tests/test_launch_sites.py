@@ -77,9 +77,14 @@ def test_seed_admin_action_launches_through_the_real_admin(projects: list[Projec
     user = make_user("view_project", "change_project")
     client = Client()
     client.force_login(user)
-    response = client.post(CHANGELIST, {
-        "action": "rebuild_projects", "_selected_action": [projects[0].pk, projects[1].pk], "index": 0,
-    })
+    response = client.post(
+        CHANGELIST,
+        {
+            "action": "rebuild_projects",
+            "_selected_action": [projects[0].pk, projects[1].pk],
+            "index": 0,
+        },
+    )
     assert response.status_code == 302
     task = LiveTask.objects.get()
     assert task.user_id == str(user.pk) and task.status == "pending"
@@ -137,13 +142,17 @@ def test_seed_regular_view_launch(projects: list[Project]) -> None:
 
 
 # --- async_admin_action --------------------------------------------------------------------------------
-def test_async_admin_action_launches_locked_job_and_reports_the_key(projects: list[Project]) -> None:
+def test_async_admin_action_launches_locked_job_and_reports_the_key(
+    projects: list[Project],
+) -> None:
     user = make_user("view_project", "change_project")
     client = Client()
     client.force_login(user)
     selected = [projects[0].pk, projects[3].pk]
     response = client.post(
-        CHANGELIST, {"action": "echo_async", "_selected_action": selected, "index": 0}, follow=True,
+        CHANGELIST,
+        {"action": "echo_async", "_selected_action": selected, "index": 0},
+        follow=True,
     )
     task = LiveTask.objects.get()
     assert messages_of(response) == [
@@ -160,11 +169,15 @@ def test_async_admin_action_refusal_names_the_holding_task(projects: list[Projec
     client = Client()
     client.force_login(make_user("view_project", "change_project"))
     data = {"action": "echo_async", "index": 0}
-    client.post(CHANGELIST, {**data, "_selected_action": [projects[0].pk, projects[1].pk]}, follow=True)
+    client.post(
+        CHANGELIST, {**data, "_selected_action": [projects[0].pk, projects[1].pk]}, follow=True
+    )
     first = LiveTask.objects.get().task_name
     AsyncManager().update_progress(first, "halfway", current=1, total=4)
     response = client.post(
-        CHANGELIST, {**data, "_selected_action": [projects[1].pk, projects[2].pk]}, follow=True,
+        CHANGELIST,
+        {**data, "_selected_action": [projects[1].pk, projects[2].pk]},
+        follow=True,
     )
     [message] = messages_of(response)
     assert message == (
@@ -179,7 +192,8 @@ def test_async_admin_action_needs_its_permission(projects: list[Project]) -> Non
     client = Client()
     client.force_login(make_user("view_project"))
     response = client.post(
-        CHANGELIST, {"action": "echo_async", "_selected_action": [projects[0].pk], "index": 0},
+        CHANGELIST,
+        {"action": "echo_async", "_selected_action": [projects[0].pk], "index": 0},
         follow=True,
     )
     assert response.status_code == 200
@@ -210,7 +224,10 @@ def test_mixin_view_forwards_its_manager_through_the_launch(projects: list[Proje
     [result] = run_queued()
     assert result["kwargs"]["manager_class"] == "tests.test_launch_sites.RecordingManager"
     assert [e for e, k, _ in RecordingManager.events if k == key] == [
-        "create", "start", "complete", "cleanup"
+        "create",
+        "start",
+        "complete",
+        "cleanup",
     ]
     create = RecordingManager.events[0][2]
     assert create["affected_objects"] == ["p1", "p2"] and create["user"] == user
@@ -259,7 +276,8 @@ def test_launch_for_objects_accepts_pks_with_a_conflict_model(projects: list[Pro
     with pytest.raises(TypeError, match="conflict_model"):
         launch_for_objects("tests.testapp.tasks.echo", [projects[0].pk])
     result = launch_for_objects(
-        "tests.testapp.tasks.echo", [projects[0].pk, str(projects[0].pk), projects[1].pk],
+        "tests.testapp.tasks.echo",
+        [projects[0].pk, str(projects[0].pk), projects[1].pk],
         conflict_model="testapp.Project",
     )
     assert result.ok and result.count == 2
@@ -268,7 +286,9 @@ def test_launch_for_objects_accepts_pks_with_a_conflict_model(projects: list[Pro
 
 def test_empty_selection_launches_nothing() -> None:
     result = launch_for_objects("tests.testapp.tasks.echo", Project.objects.none())
-    assert result == LaunchResult(task_key=None, message="No projects selected; nothing was started.")
+    assert result == LaunchResult(
+        task_key=None, message="No projects selected; nothing was started."
+    )
     assert not result.ok and not LiveTask.objects.exists()
 
 
@@ -293,7 +313,9 @@ def test_async_disabled_runs_the_job_in_the_request(projects: list[Project], set
 
     view = View()
     result = view.launch_async("tests.testapp.tasks.echo", [projects[0]])
-    assert result.ok and result.message.startswith(f"Ran task {result.task_key}: echo for 1 project")
+    assert result.ok and result.message.startswith(
+        f"Ran task {result.task_key}: echo for 1 project"
+    )
     assert LiveTask.objects.get(task_name=result.task_key).status == "success"
     assert not OrmQ.objects.exists() and not TaskLock.objects.exists()
     failed = view.launch_async("tests.testapp.tasks.fail", [projects[1]], pass_ids=False)

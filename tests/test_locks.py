@@ -89,7 +89,10 @@ def test_remove_conflict_ids(manager: AsyncManager) -> None:
 )
 def test_bad_input_locks_nothing(manager: AsyncManager, conflict_ids, error, fragment) -> None:  # type: ignore[no-untyped-def]
     if isinstance(conflict_ids, dict):
-        conflict_ids = {"testapp.Tag": ["valid"], **conflict_ids}  # a good label first changes nothing
+        conflict_ids = {
+            "testapp.Tag": ["valid"],
+            **conflict_ids,
+        }  # a good label first changes nothing
     with pytest.raises(error, match=fragment) as info:
         manager.add_conflict_ids("a", conflict_ids)
     assert isinstance(info.value, AsyncManagerError)
@@ -139,8 +142,10 @@ def test_locks_survive_a_culling_database_cache(manager: AsyncManager, settings)
     from powercrud_async.progress import ProgressSnapshot
 
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-                    "LOCATION": "powercrud_async_cache"},  # Django's defaults: MAX_ENTRIES 300
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "powercrud_async_cache",
+        },  # Django's defaults: MAX_ENTRIES 300
     }
     for i in range(1000):
         assert manager.add_conflict_ids(f"task-{i}", {"testapp.Project": [i]})

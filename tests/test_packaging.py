@@ -13,16 +13,36 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.packaging
 #: The Redis store's scripts: package data it reads at import, so the wheel must carry each one.
-LUA_SCRIPTS = ("prelude.lua", "acquire.lua", "holders.lua", "release.lua", "renew.lua", "task_locks.lua",
-               "set_fields.lua", "delete.lua", "active.lua", "release_expired.lua")
+LUA_SCRIPTS = (
+    "prelude.lua",
+    "acquire.lua",
+    "holders.lua",
+    "release.lua",
+    "renew.lua",
+    "task_locks.lua",
+    "set_fields.lua",
+    "delete.lua",
+    "active.lua",
+    "release_expired.lua",
+)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (found,) = out.glob("django_powercrud_async-*.whl")
     return found
@@ -47,7 +67,9 @@ def test_wheel_installs_into_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True
+    )
     script = (
         "import pathlib, powercrud_async\n"
         "root = pathlib.Path(powercrud_async.__file__).parent\n"
@@ -59,5 +81,7 @@ def test_wheel_installs_into_a_fresh_virtualenv(wheel: Path, tmp_path: Path) -> 
         "assert 'local function owned_locks' in SCRIPTS['release']\n"
         "print(powercrud_async.__version__)\n"
     )
-    result = subprocess.run([python, "-c", script], check=True, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [python, "-c", script], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.stdout.strip() == "0.1.0"

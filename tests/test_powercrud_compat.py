@@ -81,8 +81,11 @@ def test_get_urlpatterns_as_powercrud_documents_it(settings: Any, client: Any) -
 def test_get_urlpatterns_default_prefix_and_custom_prefixes(settings: Any) -> None:
     settings.ROOT_URLCONF = urlconf(AsyncManager.get_urlpatterns())
     assert reverse("powercrud_async:progress") == "/powercrud/async/progress/"
-    for prefix, url in (("ops", "/ops/async/progress/"), ("/ops/", "/ops/async/progress/"),
-                        ("", "/async/progress/")):
+    for prefix, url in (
+        ("ops", "/ops/async/progress/"),
+        ("/ops/", "/ops/async/progress/"),
+        ("", "/async/progress/"),
+    ):
         settings.ROOT_URLCONF = urlconf(AsyncManager.get_urlpatterns(prefix=prefix))
         assert reverse("powercrud_async:async_progress") == url
 
@@ -115,7 +118,10 @@ def test_bad_prefix_is_a_named_error(prefix: Any) -> None:
 
 def test_get_url_and_as_view_keep_powercrud_defaults(settings: Any) -> None:
     pattern = AsyncManager.get_url()
-    assert (str(pattern.pattern), pattern.name) == ("powercrud/async/progress/", "powercrud_async_progress")
+    assert (str(pattern.pattern), pattern.name) == (
+        "powercrud/async/progress/",
+        "powercrud_async_progress",
+    )
     settings.ROOT_URLCONF = urlconf(pattern)
     assert reverse("powercrud_async_progress") == "/powercrud/async/progress/"
     view = AsyncManager.as_view(template_name="myapp/progress.html")
@@ -133,9 +139,11 @@ def test_completion_overrides_of_either_signature_are_called_by_the_hook(qcluste
     for manager in (PowerCrudCompletionManager(), OneArgCompletionManager()):
         name = type(manager).__name__
         launched[name, True] = manager.launch_async_task(
-            "tests.testapp.tasks.add", 1, 2, conflict_ids={PROJECTS: [len(launched) + 1]})
+            "tests.testapp.tasks.add", 1, 2, conflict_ids={PROJECTS: [len(launched) + 1]}
+        )
         launched[name, False] = manager.launch_async_task(
-            "tests.testapp.tasks.fail", "nope", conflict_ids={PROJECTS: [len(launched) + 1]})
+            "tests.testapp.tasks.fail", "nope", conflict_ids={PROJECTS: [len(launched) + 1]}
+        )
     qcluster()
     for key in launched.values():
         wait_until(lambda key=key: completion_calls(key) is not None, timeout=60)
@@ -159,8 +167,9 @@ def test_hook_skips_managers_without_an_override_on_success() -> None:
     """A plain manager's successful job costs the hook no manager and no query."""
     key = AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 2)
     envelope = next(q.args()[0] for q in OrmQ.objects.all() if q.name() == key)
-    task = SimpleNamespace(func="powercrud_async.runner.run_task", args=(envelope,), name=key,
-                           success=True, result=3)
+    task = SimpleNamespace(
+        func="powercrud_async.runner.run_task", args=(envelope,), name=key, success=True, result=3
+    )
     task_completion_hook(task)
     assert status(key) == "pending"  # untouched: the runner owns a successful job's ending
 
@@ -229,14 +238,18 @@ def test_q_cluster_sync_runs_the_job_in_the_caller(q_sync: None) -> None:
 def test_an_explicit_launch_option_wins_over_q_cluster_sync(q_sync: None) -> None:
     manager = AsyncManager()
     queued = manager.launch_async_task("tests.testapp.tasks.add", 1, 1, sync=False)
-    by_q_options = manager.launch_async_task("tests.testapp.tasks.add", 1, 1, q_options={"sync": False})
+    by_q_options = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 1, q_options={"sync": False}
+    )
     assert status(queued) == status(by_q_options) == "pending"
     assert OrmQ.objects.count() == 2
 
 
 def test_q_options_sync_wins_over_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Conf, "SYNC", False)
-    key = AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 1, q_options={"sync": True})
+    key = AsyncManager().launch_async_task(
+        "tests.testapp.tasks.add", 1, 1, q_options={"sync": True}
+    )
     assert status(key) == "success"
 
 
@@ -244,8 +257,9 @@ def test_failing_sync_job_reraises_after_recording_and_releasing(q_sync: None) -
     manager = TrackedManager()
     key = str(uuid.uuid4())
     with pytest.raises(ValueError, match="nope"):
-        manager.launch_async_task("tests.testapp.tasks.fail", "nope", task_key=key,
-                                  conflict_ids={PROJECTS: [1]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.fail", "nope", task_key=key, conflict_ids={PROJECTS: [1]}
+        )
     row = LiveTask.objects.get(task_name=key)
     assert row.status == "failed" and "ValueError: nope" in row.reason
     assert not TaskLock.objects.exists()
@@ -263,17 +277,24 @@ def test_launch_sites_report_a_failed_sync_job_instead_of_raising(q_sync: None) 
 
 def test_sync_must_be_a_bool() -> None:
     with pytest.raises(InvalidLaunchOption):
-        AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 1, sync="yes",
-                                         conflict_ids={PROJECTS: [1]})
+        AsyncManager().launch_async_task(
+            "tests.testapp.tasks.add", 1, 1, sync="yes", conflict_ids={PROJECTS: [1]}
+        )
     assert not LiveTask.objects.exists() and not TaskLock.objects.exists()
 
 
 # -- 6. the rest of the surface ------------------------------------------------------------------
 def test_settings_attributes_cache_and_status_helpers() -> None:
     manager = AsyncManager()
-    assert (manager.cache_name, manager.conflict_ttl, manager.progress_ttl) == ("default", 3600, 7200)
+    assert (manager.cache_name, manager.conflict_ttl, manager.progress_ttl) == (
+        "default",
+        3600,
+        7200,
+    )
     assert (manager.cleanup_grace_period, manager.max_task_duration) == (86400, 3600)
-    assert manager.cleanup_schedule_interval == 300 and manager.qcluster_settings["orm"] == "default"
+    assert (
+        manager.cleanup_schedule_interval == 300 and manager.qcluster_settings["orm"] == "default"
+    )
     assert manager.get_cache_name() == "default" and manager.cache is caches["default"]
     manager.validate_cache_backend()
     assert uuid.UUID(manager.generate_task_name())
@@ -292,7 +313,8 @@ def test_validate_async_system_is_false_when_unhealthy(settings: Any) -> None:
 
 def test_django_q_options_reach_django_q_not_the_worker() -> None:
     key = TrackedManager().launch_async_task(
-        "tests.testapp.tasks.echo", 1, save=False, cached=None, broker=None, sync=True, flag=True)
+        "tests.testapp.tasks.echo", 1, save=False, cached=None, broker=None, sync=True, flag=True
+    )
     kwargs = AsyncTaskRecord.objects.get(task_name=key).result_payload["kwargs"]
     assert kwargs["flag"] is True and not {"save", "cached", "broker"} & set(kwargs)
 
@@ -312,11 +334,16 @@ def test_powercrud_call_forms_of_locks_and_progress() -> None:
 def test_async_context_as_powercrud_calls_it() -> None:
     with task_context("parent-job", "powercrud_async.async_manager.AsyncManager"):
         register_descendant_conflicts(PROJECTS, [5, 6])
-    assert set(TaskLock.objects.values_list("task_name", "object_pk")) == {("parent-job", "5"), ("parent-job", "6")}
+    assert set(TaskLock.objects.values_list("task_name", "object_pk")) == {
+        ("parent-job", "5"),
+        ("parent-job", "6"),
+    }
 
 
 def test_async_dashboard_config_with_powercrud_keywords() -> None:
-    config = AsyncDashboardConfig(record_model_path="testapp.AsyncTaskRecord", field_map={"status": "status"})
+    config = AsyncDashboardConfig(
+        record_model_path="testapp.AsyncTaskRecord", field_map={"status": "status"}
+    )
     assert config.resolve_field("status", None) == "status"
     assert config.resolve_field("message", "message") == "message"
     manager = ModelTrackingAsyncManager(config)
@@ -337,10 +364,15 @@ def test_powercrud_default_columns_for_args_and_kwargs(monkeypatch: pytest.Monke
             app_label = "testapp"
 
     monkeypatch.setattr(validation, "_find_model", lambda path: PowerCrudRecord)
-    options = tracking_config.options_for(ModelTrackingAsyncManager, {"record_model_path": "testapp.X"})
+    options = tracking_config.options_for(
+        ModelTrackingAsyncManager, {"record_model_path": "testapp.X"}
+    )
     tracking, problems = validation.analyse(options)
     assert tracking is not None and not problems
-    assert (tracking.field_map["args"], tracking.field_map["kwargs"]) == ("task_args", "task_kwargs")
+    assert (tracking.field_map["args"], tracking.field_map["kwargs"]) == (
+        "task_args",
+        "task_kwargs",
+    )
 
 
 def test_lifecycle_payloads_carry_powercrud_keys() -> None:
@@ -375,7 +407,9 @@ def test_sync_job_inside_the_callers_transaction_runs_to_its_end(
     monkeypatch.setattr(progress.buffer, "flush", counting_flush)
     TICKED.clear()
     manager = TrackedManager(progress_interval=0)
-    key = manager.launch_async_task("tests.testapp.tasks.wait_for_a_tick", conflict_ids={PROJECTS: [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.wait_for_a_tick", conflict_ids={PROJECTS: [1]}
+    )
     assert status(key) == "success" and not TaskLock.objects.exists()
     assert ticker_rounds == []
     assert AsyncTaskRecord.objects.get(task_name=key).progress_payload == "after the tick"

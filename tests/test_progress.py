@@ -105,7 +105,10 @@ def test_htmx_fragment_escapes_and_stops(users) -> None:  # type: ignore[no-unty
 def test_running_task_costs_no_sql_of_ours(django_assert_num_queries, settings) -> None:  # type: ignore[no-untyped-def]
     settings.CACHES = {
         **settings.CACHES,
-        "fast": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pca-tests"},
+        "fast": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "pca-tests",
+        },
     }
     settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "CACHE_NAME": "fast"}
     progress.write(ProgressSnapshot(task_name="t1", status="in_progress", message="working"))
@@ -169,7 +172,9 @@ def test_cancel_flag_raises_at_next_progress_call() -> None:
 
 
 def test_written_progress_shared_through_cache() -> None:
-    progress.write(ProgressSnapshot(task_name="x", status="in_progress", message="m", current=1, total=3))
+    progress.write(
+        ProgressSnapshot(task_name="x", status="in_progress", message="m", current=1, total=3)
+    )
     raw = caches["default"].get(progress.cache_key("x"))
     assert raw["message"] == "m" and raw["updated_at"] <= time.time()
     assert json.dumps(progress.read("x").as_dict())  # type: ignore[union-attr]

@@ -75,8 +75,13 @@ def test_keys_never_expire_by_ttl(store: RedisTaskStore, client: redis.Redis) ->
     store.register(TaskInfo(task_name="done", status="success"))
     names = client.keys("pca:*")
     assert {n.decode() for n in names} == {
-        "pca:locks", "pca:owners", "pca:owned:live", "pca:task:live", "pca:task:done",
-        "pca:active", "pca:finished",
+        "pca:locks",
+        "pca:owners",
+        "pca:owned:live",
+        "pca:task:live",
+        "pca:task:done",
+        "pca:active",
+        "pca:finished",
     }
     assert all(client.ttl(name) == -1 for name in names)
     # Long expired, yet held: its owner is running.
@@ -99,7 +104,13 @@ def test_retried_registration_is_not_a_duplicate(store: RedisTaskStore) -> None:
     pairs = [item for pair in store._row(info) for item in pair]
     token = uuid.uuid4().hex
     args = [store.prefix, "job", 60_000, token, "job", 0, len(pairs), *pairs, "0", 0, f"{P}:1"]
-    script_keys = [store.locks_key, store.owners_key, store.active_key, store.finished_key, "pca:task:job"]
+    script_keys = [
+        store.locks_key,
+        store.owners_key,
+        store.active_key,
+        store.finished_key,
+        "pca:task:job",
+    ]
     assert store.scripts["acquire"](keys=script_keys, args=args) == [b"ok"]
     assert store.scripts["acquire"](keys=script_keys, args=args) == [b"ok"]  # the retry
     other = [*args[:3], uuid.uuid4().hex, *args[4:]]
@@ -163,6 +174,11 @@ def test_retried_transition_reports_its_own_success(store: RedisTaskStore) -> No
     script_keys = ["pca:task:job", store.active_key, store.finished_key]
     assert store.scripts["set_fields"](keys=script_keys, args=args) == 1
     assert store.scripts["set_fields"](keys=script_keys, args=args) == 1  # the retry
-    assert store.scripts["set_fields"](keys=script_keys, args=[args[0], args[1], uuid.uuid4().hex, *args[3:]]) == 0
+    assert (
+        store.scripts["set_fields"](
+            keys=script_keys, args=[args[0], args[1], uuid.uuid4().hex, *args[3:]]
+        )
+        == 0
+    )
     assert not store.transition("job", ["pending"], "in_progress")  # a genuinely lost race
     assert store.get("job").status == "in_progress"  # type: ignore[union-attr]

@@ -34,7 +34,9 @@ def test_redelivered_finished_job_does_not_run_twice(tmp_path: Path) -> None:
 
 def test_duplicate_delivery_while_alive_is_skipped(tmp_path: Path) -> None:
     key, envelope = launch("tests.testapp.tasks.add", 1, 2)
-    LiveTask.objects.update(status="in_progress", started_at=timezone.now(), heartbeat_at=timezone.now())
+    LiveTask.objects.update(
+        status="in_progress", started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
     assert runner.is_skip_marker(runner.run_task(envelope))
     assert LiveTask.objects.get().status == "in_progress"
 
@@ -52,8 +54,13 @@ def test_dead_attempt_is_taken_over_and_relocks(tmp_path: Path) -> None:
 
 def test_lost_locks_taken_by_another_task_never_run_unlocked(tmp_path: Path) -> None:
     marker = tmp_path / "runs"
-    key, envelope = launch("tests.testapp.tasks.slow", 0.01, steps=1, marker=str(marker),
-                           conflict_ids={"testapp.Project": [1]})
+    key, envelope = launch(
+        "tests.testapp.tasks.slow",
+        0.01,
+        steps=1,
+        marker=str(marker),
+        conflict_ids={"testapp.Project": [1]},
+    )
     old = timezone.now() - timedelta(minutes=5)
     LiveTask.objects.update(status="in_progress", started_at=old, heartbeat_at=old, attempts=1)
     TaskLock.objects.all().delete()
@@ -89,7 +96,9 @@ def test_unregistered_job_is_not_run() -> None:
 
 
 def test_timeout_is_a_failure_with_the_reason() -> None:
-    key, envelope = launch("tests.testapp.tasks.raise_timeout", conflict_ids={"testapp.Project": [1]})
+    key, envelope = launch(
+        "tests.testapp.tasks.raise_timeout", conflict_ids={"testapp.Project": [1]}
+    )
     with pytest.raises(SystemExit):  # django-q2's TimeoutException is a SystemExit
         runner.run_task(envelope)
     row = LiveTask.objects.get()
@@ -104,9 +113,16 @@ def test_hook_finishes_a_job_the_runner_could_not() -> None:
     from powercrud_async.async_hooks import task_completion_hook
 
     key, envelope = launch("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [3]})
-    LiveTask.objects.update(status="in_progress", started_at=timezone.now(), heartbeat_at=timezone.now())
-    task = SimpleNamespace(func="powercrud_async.runner.run_task", args=(envelope,), name=key,
-                           success=False, result="Task exceeded maximum timeout value (5 seconds) : tb")
+    LiveTask.objects.update(
+        status="in_progress", started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    task = SimpleNamespace(
+        func="powercrud_async.runner.run_task",
+        args=(envelope,),
+        name=key,
+        success=False,
+        result="Task exceeded maximum timeout value (5 seconds) : tb",
+    )
     task_completion_hook(task)
     row = LiveTask.objects.get()
     assert row.status == "failed" and "maximum timeout" in row.reason

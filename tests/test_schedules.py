@@ -36,25 +36,40 @@ def make(**options: Any) -> Schedule:
 
 
 def snapshot() -> tuple[Any, ...]:
-    return (list(Schedule.objects.values()), list(ScheduleState.objects.values()),
-            LiveTask.objects.count(), TaskLock.objects.count(), OrmQ.objects.count())
+    return (
+        list(Schedule.objects.values()),
+        list(ScheduleState.objects.values()),
+        LiveTask.objects.count(),
+        TaskLock.objects.count(),
+        OrmQ.objects.count(),
+    )
 
 
 # -- creating ----------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_schedule_async_task_stores_a_run_through_the_manager() -> None:
     project = Project.objects.create(name="p")
-    schedule = make(conflict_ids={"testapp.Project": [project.pk]}, affected_objects="Project p",
-                    repeats=4, greeting="hi")
+    schedule = make(
+        conflict_ids={"testapp.Project": [project.pk]},
+        affected_objects="Project p",
+        repeats=4,
+        greeting="hi",
+    )
     assert isinstance(schedule, Schedule)
     assert schedule.func == "powercrud_async.schedules.run_scheduled"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 15, 4)
     assert schedule.intended_date_kwarg == "scheduled_for"  # each run learns its due time
     spec = recurring.spec_of(Schedule.objects.get(pk=schedule.pk))
     assert spec == {
-        "func": "tests.testapp.tasks.add", "args": [2, 3], "kwargs": {"greeting": "hi"},
-        "conflict_ids": {"testapp.project": [str(project.pk)]}, "affected_objects": "Project p",
-        "user": None, "manager_class": MANAGER, "manager_config": None, "schedule": schedule.pk,
+        "func": "tests.testapp.tasks.add",
+        "args": [2, 3],
+        "kwargs": {"greeting": "hi"},
+        "conflict_ids": {"testapp.project": [str(project.pk)]},
+        "affected_objects": "Project p",
+        "user": None,
+        "manager_class": MANAGER,
+        "manager_config": None,
+        "schedule": schedule.pk,
     }
     assert triggers.describe_trigger(schedule) == "every 15 minutes"
 
@@ -67,29 +82,41 @@ def test_cron_schedule_gets_its_next_run_from_the_expression() -> None:
     assert triggers.describe_trigger(schedule) == "cron 0 3 * * * — at 03:00 every day"
 
 
-@pytest.mark.parametrize("options,error,words", [
-    ({"schedule_type": "C", "minutes": None, "cron": "61 * * * *"}, InvalidSchedule, "not a valid cron"),
-    ({"schedule_type": "C", "minutes": None, "cron": "* * *"}, InvalidSchedule, "not a valid cron"),
-    ({"minutes": -5}, InvalidSchedule, "between 1 and"),
-    ({"minutes": 0}, InvalidSchedule, "between 1 and"),
-    ({"minutes": None}, InvalidSchedule, "between 1 and"),
-    ({"func": "tests.testapp.tasks.nope"}, InvalidTaskFunction, "cannot be imported"),
-    ({"func": "nodots"}, InvalidTaskFunction, "dotted path"),
-    ({"name": "taken"}, InvalidSchedule, "already exists"),
-    ({"name": "  "}, InvalidSchedule, "needs a name"),
-    ({"name": "x" * 101}, InvalidSchedule, "longer than"),
-    ({"schedule_type": "Z"}, InvalidSchedule, "not one of"),
-    ({"repeats": -2}, InvalidSchedule, "repeats"),
-    ({"next_run": datetime(2030, 1, 1)}, InvalidSchedule, "aware"),
-    ({"args": (object(),)}, InvalidSchedule, "literals"),
-    ({"conflict_ids": {"testapp.Project": "1"}}, InvalidConflictIds, "iterable"),
-    ({"manager_class": "tests.nowhere.Manager"}, InvalidSchedule, "cannot be imported"),
-    ({"manager_class": "tests.testapp.tasks.add"}, InvalidSchedule, "not an AsyncManager"),
-    ({"cron": "0 3 * * *"}, InvalidSchedule, "only applies"),
-])
+@pytest.mark.parametrize(
+    "options,error,words",
+    [
+        (
+            {"schedule_type": "C", "minutes": None, "cron": "61 * * * *"},
+            InvalidSchedule,
+            "not a valid cron",
+        ),
+        (
+            {"schedule_type": "C", "minutes": None, "cron": "* * *"},
+            InvalidSchedule,
+            "not a valid cron",
+        ),
+        ({"minutes": -5}, InvalidSchedule, "between 1 and"),
+        ({"minutes": 0}, InvalidSchedule, "between 1 and"),
+        ({"minutes": None}, InvalidSchedule, "between 1 and"),
+        ({"func": "tests.testapp.tasks.nope"}, InvalidTaskFunction, "cannot be imported"),
+        ({"func": "nodots"}, InvalidTaskFunction, "dotted path"),
+        ({"name": "taken"}, InvalidSchedule, "already exists"),
+        ({"name": "  "}, InvalidSchedule, "needs a name"),
+        ({"name": "x" * 101}, InvalidSchedule, "longer than"),
+        ({"schedule_type": "Z"}, InvalidSchedule, "not one of"),
+        ({"repeats": -2}, InvalidSchedule, "repeats"),
+        ({"next_run": datetime(2030, 1, 1)}, InvalidSchedule, "aware"),
+        ({"args": (object(),)}, InvalidSchedule, "literals"),
+        ({"conflict_ids": {"testapp.Project": "1"}}, InvalidConflictIds, "iterable"),
+        ({"manager_class": "tests.nowhere.Manager"}, InvalidSchedule, "cannot be imported"),
+        ({"manager_class": "tests.testapp.tasks.add"}, InvalidSchedule, "not an AsyncManager"),
+        ({"cron": "0 3 * * *"}, InvalidSchedule, "only applies"),
+    ],
+)
 @pytest.mark.django_db
-def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(options: dict[str, Any], error: type,
-                                                                      words: str) -> None:
+def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(
+    options: dict[str, Any], error: type, words: str
+) -> None:
     make(name="taken")
     before = snapshot()
     with pytest.raises(error, match=words):
@@ -99,8 +126,11 @@ def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(options: 
 
 def test_describe_trigger_in_words() -> None:
     cases = {
-        ("I", 1, None): "every minute", ("H", None, None): "every hour", ("D", None, None): "every day",
-        ("W", None, None): "every week", ("O", None, None): "once",
+        ("I", 1, None): "every minute",
+        ("H", None, None): "every hour",
+        ("D", None, None): "every day",
+        ("W", None, None): "every week",
+        ("O", None, None): "once",
         ("C", None, "*/5 * * * *"): "cron */5 * * * * — every 5 minutes",
         ("C", None, "0 22 * * 1-5"): "cron 0 22 * * 1-5 — at 22:00 Monday to Friday",
         ("C", None, "30 2 1 * *"): "cron 30 2 1 * * — at 02:30 on day 1 of every month",
@@ -109,7 +139,10 @@ def test_describe_trigger_in_words() -> None:
         ("C", None, "0 0 1 1 *"): "cron 0 0 1 1 *",
     }
     for (kind, minutes, cron), words in cases.items():
-        assert triggers.describe_trigger(Schedule(schedule_type=kind, minutes=minutes, cron=cron)) == words
+        assert (
+            triggers.describe_trigger(Schedule(schedule_type=kind, minutes=minutes, cron=cron))
+            == words
+        )
 
 
 # -- pausing -------------------------------------------------------------------------------------
@@ -134,7 +167,9 @@ def test_resume_restores_the_exact_trigger_and_a_sensible_next_run() -> None:
     now = timezone.now()
     ahead = make(name="ahead", repeats=5, next_run=now + timedelta(minutes=10))
     behind = make(name="behind", repeats=-1, next_run=now - timedelta(minutes=40))
-    daily = make(name="daily", schedule_type="D", minutes=None, next_run=now - timedelta(days=3, hours=1))
+    daily = make(
+        name="daily", schedule_type="D", minutes=None, next_run=now - timedelta(days=3, hours=1)
+    )
     cron = make(name="cron", schedule_type="C", minutes=None, cron="0 3 * * *")
     for schedule in (ahead, behind, daily, cron):
         recurring.pause_schedule(schedule.pk)
@@ -142,7 +177,9 @@ def test_resume_restores_the_exact_trigger_and_a_sensible_next_run() -> None:
     for schedule in (ahead, behind, daily, cron):
         assert recurring.resume_schedule(schedule.pk, now=later) is True
         assert recurring.resume_schedule(schedule.pk, now=later) is False
-    ahead, behind, daily, cron = (Schedule.objects.get(pk=s.pk) for s in (ahead, behind, daily, cron))
+    ahead, behind, daily, cron = (
+        Schedule.objects.get(pk=s.pk) for s in (ahead, behind, daily, cron)
+    )
     assert (ahead.repeats, ahead.next_run) == (5, now + timedelta(minutes=10))
     # The next slot of the same 15-minute cadence after now: -40 min -> +5 min.
     assert (behind.repeats, behind.next_run) == (-1, now + timedelta(minutes=5))
@@ -168,7 +205,12 @@ def test_editing_a_paused_schedule_changes_what_resume_restores() -> None:
     recurring.pause_schedule(schedule.pk)
     recurring.update_schedule(schedule.pk, name="renamed", schedule_type="H", repeats=9)
     edited = Schedule.objects.get(pk=schedule.pk)
-    assert (edited.name, edited.schedule_type, edited.minutes, edited.repeats) == ("renamed", "H", None, 0)
+    assert (edited.name, edited.schedule_type, edited.minutes, edited.repeats) == (
+        "renamed",
+        "H",
+        None,
+        0,
+    )
     recurring.resume_schedule(schedule.pk)
     assert Schedule.objects.get(pk=schedule.pk).repeats == 9
 
@@ -178,8 +220,11 @@ def test_bad_edit_changes_nothing() -> None:
     schedule = make()
     make(name="other")
     before = snapshot()
-    for options, words in (({"name": "other"}, "already exists"), ({"cron": "nope", "schedule_type": "C", "minutes": None}, "cron"),
-                           ({"schedule_type": "I", "minutes": -1}, "between")):
+    for options, words in (
+        ({"name": "other"}, "already exists"),
+        ({"cron": "nope", "schedule_type": "C", "minutes": None}, "cron"),
+        ({"schedule_type": "I", "minutes": -1}, "between"),
+    ):
         values = {"name": "adder", "schedule_type": "I", "minutes": 15, **options}
         with pytest.raises(InvalidSchedule, match=words):
             recurring.update_schedule(schedule.pk, **values)
@@ -189,7 +234,8 @@ def test_bad_edit_changes_nothing() -> None:
 # -- running now -----------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_run_now_launches_once_through_the_manager_and_keeps_the_next_run(
-        django_capture_on_commit_callbacks: Any) -> None:
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     schedule = make(repeats=4, next_run=timezone.now() + timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
         outcome = schedules.run_schedule_now(schedule.pk)
@@ -205,25 +251,40 @@ def test_run_now_launches_once_through_the_manager_and_keeps_the_next_run(
 
 @pytest.mark.django_db
 def test_run_now_of_a_locked_schedule_is_recorded_with_the_holder(
-        django_capture_on_commit_callbacks: Any) -> None:
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     project = Project.objects.create(name="p")
     schedule = make(conflict_ids={"testapp.Project": [project.pk]})
     with django_capture_on_commit_callbacks(execute=True):
-        AsyncManager().launch_async_task("tests.testapp.tasks.add", 1, 1, task_key="nightly-import",
-                                         conflict_ids={"testapp.Project": [project.pk]})
+        AsyncManager().launch_async_task(
+            "tests.testapp.tasks.add",
+            1,
+            1,
+            task_key="nightly-import",
+            conflict_ids={"testapp.Project": [project.pk]},
+        )
     outcome = schedules.run_schedule_now(schedule.pk)
     assert outcome.outcome == "blocked" and outcome.holders == ("nightly-import",)
     assert list(LiveTask.objects.values_list("task_name", flat=True)) == ["nightly-import"]
     record = AsyncTaskRecord.objects.get(task_name=outcome.task)
     assert record.status == "cancelled" and "nightly-import" in record.message
-    assert list(TaskEvent.objects.filter(task_name=outcome.task).values_list("event", flat=True)) == ["create", "cancel"]
+    assert list(
+        TaskEvent.objects.filter(task_name=outcome.task).values_list("event", flat=True)
+    ) == ["create", "cancel"]
     assert list(TaskLock.objects.values_list("task_name", flat=True)) == ["nightly-import"]
 
 
 @pytest.mark.django_db
-def test_plain_django_q2_schedule_runs_now_through_the_manager(django_capture_on_commit_callbacks: Any) -> None:
-    plain = Schedule.objects.create(name="plain", func="tests.testapp.tasks.echo", args="1, 'a'",
-                                    kwargs="flag=True", schedule_type=Schedule.DAILY)
+def test_plain_django_q2_schedule_runs_now_through_the_manager(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    plain = Schedule.objects.create(
+        name="plain",
+        func="tests.testapp.tasks.echo",
+        args="1, 'a'",
+        kwargs="flag=True",
+        schedule_type=Schedule.DAILY,
+    )
     with django_capture_on_commit_callbacks(execute=True):
         outcome = schedules.run_schedule_now(plain.pk)
     info = LiveTask.objects.get(task_name=outcome.task)
@@ -235,7 +296,9 @@ def test_plain_django_q2_schedule_runs_now_through_the_manager(django_capture_on
 
 
 @pytest.mark.django_db
-def test_a_redelivered_scheduled_run_launches_nothing_twice(django_capture_on_commit_callbacks: Any) -> None:
+def test_a_redelivered_scheduled_run_launches_nothing_twice(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     schedule = make()
     spec = recurring.spec_of(schedule)
     due = "2026-12-04T03:00:00.250000+01:00"
@@ -252,7 +315,10 @@ def test_a_run_queued_before_its_schedule_was_removed_launches_nothing() -> None
     schedule = make()
     spec = recurring.spec_of(schedule)
     recurring.remove_schedule(schedule.pk)
-    assert schedules.run_scheduled(spec, scheduled_for=timezone.now().isoformat())["outcome"] == "removed"
+    assert (
+        schedules.run_scheduled(spec, scheduled_for=timezone.now().isoformat())["outcome"]
+        == "removed"
+    )
     assert not LiveTask.objects.exists() and not OrmQ.objects.exists()
 
 
@@ -261,8 +327,11 @@ def test_the_docs_quote_the_real_error_messages(db: Any) -> None:
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "schedules.md").read_text()
     make(name="Nightly")
-    for options in ({"schedule_type": "C", "minutes": None, "cron": "61 * * * *"}, {"minutes": -5},
-                    {"name": "Nightly"}):
+    for options in (
+        {"schedule_type": "C", "minutes": None, "cron": "61 * * * *"},
+        {"minutes": -5},
+        {"name": "Nightly"},
+    ):
         with pytest.raises(InvalidSchedule) as caught:
             make(**options)
         assert f"`{caught.value}`" in text
@@ -277,12 +346,20 @@ def last_state(schedule: Schedule) -> ScheduleState | None:
 @pytest.mark.django_db(transaction=True)
 def test_due_schedule_runs_once_through_the_manager_and_frees_its_locks(qcluster: Any) -> None:
     project = Project.objects.create(name="p")
-    schedule = make(conflict_ids={"testapp.Project": [project.pk]}, minutes=60,
-                    next_run=timezone.now() - timedelta(seconds=5))
+    schedule = make(
+        conflict_ids={"testapp.Project": [project.pk]},
+        minutes=60,
+        next_run=timezone.now() - timedelta(seconds=5),
+    )
     qcluster(PCA_Q_GUARD_CYCLE="30")  # the scheduler runs as the cluster starts
     state = wait_until(lambda: last_state(schedule), timeout=60)
-    assert state.last_outcome == "launched" and state.last_task.startswith(f"schedule-{schedule.pk}-")
-    wait_until(lambda: LiveTask.objects.filter(task_name=state.last_task, status="success").exists(), timeout=60)
+    assert state.last_outcome == "launched" and state.last_task.startswith(
+        f"schedule-{schedule.pk}-"
+    )
+    wait_until(
+        lambda: LiveTask.objects.filter(task_name=state.last_task, status="success").exists(),
+        timeout=60,
+    )
     assert LiveTask.objects.count() == 1
     record = AsyncTaskRecord.objects.get(task_name=state.last_task)
     assert record.status == "success" and record.result_payload == 5
@@ -296,8 +373,11 @@ def test_due_schedule_runs_once_through_the_manager_and_frees_its_locks(qcluster
 def test_due_schedule_blocked_by_a_lock_never_runs_and_stays_scheduled(qcluster: Any) -> None:
     project = Project.objects.create(name="p")
     assert AsyncManager().add_conflict_ids("nightly-import", {"testapp.Project": [project.pk]})
-    schedule = make(conflict_ids={"testapp.Project": [project.pk]}, minutes=60,
-                    next_run=timezone.now() - timedelta(seconds=5))
+    schedule = make(
+        conflict_ids={"testapp.Project": [project.pk]},
+        minutes=60,
+        next_run=timezone.now() - timedelta(seconds=5),
+    )
     qcluster(PCA_Q_GUARD_CYCLE="30")
     state = wait_until(lambda: last_state(schedule), timeout=60)
     assert state.last_outcome == "blocked" and "nightly-import" in state.last_message

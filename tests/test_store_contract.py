@@ -39,7 +39,9 @@ def k(pk: Any, label: str = P) -> tuple[str, str]:
 
 
 @contextmanager
-def configured_store(kind: str, server: RedisServer | None = None, **extra: Any) -> Iterator[TaskStore]:
+def configured_store(
+    kind: str, server: RedisServer | None = None, **extra: Any
+) -> Iterator[TaskStore]:
     """Settings that select ``kind`` for ``get_store()``; Redis starts from an empty database."""
     options = dict(settings.POWERCRUD_SETTINGS)
     if kind == "redis":
@@ -161,7 +163,10 @@ def test_unexpired_lock_of_unregistered_owner_is_kept(store: TaskStore) -> None:
 
 def test_register_in_the_same_step(store: TaskStore) -> None:
     created = timezone.now() - timedelta(seconds=5)
-    assert store.acquire("job", [k(1)], 60, register=info("job", created_at=created, func_path="f")) == {}
+    assert (
+        store.acquire("job", [k(1)], 60, register=info("job", created_at=created, func_path="f"))
+        == {}
+    )
     row = store.get("job")
     assert row is not None
     assert (row.status, row.func_path, row.created_at) == ("pending", "f", created)
@@ -250,8 +255,14 @@ def test_lock_rows_and_filters(store: TaskStore) -> None:
     assert len(rows) == 5
     for row in rows:
         assert start <= row.acquired_at <= timezone.now()
-        assert abs((row.expires_at - row.acquired_at) - timedelta(seconds=120)) < timedelta(seconds=1)
-    assert {(r.model_label, r.object_pk) for r in store.locks(task_name="a")} == {k(1), k(2), k("x", T)}
+        assert abs((row.expires_at - row.acquired_at) - timedelta(seconds=120)) < timedelta(
+            seconds=1
+        )
+    assert {(r.model_label, r.object_pk) for r in store.locks(task_name="a")} == {
+        k(1),
+        k(2),
+        k("x", T),
+    }
     assert {r.object_pk for r in store.locks(model_label=T)} == {"x", "y"}
     assert [r.task_name for r in store.locks(model_label=P, object_pk="3")] == ["b"]
     assert [r.object_pk for r in store.locks(task_name="b", model_label=T)] == ["y"]
@@ -328,8 +339,15 @@ def test_register_get_round_trip(store: TaskStore) -> None:
     store.register(info("bare"))
     bare = store.get("bare")
     assert bare is not None
-    assert (bare.call, bare.user_id, bare.manager_config, bare.conflict_ids) == (None, None, None, {})
-    assert bare.created_at is not None and abs(bare.created_at - timezone.now()) < timedelta(seconds=5)
+    assert (bare.call, bare.user_id, bare.manager_config, bare.conflict_ids) == (
+        None,
+        None,
+        None,
+        {},
+    )
+    assert bare.created_at is not None and abs(bare.created_at - timezone.now()) < timedelta(
+        seconds=5
+    )
     assert store.get_many(["full", "bare", "missing"]) == {"full": full, "bare": bare}
     assert store.get_many([]) == {}
 
@@ -340,14 +358,24 @@ def test_transition_is_compare_and_set(store: TaskStore) -> None:
     assert store.transition("job", ["pending"], "in_progress", started_at=started, attempts=1)
     assert not store.transition("job", ["pending"], "in_progress", attempts=2)
     row = store.get("job")
-    assert row is not None and (row.status, row.started_at, row.attempts) == ("in_progress", started, 1)
+    assert row is not None and (row.status, row.started_at, row.attempts) == (
+        "in_progress",
+        started,
+        1,
+    )
     assert not store.transition("job", [], "success")
     assert not store.transition("missing", ["pending"], "in_progress")
     assert store.get("missing") is None
     finished = timezone.now()
-    assert store.transition("job", ["pending", "in_progress"], "failed", finished_at=finished, reason="x")
+    assert store.transition(
+        "job", ["pending", "in_progress"], "failed", finished_at=finished, reason="x"
+    )
     row = store.get("job")
-    assert row is not None and (row.status, row.finished_at, row.reason) == ("failed", finished, "x")
+    assert row is not None and (row.status, row.finished_at, row.reason) == (
+        "failed",
+        finished,
+        "x",
+    )
     with pytest.raises(ValueError, match="func_path"):
         store.transition("job", ["failed"], "pending", func_path="other")
 
@@ -360,7 +388,11 @@ def test_update(store: TaskStore) -> None:
     row = store.get("job")
     assert row is not None
     assert (row.events_due, row.cancel_requested, row.reason, row.attempts, row.status) == (
-        True, True, "", 4, "pending"
+        True,
+        True,
+        "",
+        4,
+        "pending",
     )
     assert not store.update("missing", reason="x")
     assert not store.update("job")  # nothing to change
@@ -386,7 +418,9 @@ def test_active_lists_queued_and_running_in_creation_order(store: TaskStore) -> 
 def test_finished_before(store: TaskStore) -> None:
     now = timezone.now()
     old = now - timedelta(hours=2)
-    store.register(info("old-done", "success", created_at=old, finished_at=old + timedelta(minutes=1)))
+    store.register(
+        info("old-done", "success", created_at=old, finished_at=old + timedelta(minutes=1))
+    )
     store.register(info("new-done", "failed", created_at=old, finished_at=now))
     store.register(info("old-no-finish", "cancelled", created_at=old))
     store.register(info("old-active", "in_progress", created_at=old))
@@ -394,7 +428,9 @@ def test_finished_before(store: TaskStore) -> None:
     assert sorted(store.finished_before(cutoff)) == ["old-done", "old-no-finish"]
     assert store.finished_before(old + timedelta(minutes=1)) == ["old-no-finish"]  # strictly before
     assert sorted(store.finished_before(now + timedelta(seconds=1))) == [
-        "new-done", "old-done", "old-no-finish"
+        "new-done",
+        "old-done",
+        "old-no-finish",
     ]
     # A task finishing now leaves the active list and joins the finished ones.
     assert store.transition("old-active", ["in_progress"], "failed", finished_at=old)
@@ -443,19 +479,43 @@ def test_expected_fields_make_every_write_a_compare_and_set(store: TaskStore) ->
     """``expect``: the row changes only while those fields hold the values the caller read."""
     beat = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt_timezone.utc)
     store.register(info("job"))
-    assert not store.transition("job", ["pending"], "in_progress", expect={"attempts": 1}, attempts=1)
-    assert store.transition("job", ["pending"], "in_progress", expect={"attempts": 0, "heartbeat_at": None},
-                            attempts=1, heartbeat_at=beat)
+    assert not store.transition(
+        "job", ["pending"], "in_progress", expect={"attempts": 1}, attempts=1
+    )
+    assert store.transition(
+        "job",
+        ["pending"],
+        "in_progress",
+        expect={"attempts": 0, "heartbeat_at": None},
+        attempts=1,
+        heartbeat_at=beat,
+    )
     assert not store.update("job", expect={"attempts": 0}, cancel_requested=True)
-    assert not store.update("job", expect={"heartbeat_at": beat + timedelta(seconds=1)}, cancel_requested=True)
-    assert store.update("job", only_statuses=["in_progress"], expect={"attempts": 1, "heartbeat_at": beat},
-                        reason="seen")
+    assert not store.update(
+        "job", expect={"heartbeat_at": beat + timedelta(seconds=1)}, cancel_requested=True
+    )
+    assert store.update(
+        "job",
+        only_statuses=["in_progress"],
+        expect={"attempts": 1, "heartbeat_at": beat},
+        reason="seen",
+    )
     assert store.acquire("job", [k(1)], 60) == {}
     assert store.finish("job", ["in_progress"], "failed", expect={"attempts": 2}) is None
     assert store.locks(task_name="job") != []
-    assert store.finish("job", ["in_progress"], "failed", expect={"status": "in_progress", "attempts": 1}) == 1
+    assert (
+        store.finish(
+            "job", ["in_progress"], "failed", expect={"status": "in_progress", "attempts": 1}
+        )
+        == 1
+    )
     row = store.get("job")
-    assert row is not None and row.status == "failed" and row.reason == "seen" and not row.cancel_requested
+    assert (
+        row is not None
+        and row.status == "failed"
+        and row.reason == "seen"
+        and not row.cancel_requested
+    )
     with pytest.raises(ValueError):
         store.update("job", expect={"func_path": "x"}, reason="no")
 
@@ -492,14 +552,18 @@ def test_manager_add_and_check_conflicts(store: TaskStore) -> None:
     assert not manager.add_conflict_ids("b", {"testapp.Document": [str(doc).upper()]})
     assert manager.check_conflict({"testapp.Project": {1, 3}}) == {1}
     assert manager.check_conflict({"testapp.Project": {1, 3}}, task_name="a") == set()
-    assert manager.get_conflict_holders({"testapp.Document": [doc]}) == {"testapp.document": {str(doc): "a"}}
+    assert manager.get_conflict_holders({"testapp.Document": [doc]}) == {
+        "testapp.document": {str(doc): "a"}
+    }
     assert manager.remove_conflict_ids("a") == 3
     assert manager.check_conflict({"testapp.Project": {1, 2}}) == set()
 
 
 def test_manager_launch_conflict(store: TaskStore) -> None:
     manager = AsyncManager()
-    key = manager.launch_async_task("tests.testapp.tasks.noop", conflict_ids={"testapp.Tag": ["news", "x"]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.noop", conflict_ids={"testapp.Tag": ["news", "x"]}
+    )
     assert store.get(key) is not None and store.get(key).status == "pending"  # type: ignore[union-attr]
     assert store.holders([k("news", T), k("x", T)]) == {k("news", T): key, k("x", T): key}
     with pytest.raises(ConflictError) as exc:
@@ -515,7 +579,9 @@ def test_manager_launch_conflict(store: TaskStore) -> None:
 def test_manager_launch_adopts_own_reservation(store: TaskStore) -> None:
     manager = AsyncManager()
     assert manager.add_conflict_ids("custom-task", {"testapp.Project": [1, 2]})
-    key = manager.launch_async_task("tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [1, 2]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [1, 2]}
+    )
     assert store.holders([k(1), k(2)]) == {k(1): key, k(2): key}
     assert store.lock_owners() == {key}
 
@@ -523,7 +589,12 @@ def test_manager_launch_adopts_own_reservation(store: TaskStore) -> None:
 # -- a store that is down is never a conflict ----------------------------------------------------------
 def test_unreachable_redis_raises_after_bounded_retries(redis_server: RedisServer) -> None:
     closed = f"redis://127.0.0.1:{free_port()}/0"
-    options = {**settings.POWERCRUD_SETTINGS, "LOCK_STORE": "redis", "REDIS_URL": closed, "STORE_RETRIES": 2}
+    options = {
+        **settings.POWERCRUD_SETTINGS,
+        "LOCK_STORE": "redis",
+        "REDIS_URL": closed,
+        "STORE_RETRIES": 2,
+    }
     with override_settings(POWERCRUD_SETTINGS=options):
         get_store.cache_clear()
         store = get_store()
@@ -555,7 +626,9 @@ def test_unreachable_redis_raises_after_bounded_retries(redis_server: RedisServe
         with pytest.raises(LockStoreUnavailable):
             manager.check_conflict({"testapp.Project": [1]})
         with pytest.raises(LockStoreUnavailable):
-            manager.launch_async_task("tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [1]})
+            manager.launch_async_task(
+                "tests.testapp.tasks.noop", conflict_ids={"testapp.Project": [1]}
+            )
     get_store.cache_clear()
 
 
@@ -563,7 +636,10 @@ def test_redis_store_needs_a_url() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     options = {**settings.POWERCRUD_SETTINGS, "LOCK_STORE": "redis", "REDIS_URL": None}
-    with override_settings(POWERCRUD_SETTINGS=options), pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+    with (
+        override_settings(POWERCRUD_SETTINGS=options),
+        pytest.raises(ImproperlyConfigured, match="REDIS_URL"),
+    ):
         get_store()
 
 

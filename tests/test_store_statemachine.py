@@ -22,8 +22,14 @@ from tests.test_store_contract import configured_store
 pytestmark = pytest.mark.django_db
 
 TASKS = ["t0", "t1", "t2", "t3"]
-KEYS = [("testapp.project", "1"), ("testapp.project", "2"), ("testapp.project", "3"),
-        ("testapp.tag", "a"), ("testapp.tag", "b"), ("testapp.document", "x")]
+KEYS = [
+    ("testapp.project", "1"),
+    ("testapp.project", "2"),
+    ("testapp.project", "3"),
+    ("testapp.tag", "a"),
+    ("testapp.tag", "b"),
+    ("testapp.document", "x"),
+]
 ACTIVE = {"pending", "in_progress"}
 STATUSES = ["pending", "in_progress", "success", "failed", "cancelled"]
 
@@ -51,7 +57,9 @@ class StoreMachine(RuleBasedStateMachine):
     def _is_active(self, name: str) -> bool:
         return self.registry.get(name) in ACTIVE
 
-    def _expected_conflicts(self, task: str, keys: list[tuple[str, str]], adopt: set[str]) -> dict[Any, str]:
+    def _expected_conflicts(
+        self, task: str, keys: list[tuple[str, str]], adopt: set[str]
+    ) -> dict[Any, str]:
         conflicts = {}
         for key in set(keys):
             if key not in self.locks:
@@ -156,7 +164,9 @@ class StoreMachine(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("kind", ["database", pytest.param("redis", marks=pytest.mark.redis)])
 def test_store_matches_model(kind: str, request: pytest.FixtureRequest) -> None:
-    server: RedisServer | None = request.getfixturevalue("redis_server") if kind == "redis" else None
+    server: RedisServer | None = (
+        request.getfixturevalue("redis_server") if kind == "redis" else None
+    )
     with configured_store(kind, server) as store:
         StoreMachine.store = store
         run_state_machine_as_test(

@@ -36,7 +36,9 @@ def record(task_name: str) -> AsyncTaskRecord:
 # -- cleanup_completed_tasks ---------------------------------------------------------------------
 def test_cleaned_up_as_soon_as_locks_are_released() -> None:
     manager = TrackedManager()
-    name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    name = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     assert record(name).cleaned_up is False
     manager.cancel_task(name)
     assert not TaskLock.objects.exists()
@@ -45,11 +47,21 @@ def test_cleaned_up_as_soon_as_locks_are_released() -> None:
 
 def test_reclaimed_task_gets_failed_with_the_reason() -> None:
     manager = TrackedManager()
-    name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    name = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     old = timezone.now() - timedelta(minutes=5)
-    LiveTask.objects.filter(task_name=name).update(status="in_progress", started_at=old, heartbeat_at=old)
-    manager.emit("start", name, status=TaskStatus.IN_PROGRESS, message="Started",
-                 started_at=timezone.now(), attempt=1)
+    LiveTask.objects.filter(task_name=name).update(
+        status="in_progress", started_at=old, heartbeat_at=old
+    )
+    manager.emit(
+        "start",
+        name,
+        status=TaskStatus.IN_PROGRESS,
+        message="Started",
+        started_at=timezone.now(),
+        attempt=1,
+    )
     summary = manager.cleanup_completed_tasks()
     assert [r["task_name"] for r in summary["reclaimed"]] == [name]
     row = record(name)
@@ -86,9 +98,16 @@ def test_lost_terminal_write_is_repaired_from_the_registry(caplog: Any) -> None:
     assert record(name).status == "pending" and record(name).cleaned_up is False
     info = manager.get_task_info(name)
     summary = manager.cleanup_completed_tasks()
-    assert summary["records_repaired"] == [{"task_name": name, "status": "success", "reason": "Completed"}]
+    assert summary["records_repaired"] == [
+        {"task_name": name, "status": "success", "reason": "Completed"}
+    ]
     row = record(name)
-    assert (row.status, row.message, row.completed_at, row.cleaned_up) == ("success", "Completed", info.finished_at, True)
+    assert (row.status, row.message, row.completed_at, row.cleaned_up) == (
+        "success",
+        "Completed",
+        info.finished_at,
+        True,
+    )
     assert "(recorded by cleanup)" in manager.get_timeline(name).last().message
     assert manager.cleanup_completed_tasks()["records_repaired"] == []
 
@@ -98,21 +117,37 @@ def test_failed_and_cancelled_outcomes_are_repaired_too() -> None:
     failed = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     cancelled = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     now = timezone.now()
-    LiveTask.objects.filter(task_name=failed).update(status="failed", finished_at=now, reason="Boom")
-    LiveTask.objects.filter(task_name=cancelled).update(status="cancelled", finished_at=now, reason="Stop")
+    LiveTask.objects.filter(task_name=failed).update(
+        status="failed", finished_at=now, reason="Boom"
+    )
+    LiveTask.objects.filter(task_name=cancelled).update(
+        status="cancelled", finished_at=now, reason="Stop"
+    )
     manager.cleanup_completed_tasks()
-    assert (record(failed).status, record(failed).message, record(failed).failed_at) == ("failed", "Failed: Boom", now)
+    assert (record(failed).status, record(failed).message, record(failed).failed_at) == (
+        "failed",
+        "Failed: Boom",
+        now,
+    )
     assert (record(cancelled).status, record(cancelled).message) == ("cancelled", "Stop")
 
 
 def test_record_of_an_unregistered_task_fails_after_a_grace_period() -> None:
     manager = TrackedManager()
     name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
-    manager.emit("start", name, status=TaskStatus.IN_PROGRESS, message="Started",
-                 started_at=timezone.now(), attempt=1)
+    manager.emit(
+        "start",
+        name,
+        status=TaskStatus.IN_PROGRESS,
+        message="Started",
+        started_at=timezone.now(),
+        attempt=1,
+    )
     manager.remove_active_task(name)  # an operator removed it; no event will come
     assert manager.cleanup_completed_tasks()["records_repaired"] == []  # just written: wait
-    AsyncTaskRecord.objects.filter(task_name=name).update(updated_at=timezone.now() - timedelta(minutes=5))
+    AsyncTaskRecord.objects.filter(task_name=name).update(
+        updated_at=timezone.now() - timedelta(minutes=5)
+    )
     summary = manager.cleanup_completed_tasks()
     assert [r["task_name"] for r in summary["records_repaired"]] == [name]
     row = record(name)
@@ -121,7 +156,9 @@ def test_record_of_an_unregistered_task_fails_after_a_grace_period() -> None:
 
 def test_live_tasks_are_left_alone_and_dry_run_changes_nothing() -> None:
     manager = TrackedManager()
-    queued = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]})
+    queued = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     done = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, sync=True)
     AsyncTaskRecord.objects.filter(task_name=done).update(cleaned_up=False)
     summary = manager.cleanup_completed_tasks(dry_run=True)
@@ -154,10 +191,16 @@ def test_cleanup_reads_records_in_batches() -> None:
 # -- pcrud_prune_async -----------------------------------------------------------------------------
 def make(name: str, status: str, days: float, **extra: Any) -> AsyncTaskRecord:
     when = timezone.now() - timedelta(days=days)
-    stamp = {"success": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}.get(status)
-    row = AsyncTaskRecord.objects.create(task_name=name, status=status, **({stamp: when} if stamp else {}), **extra)
+    stamp = {"success": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}.get(
+        status
+    )
+    row = AsyncTaskRecord.objects.create(
+        task_name=name, status=status, **({stamp: when} if stamp else {}), **extra
+    )
     AsyncTaskRecord.objects.filter(pk=row.pk).update(created_at=when, updated_at=when)
-    TaskEvent.objects.bulk_create([TaskEvent(task_name=name, event="create"), TaskEvent(task_name=name, event="complete")])
+    TaskEvent.objects.bulk_create(
+        [TaskEvent(task_name=name, event="create"), TaskEvent(task_name=name, event="complete")]
+    )
     TaskLogEntry.objects.create(task_name=name, level=20, level_name="INFO", message="hi")
     return row
 
@@ -181,14 +224,24 @@ def history() -> None:
 def test_prune_deletes_old_finished_records_with_their_timelines_and_logs(history: None) -> None:
     output = prune("--older-than", "30")
     assert "Deleted 3 record(s), 6 timeline event(s) and 3 log entries" in output
-    assert set(AsyncTaskRecord.objects.values_list("task_name", flat=True)) == {"new-ok", "old-running"}
+    assert set(AsyncTaskRecord.objects.values_list("task_name", flat=True)) == {
+        "new-ok",
+        "old-running",
+    }
     assert set(TaskEvent.objects.values_list("task_name", flat=True)) == {"new-ok", "old-running"}
-    assert set(TaskLogEntry.objects.values_list("task_name", flat=True)) == {"new-ok", "old-running"}
+    assert set(TaskLogEntry.objects.values_list("task_name", flat=True)) == {
+        "new-ok",
+        "old-running",
+    }
 
 
 def test_prune_by_status(history: None) -> None:
     prune("--older-than", "30", "--status", "failed", "--status", "cancelled")
-    assert set(AsyncTaskRecord.objects.values_list("task_name", flat=True)) == {"old-ok", "new-ok", "old-running"}
+    assert set(AsyncTaskRecord.objects.values_list("task_name", flat=True)) == {
+        "old-ok",
+        "new-ok",
+        "old-running",
+    }
     prune("--older-than", "1", "--status", "success")
     assert set(AsyncTaskRecord.objects.values_list("task_name", flat=True)) == {"old-running"}
 
@@ -216,7 +269,9 @@ def test_prune_removes_untracked_timelines_and_logs_but_not_live_ones() -> None:
     live = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
     kept = make("kept", "success", 2).task_name
     for name in ("untracked", live, kept):
-        TaskLogEntry.objects.create(task_name=name, level=20, level_name="INFO", message="x", created_at=old)
+        TaskLogEntry.objects.create(
+            task_name=name, level=20, level_name="INFO", message="x", created_at=old
+        )
         TaskEvent.objects.create(task_name=name, event="progress", created_at=old)
     out = json.loads(prune("--older-than", "30", "--json"))
     assert (out["orphan_events"], out["orphan_logs"]) == (1, 1)
@@ -224,7 +279,9 @@ def test_prune_removes_untracked_timelines_and_logs_but_not_live_ones() -> None:
     assert TaskLogEntry.objects.filter(task_name=live).exists()
     assert TaskLogEntry.objects.filter(task_name=kept).count() == 2
     # --status narrows the choice to records: untracked rows are then left alone.
-    TaskLogEntry.objects.create(task_name="untracked", level=20, level_name="INFO", message="x", created_at=old)
+    TaskLogEntry.objects.create(
+        task_name="untracked", level=20, level_name="INFO", message="x", created_at=old
+    )
     prune("--older-than", "30", "--status", "success")
     assert TaskLogEntry.objects.filter(task_name="untracked").exists()
 
@@ -235,15 +292,23 @@ def test_prune_a_custom_model() -> None:
     CustomRecord.objects.create(key="b", state="success", done_at=timezone.now())
     CustomRecord.objects.create(key="c", state="in_progress")
     out = StringIO()
-    call_command("pcrud_prune_async", "--older-than", "7",
-                 "--manager", "tests.testapp.managers.CustomFieldsManager", stdout=out)
+    call_command(
+        "pcrud_prune_async",
+        "--older-than",
+        "7",
+        "--manager",
+        "tests.testapp.managers.CustomFieldsManager",
+        stdout=out,
+    )
     assert set(CustomRecord.objects.values_list("key", flat=True)) == {"b", "c"}
     assert "Deleted 1 record(s)" in out.getvalue()
 
 
 def test_prune_without_a_tracking_manager_only_touches_untracked_rows() -> None:
     old = timezone.now() - timedelta(days=40)
-    TaskLogEntry.objects.create(task_name="x", level=20, level_name="INFO", message="x", created_at=old)
+    TaskLogEntry.objects.create(
+        task_name="x", level=20, level_name="INFO", message="x", created_at=old
+    )
     out = StringIO()
     call_command("pcrud_prune_async", "--older-than", "30", stdout=out)
     assert "keeps no records" in out.getvalue() and not TaskLogEntry.objects.exists()
@@ -269,11 +334,23 @@ def test_prune_bad_arguments(args: list[str], message: str) -> None:
 
 def test_prune_refuses_a_model_it_cannot_date() -> None:
     with pytest.raises(CommandError, match="no date column"):
-        call_command("pcrud_prune_async", "--older-than", "3",
-                     "--manager", "tests.testapp.managers.MinimalManager", stdout=StringIO())
-    broken = {"ASYNC_MANAGER_DEFAULT": {
-        "manager_class": "powercrud_async.async_dashboard.ModelTrackingAsyncManager",
-        "config": {"record_model_path": "testapp.Nope"}}}
-    with override_settings(POWERCRUD_SETTINGS=broken), pytest.raises(CommandError, match="misconfigured"):
+        call_command(
+            "pcrud_prune_async",
+            "--older-than",
+            "3",
+            "--manager",
+            "tests.testapp.managers.MinimalManager",
+            stdout=StringIO(),
+        )
+    broken = {
+        "ASYNC_MANAGER_DEFAULT": {
+            "manager_class": "powercrud_async.async_dashboard.ModelTrackingAsyncManager",
+            "config": {"record_model_path": "testapp.Nope"},
+        }
+    }
+    with (
+        override_settings(POWERCRUD_SETTINGS=broken),
+        pytest.raises(CommandError, match="misconfigured"),
+    ):
         call_command("pcrud_prune_async", "--older-than", "3", stdout=StringIO())
     assert ModelTrackingAsyncManager  # the public import path works for commands

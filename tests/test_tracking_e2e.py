@@ -29,21 +29,35 @@ def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: 
     manager = TrackedManager()
     expected: dict[str, tuple[str, Any]] = {}
     running_cancels = [
-        manager.launch_async_task("tests.testapp.tasks.slow", 30.0, steps=300,
-                                  conflict_ids={"testapp.Project": [10_000 + i]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.slow",
+            30.0,
+            steps=300,
+            conflict_ids={"testapp.Project": [10_000 + i]},
+        )
         for i in range(8)
     ]
     for key in running_cancels:
         expected[key] = ("cancelled", None)
     for i in range(100):
-        key = manager.launch_async_task("tests.testapp.tasks.add", i, i,
-                                        conflict_ids={"testapp.Project": [i]})
+        key = manager.launch_async_task(
+            "tests.testapp.tasks.add", i, i, conflict_ids={"testapp.Project": [i]}
+        )
         expected[key] = ("success", 2 * i)
     for i in range(30):
-        expected[manager.launch_async_task("tests.testapp.tasks.fail", f"bad {i}")] = ("failed", f"ValueError: bad {i}")
+        expected[manager.launch_async_task("tests.testapp.tasks.fail", f"bad {i}")] = (
+            "failed",
+            f"ValueError: bad {i}",
+        )
     for _ in range(10):
-        expected[manager.launch_async_task("tests.testapp.tasks.return_false")] = ("failed", "The worker returned False")
-    heavy = [manager.launch_async_task("tests.testapp.managers.progress_job", 150, 0.002) for _ in range(30)]
+        expected[manager.launch_async_task("tests.testapp.tasks.return_false")] = (
+            "failed",
+            "The worker returned False",
+        )
+    heavy = [
+        manager.launch_async_task("tests.testapp.managers.progress_job", 150, 0.002)
+        for _ in range(30)
+    ]
     for key in heavy:
         expected[key] = ("success", 150)
     queued_cancels = [manager.launch_async_task("tests.testapp.tasks.slow", 5.0) for _ in range(22)]
@@ -64,8 +78,10 @@ def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: 
     assert not waiting, "some long jobs never started"
 
     def all_finished() -> bool:
-        return not LiveTask.objects.exclude(status__in=TERMINAL).exists() and \
-            AsyncTaskRecord.objects.filter(status__in=TERMINAL, cleaned_up=True).count() == 200
+        return (
+            not LiveTask.objects.exclude(status__in=TERMINAL).exists()
+            and AsyncTaskRecord.objects.filter(status__in=TERMINAL, cleaned_up=True).count() == 200
+        )
 
     wait_until(all_finished, timeout=80, interval=0.25)
 
@@ -108,4 +124,8 @@ def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: 
         # the final value. Bounded by how long the job really ran, not by the machine's speed.
         at = {e.event: e.created_at for e in events[key]}
         ran = (at["complete"] - at["start"]).total_seconds()
-        assert 1 <= [e.event for e in events[key]].count("progress") <= 3 + 2 * math.ceil(ran / interval)
+        assert (
+            1
+            <= [e.event for e in events[key]].count("progress")
+            <= 3 + 2 * math.ceil(ran / interval)
+        )

@@ -48,51 +48,97 @@ def record(task_name: str) -> AsyncTaskRecord:
 
 
 def timeline(task_name: str) -> list[str]:
-    return [e.event for e in TaskEvent.objects.filter(task_name=task_name).order_by("created_at", "id")]
+    return [
+        e.event for e in TaskEvent.objects.filter(task_name=task_name).order_by("created_at", "id")
+    ]
 
 
 # The payloads AsyncManager emits (test_payload_shapes_match_the_manager keeps them honest).
 def create(**over: Any) -> dict[str, Any]:
-    return {"status": TaskStatus.PENDING, "message": "Queued", "user": None, "affected_objects": None,
-            "task_args": [1, 2], "task_kwargs": {"x": 1}, "func_path": "tests.testapp.tasks.add",
-            "conflict_ids": {}, "retry_of": "", "label": "", "created_at": timezone.now(), **over}
+    return {
+        "status": TaskStatus.PENDING,
+        "message": "Queued",
+        "user": None,
+        "affected_objects": None,
+        "task_args": [1, 2],
+        "task_kwargs": {"x": 1},
+        "func_path": "tests.testapp.tasks.add",
+        "conflict_ids": {},
+        "retry_of": "",
+        "label": "",
+        "created_at": timezone.now(),
+        **over,
+    }
 
 
 def start(**over: Any) -> dict[str, Any]:
-    return {"status": TaskStatus.IN_PROGRESS, "message": "Started", "started_at": timezone.now(),
-            "attempt": 1, **over}
+    return {
+        "status": TaskStatus.IN_PROGRESS,
+        "message": "Started",
+        "started_at": timezone.now(),
+        "attempt": 1,
+        **over,
+    }
 
 
 def prog(current: int, total: int = 10) -> dict[str, Any]:
     percent = round(100.0 * current / total, 1)
     message = f"item {current}/{total}"
-    return {"status": TaskStatus.IN_PROGRESS, "message": message,
-            "progress": {"message": message, "current": current, "total": total, "percent": percent},
-            "progress_payload": message, "percent": percent}
+    return {
+        "status": TaskStatus.IN_PROGRESS,
+        "message": message,
+        "progress": {"message": message, "current": current, "total": total, "percent": percent},
+        "progress_payload": message,
+        "percent": percent,
+    }
 
 
 def complete(result: Any = "done") -> dict[str, Any]:
-    return {"status": TaskStatus.SUCCESS, "message": "Completed", "duration": 1.5, "result": result,
-            "completed_at": timezone.now()}
+    return {
+        "status": TaskStatus.SUCCESS,
+        "message": "Completed",
+        "duration": 1.5,
+        "result": result,
+        "completed_at": timezone.now(),
+    }
 
 
 def fail(error: str = "ValueError: x") -> dict[str, Any]:
-    return {"status": TaskStatus.FAILED, "message": f"Failed: {error}", "duration": 2.0,
-            "result": error, "error": error, "traceback": "Traceback ...", "reason": error,
-            "failed_at": timezone.now()}
+    return {
+        "status": TaskStatus.FAILED,
+        "message": f"Failed: {error}",
+        "duration": 2.0,
+        "result": error,
+        "error": error,
+        "traceback": "Traceback ...",
+        "reason": error,
+        "failed_at": timezone.now(),
+    }
 
 
 def cancel() -> dict[str, Any]:
-    return {"status": TaskStatus.CANCELLED, "message": "Cancelled", "duration": None,
-            "result": "Cancelled", "cancelled_at": timezone.now()}
+    return {
+        "status": TaskStatus.CANCELLED,
+        "message": "Cancelled",
+        "duration": None,
+        "result": "Cancelled",
+        "cancelled_at": timezone.now(),
+    }
 
 
 def cleanup() -> dict[str, Any]:
     return {"status": None, "cleaned_up": True, "locks_released": 1}
 
 
-PAYLOADS = {"create": create, "start": start, "progress": lambda: prog(5), "complete": complete,
-            "fail": fail, "cancel": cancel, "cleanup": cleanup}
+PAYLOADS = {
+    "create": create,
+    "start": start,
+    "progress": lambda: prog(5),
+    "complete": complete,
+    "fail": fail,
+    "cancel": cancel,
+    "cleanup": cleanup,
+}
 
 
 class Recording(AsyncManager):
@@ -123,11 +169,24 @@ def test_create_makes_the_record() -> None:
     alice = User.objects.create(username="alice")
     name = key()
     when = timezone.now()
-    TrackedManager().emit("create", name, **create(user=alice, affected_objects=["p1", "p2"],
-                                                   retry_of="old", created_at=when))
+    TrackedManager().emit(
+        "create",
+        name,
+        **create(user=alice, affected_objects=["p1", "p2"], retry_of="old", created_at=when),
+    )
     row = record(name)
-    assert (row.status, row.message, row.user_label, row.affected_objects) == ("pending", "Queued", "alice", "p1, p2")
-    assert (row.args_payload, row.kwargs_payload, row.func_path, row.retry_of) == ([1, 2], {"x": 1}, "tests.testapp.tasks.add", "old")
+    assert (row.status, row.message, row.user_label, row.affected_objects) == (
+        "pending",
+        "Queued",
+        "alice",
+        "p1, p2",
+    )
+    assert (row.args_payload, row.kwargs_payload, row.func_path, row.retry_of) == (
+        [1, 2],
+        {"x": 1},
+        "tests.testapp.tasks.add",
+        "old",
+    )
     assert row.created_at == when and row.cleaned_up is False
     assert timeline(name) == ["create"]
 
@@ -164,7 +223,9 @@ def test_each_event_writes_only_its_fields() -> None:
     name = key()
     manager = EveryProgress()
     manager.emit("create", name, **create())
-    AsyncTaskRecord.objects.filter(task_name=name).update(user_label="kept", result_payload={"kept": 1})
+    AsyncTaskRecord.objects.filter(task_name=name).update(
+        user_label="kept", result_payload={"kept": 1}
+    )
     manager.emit("start", name, **start())
     manager.emit("progress", name, **prog(3))
     row = record(name)
@@ -197,7 +258,11 @@ def test_terminal_events(event: str, status: str, stamp: str, result: str) -> No
     manager.emit("cleanup", name, **cleanup())
     after = record(name)
     assert after.cleaned_up is True
-    assert (after.status, after.message, after.result_payload) == (status, payload["message"], result)
+    assert (after.status, after.message, after.result_payload) == (
+        status,
+        payload["message"],
+        result,
+    )
 
 
 @pytest.mark.parametrize("other_process", [False, True])
@@ -213,7 +278,11 @@ def test_status_never_moves_backwards(other_process: bool) -> None:
         manager.emit(late, name, **PAYLOADS[late]())
     row = record(name)
     assert (row.status, row.message, row.percent, row.result_payload) == (
-        "success", "Completed", finished.percent, "done")
+        "success",
+        "Completed",
+        finished.percent,
+        "done",
+    )
     assert row.completed_at == finished.completed_at and row.failed_at is None
 
 
@@ -221,7 +290,9 @@ EVENT_NAMES = ["create", "start", "progress", "complete", "fail", "cancel", "cle
 
 
 @given(st.lists(st.tuples(st.sampled_from(EVENT_NAMES), st.booleans()), min_size=1, max_size=8))
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_any_order_of_events_keeps_the_highest_status(sequence: list[tuple[str, bool]]) -> None:
     """Whatever order events arrive in, and whichever process handles each: the record holds
     the first terminal outcome, else running, else queued; cleanup only ever adds cleaned_up.
@@ -298,7 +369,12 @@ def test_without_timeline_one_statement_per_event() -> None:
     with CaptureQueriesContext(connection) as captured:
         for event in ("create", "start", "complete", "cleanup"):
             manager.emit(event, name, **PAYLOADS[event]())
-    assert statements(captured) == ["INSERT record", "UPDATE record", "UPDATE record", "UPDATE record"]
+    assert statements(captured) == [
+        "INSERT record",
+        "UPDATE record",
+        "UPDATE record",
+        "UPDATE record",
+    ]
     assert not TaskEvent.objects.exists() and record(name).status == "success"
 
 
@@ -321,8 +397,9 @@ def test_a_running_jobs_start_waits_for_its_next_write_and_is_never_lost() -> No
     manager = TrackedManager()
     name = key()
     manager.emit("create", name, **create())
-    progress.buffer.track(ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS),
-                          threading.Event())
+    progress.buffer.track(
+        ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS), threading.Event()
+    )
     try:
         with CaptureQueriesContext(connection) as captured:
             manager.emit("start", name, **start())
@@ -436,7 +513,9 @@ def test_progress_inside_a_running_job_follows_the_buffer(progress_clock) -> Non
     """As the runner does it: the progress buffer coalesces; the record follows each flush."""
     manager = TrackedManager()
     name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2)
-    progress.buffer.track(ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS), threading.Event())
+    progress.buffer.track(
+        ProgressSnapshot(task_name=name, status=TaskStatus.IN_PROGRESS), threading.Event()
+    )
     with CaptureQueriesContext(connection) as captured:
         for i in range(1, 1001):
             manager.update_progress(name, f"item {i}/1000", current=i, total=1000)
@@ -458,7 +537,9 @@ def test_interval_can_be_configured() -> None:
     assert statements(captured) == ["UPDATE record", "INSERT timeline"] * 20
     slow = TrackedManager(progress_interval=60)
     other = key()
-    progress.buffer.track(ProgressSnapshot(task_name=other, status=TaskStatus.IN_PROGRESS), threading.Event())
+    progress.buffer.track(
+        ProgressSnapshot(task_name=other, status=TaskStatus.IN_PROGRESS), threading.Event()
+    )
     for i in range(1, 21):
         slow.emit("progress", other, **prog(i, 20))
     assert record(other).percent == 5.0  # longer than the buffer's interval: coalesced by us
@@ -471,7 +552,10 @@ def test_timeline_of_a_job_in_order() -> None:
     manager = TrackedManager()
     name = manager.launch_async_task("tests.testapp.managers.progress_job", 5, sync=True)
     rows = list(manager.get_timeline(name))
-    assert [r.event for r in rows][:2] == ["create", "start"] and [r.event for r in rows][-2:] == ["complete", "cleanup"]
+    assert [r.event for r in rows][:2] == ["create", "start"] and [r.event for r in rows][-2:] == [
+        "complete",
+        "cleanup",
+    ]
     assert [r.status for r in rows][-2:] == ["success", ""]
     assert rows[-1].message == "Cleaned up: 0 lock(s) released"
     assert all(a.created_at <= b.created_at for a, b in zip(rows, rows[1:], strict=False))
@@ -507,7 +591,8 @@ def test_no_trimming_statements_for_an_ordinary_job() -> None:
 def test_trimmed_at_the_end_by_a_process_that_did_not_run_the_job() -> None:
     name = key()
     TaskEvent.objects.bulk_create(
-        TaskEvent(task_name=name, event="progress", status="in_progress", message=f"{i}") for i in range(300)
+        TaskEvent(task_name=name, event="progress", status="in_progress", message=f"{i}")
+        for i in range(300)
     )
     manager = TrackedManager()
     manager.emit("fail", name, **fail())  # e.g. the completion hook after the worker died
@@ -519,7 +604,9 @@ def test_trimmed_at_the_end_by_a_process_that_did_not_run_the_job() -> None:
 @pytest.mark.parametrize("switch", ["setting", "subclass"])
 def test_timeline_can_be_switched_off(switch: str) -> None:
     manager = UntimedManager() if switch == "subclass" else TrackedManager()
-    with override_settings(POWERCRUD_SETTINGS={"TIMELINE_MAX_EVENTS": 0 if switch == "setting" else 200}):
+    with override_settings(
+        POWERCRUD_SETTINGS={"TIMELINE_MAX_EVENTS": 0 if switch == "setting" else 200}
+    ):
         name = manager.launch_async_task("tests.testapp.tasks.add", 1, 2, sync=True)
     assert record(name).status == "success"
     assert not TaskEvent.objects.filter(task_name=name).exists()
@@ -544,15 +631,22 @@ def test_a_failed_write_is_logged_and_repaired_by_the_next_event(caplog: Any) ->
     manager.emit("create", name, **create())
     manager.emit("start", name, **start())
     payload = complete(result={"rows": 3})
-    with mock.patch.object(sql, "write_record",
-                           side_effect=failing_once(sql.write_record, OperationalError("database is locked"))):
+    with mock.patch.object(
+        sql,
+        "write_record",
+        side_effect=failing_once(sql.write_record, OperationalError("database is locked")),
+    ):
         manager.emit("complete", name, **payload)  # never raises
         assert record(name).status == "in_progress"
         assert name in caplog.text and "database is locked" in caplog.text
         manager.emit("cleanup", name, **cleanup())
     row = record(name)
     assert (row.status, row.result_payload, row.completed_at, row.cleaned_up) == (
-        "success", {"rows": 3}, payload["completed_at"], True)
+        "success",
+        {"rows": 3},
+        payload["completed_at"],
+        True,
+    )
     assert timeline(name) == ["create", "start", "complete", "cleanup"]
 
 
@@ -560,8 +654,11 @@ def test_a_failed_timeline_insert_is_repaired_by_the_next_event() -> None:
     name = key()
     manager = TrackedManager()
     manager.emit("create", name, **create())
-    with mock.patch.object(sql, "insert_rows",
-                           side_effect=failing_once(sql.insert_rows, OperationalError("disk I/O error"))):
+    with mock.patch.object(
+        sql,
+        "insert_rows",
+        side_effect=failing_once(sql.insert_rows, OperationalError("disk I/O error")),
+    ):
         manager.emit("start", name, **start())
         assert timeline(name) == ["create"] and record(name).status == "in_progress"
         manager.emit("complete", name, **complete())
@@ -569,8 +666,10 @@ def test_a_failed_timeline_insert_is_repaired_by_the_next_event() -> None:
 
 
 def test_database_down_never_breaks_the_launch_or_the_worker(caplog: Any) -> None:
-    with mock.patch.object(sql, "write_record", side_effect=OperationalError("gone")), \
-            mock.patch.object(sql, "insert_rows", side_effect=OperationalError("gone")):
+    with (
+        mock.patch.object(sql, "write_record", side_effect=OperationalError("gone")),
+        mock.patch.object(sql, "insert_rows", side_effect=OperationalError("gone")),
+    ):
         name = TrackedManager().launch_async_task("tests.testapp.tasks.add", 1, 2, sync=True)
     assert TrackedManager().get_task_info(name).status == "success"
     assert not AsyncTaskRecord.objects.exists()

@@ -55,8 +55,17 @@ def pretty(value: Any) -> str:
 class AsyncTaskRecordAdmin(ReadOnlyAdmin):
     """For ``AbstractAsyncTaskRecord`` subclasses; columns a bespoke model lacks are left out."""
 
-    list_columns = ("task_name", "status", "user_label", "func_path", "percent", "created_at",
-                    "updated_at", "duration", "cleaned_up")
+    list_columns = (
+        "task_name",
+        "status",
+        "user_label",
+        "func_path",
+        "percent",
+        "created_at",
+        "updated_at",
+        "duration",
+        "cleaned_up",
+    )
     filter_columns = ("status", "cleaned_up", "created_at", "updated_at")
     search_columns = ("task_name", "user_label", "message", "affected_objects", "func_path")
     list_per_page = 50
@@ -112,7 +121,16 @@ class AsyncTaskRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(LiveTask)
 class LiveTaskAdmin(ReadOnlyAdmin):
-    list_display = ("task_name", "status", "func_path", "user_id", "created_at", "heartbeat_at", "finished_at", "attempts")
+    list_display = (
+        "task_name",
+        "status",
+        "func_path",
+        "user_id",
+        "created_at",
+        "heartbeat_at",
+        "finished_at",
+        "attempts",
+    )
     list_filter = ("status", "cancel_requested")
     search_fields = ("task_name", "func_path", "reason", "group")
     exclude = ("call",)

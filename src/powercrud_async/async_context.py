@@ -67,7 +67,9 @@ class TaskContext:
         if self._manager is None:
             from .async_manager import AsyncManager
 
-            self._manager = AsyncManager.resolve_manager(self.manager_class_path, self.manager_config)
+            self._manager = AsyncManager.resolve_manager(
+                self.manager_class_path, self.manager_config
+            )
         return self._manager
 
     # Mapping-style access, for code written against the dict PowerCRUD passes to jobs.
@@ -128,6 +130,7 @@ class task_context:  # noqa: N801 - used like contextlib helpers
 
     def __call__(self, func: F) -> F:
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
                 with task_context(*self._args):
@@ -198,7 +201,9 @@ def register_descendants(
     model_path: Any | Mapping[Any, Iterable[Any]], ids: Iterable[Any] | None = None
 ) -> bool:
     """``register_descendants("app.Child", ids)`` or ``register_descendants({"app.Child": ids, ...})``."""
-    conflict_ids = model_path if ids is None and isinstance(model_path, Mapping) else {model_path: ids}
+    conflict_ids = (
+        model_path if ids is None and isinstance(model_path, Mapping) else {model_path: ids}
+    )
     ctx = _current.get()
     from .conflicts import normalize_conflict_ids
 

@@ -62,7 +62,9 @@ class AsyncDashboardConfig:
 
     def as_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {}
-        record_model = self.record_model if self.record_model is not None else self.record_model_path
+        record_model = (
+            self.record_model if self.record_model is not None else self.record_model_path
+        )
         if record_model is not None:
             config["record_model_path"] = record_model
         if self.field_map:
@@ -113,7 +115,9 @@ class ModelTrackingAsyncManager(AsyncManager):
     #: Store every event in ``TaskEvent`` (also bounded by ``TIMELINE_MAX_EVENTS``).
     timeline_enabled: ClassVar[bool] = True
 
-    def __init__(self, config: Mapping[str, Any] | AsyncDashboardConfig | None = None, **options: Any):
+    def __init__(
+        self, config: Mapping[str, Any] | AsyncDashboardConfig | None = None, **options: Any
+    ):
         if isinstance(config, AsyncDashboardConfig):
             config = config.as_config()
         for key, value in list(options.items()):
@@ -160,9 +164,11 @@ class ModelTrackingAsyncManager(AsyncManager):
 
         from .models import TaskEvent
 
-        return TaskEvent.objects.using(router.db_for_read(TaskEvent)).filter(
-            task_name=task_name
-        ).order_by("created_at", "id")
+        return (
+            TaskEvent.objects.using(router.db_for_read(TaskEvent))
+            .filter(task_name=task_name)
+            .order_by("created_at", "id")
+        )
 
     def flush_pending(self, task_name: str | None = None) -> int:
         """Write progress this process is still coalescing (and retry failed writes) now."""

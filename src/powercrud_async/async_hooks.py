@@ -37,7 +37,9 @@ def _manager_for(func: Any, args: Any) -> AsyncManager | None:
     envelope = _envelope(func, args)
     if envelope is None:
         return None
-    return AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
+    return AsyncManager.resolve_manager(
+        envelope.get("manager_class"), envelope.get("manager_config")
+    )
 
 
 @lru_cache(maxsize=256)
@@ -82,7 +84,9 @@ def task_completion_hook(task: Any) -> None:
     if envelope is None or (task.success and not _overrides_completion(envelope)):
         return
     try:
-        manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
+        manager = AsyncManager.resolve_manager(
+            envelope.get("manager_class"), envelope.get("manager_config")
+        )
         call_completion(manager, task)
     except Exception:
         logger.exception("Completing task %s from django-q2's hook failed", task.name)

@@ -39,7 +39,6 @@ STATUSES = TaskStatus
 LOCK_OWNER_MAX_LENGTH = 255
 
 
-
 class _instance_or_class_method:  # noqa: N801
     """Call a method on an instance, or on the class (PowerCRUD calls ``AsyncManager.cleanup_completed_tasks()`` on the class),
     in which case it runs on the project's default manager (or a plain instance of a subclass)."""
@@ -225,12 +224,25 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         if django-q2 refuses the job (everything acquired is rolled back).
         """
         q_options = submit.django_q_options(q_options, cached=cached, broker=broker, kwargs=kwargs)
-        return submit.launch(self, submit.Launch(
-            func=func, args=args, kwargs=kwargs, conflict_ids=conflict_ids, user=user,
-            affected_objects=affected_objects, task_key=task_key, group=group, timeout=timeout,
-            sync=sync, q_options=q_options, task_kwargs=task_kwargs, retry_of=retry_of,
-            task_label=task_label,
-        ))
+        return submit.launch(
+            self,
+            submit.Launch(
+                func=func,
+                args=args,
+                kwargs=kwargs,
+                conflict_ids=conflict_ids,
+                user=user,
+                affected_objects=affected_objects,
+                task_key=task_key,
+                group=group,
+                timeout=timeout,
+                sync=sync,
+                q_options=q_options,
+                task_kwargs=task_kwargs,
+                retry_of=retry_of,
+                task_label=task_label,
+            ),
+        )
 
     def schedule_async_task(
         self,
@@ -258,9 +270,20 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         from .lifecycle.recurring import create_schedule
 
         return create_schedule(
-            self, func, args, kwargs, name=name, schedule_type=schedule_type, minutes=minutes,
-            cron=cron, repeats=repeats, next_run=next_run, conflict_ids=conflict_ids, user=user,
-            affected_objects=affected_objects, manager_class=manager_class,
+            self,
+            func,
+            args,
+            kwargs,
+            name=name,
+            schedule_type=schedule_type,
+            minutes=minutes,
+            cron=cron,
+            repeats=repeats,
+            next_run=next_run,
+            conflict_ids=conflict_ids,
+            user=user,
+            affected_objects=affected_objects,
+            manager_class=manager_class,
         )
 
     # -- progress ------------------------------------------------------------------------------
@@ -287,16 +310,23 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
             snapshot.task_name,
             status=TaskStatus.IN_PROGRESS,
             message=snapshot.message,
-            progress={"message": snapshot.message, "current": snapshot.current,
-                      "total": snapshot.total, "percent": snapshot.percent},
+            progress={
+                "message": snapshot.message,
+                "current": snapshot.current,
+                "total": snapshot.total,
+                "percent": snapshot.percent,
+            },
             progress_payload=snapshot.message,  # the key PowerCRUD handlers read
             percent=snapshot.percent,
         )
 
     def get_progress(self, task_key: str) -> dict[str, Any] | None:
         """The latest progress snapshot of ``task_key`` as a dict, or ``None``."""
-        snapshot = (progress.buffer.latest(task_key) or progress.outside.latest(task_key)
-                    or progress.resolve(task_key))
+        snapshot = (
+            progress.buffer.latest(task_key)
+            or progress.outside.latest(task_key)
+            or progress.resolve(task_key)
+        )
         return snapshot.as_dict() if snapshot else None
 
     def get_status(self, task_key: str) -> str:
@@ -387,7 +417,9 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         """
         return control.retry(self, task_key, user)
 
-    def release_task_locks(self, task_key: str, *, reason: str = "Locks released by an operator") -> int:
+    def release_task_locks(
+        self, task_key: str, *, reason: str = "Locks released by an operator"
+    ) -> int:
         """Free the locks of a task that is dead, finished, or only a reservation.
 
         A task still queued in the broker or running with a live heartbeat is refused with

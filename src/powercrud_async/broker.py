@@ -212,11 +212,24 @@ def cluster_outcomes(since: Any) -> dict[str, dict[str, Any]]:
     from django_q.models import Task
 
     try:
-        rows = (Task.objects.filter(stopped__gte=since).values("cluster")
-                .annotate(done=Count("id", filter=Q(success=True)), failed=Count("id", filter=Q(success=False)),
-                          last=Max("stopped")).order_by())
-        return {str(row["cluster"] or ""): {"done": row["done"], "failed": row["failed"], "last": row["last"]}
-                for row in rows}
+        rows = (
+            Task.objects.filter(stopped__gte=since)
+            .values("cluster")
+            .annotate(
+                done=Count("id", filter=Q(success=True)),
+                failed=Count("id", filter=Q(success=False)),
+                last=Max("stopped"),
+            )
+            .order_by()
+        )
+        return {
+            str(row["cluster"] or ""): {
+                "done": row["done"],
+                "failed": row["failed"],
+                "last": row["last"],
+            }
+            for row in rows
+        }
     except Exception:  # noqa: BLE001 - the result table is optional (results may be switched off)
         logger.exception("Could not read django-q2 results")
         return {}
@@ -226,4 +239,3 @@ def configured_cluster_name() -> str:
     from django_q.conf import Conf
 
     return str(Conf.CLUSTER_NAME or "")
-

@@ -51,7 +51,10 @@ def resolve_func(func: Any) -> tuple[str, Callable[..., Any]]:
         found = import_string(path)
     except ImportError as exc:
         raise InvalidTaskFunction(f"func {func!r} cannot be found again at {path!r}.") from exc
-    if getattr(found, "__wrapped__", found) is not getattr(func, "__wrapped__", func) and found is not func:
+    if (
+        getattr(found, "__wrapped__", found) is not getattr(func, "__wrapped__", func)
+        and found is not func
+    ):
         raise InvalidTaskFunction(f"{path!r} does not name the function that was passed as func.")
     return path, func
 
@@ -88,7 +91,7 @@ def verify_blob(blob: bytes) -> bytes:
     head = len(SIGNED_PREFIX)
     if not blob.startswith(SIGNED_PREFIX) or len(blob) < head + DIGEST_SIZE:
         raise TamperedPayload("The stored job payload is not signed; it was not unpickled.")
-    signature, data = blob[head:head + DIGEST_SIZE], blob[head + DIGEST_SIZE:]
+    signature, data = blob[head : head + DIGEST_SIZE], blob[head + DIGEST_SIZE :]
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     if any(hmac.compare_digest(signature, _signature(data, secret)) for secret in secrets):
         return data

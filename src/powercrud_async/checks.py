@@ -33,9 +33,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), hint="Fix the value in POWERCRUD_SETTINGS.", id=_id("E001"))]
     for key, nearest in conf.unknown_keys():
-        hint = f"Did you mean {nearest!r}?" if nearest else "See the settings reference for the known keys."
+        hint = (
+            f"Did you mean {nearest!r}?"
+            if nearest
+            else "See the settings reference for the known keys."
+        )
         messages.append(
-            checks.Warning(f"POWERCRUD_SETTINGS has an unknown key {key!r}.", hint=hint, id=_id("W001"))
+            checks.Warning(
+                f"POWERCRUD_SETTINGS has an unknown key {key!r}.", hint=hint, id=_id("W001")
+            )
         )
     messages.extend(_check_cache())
     messages.extend(_check_django_q())
@@ -166,10 +172,18 @@ def _check_manager() -> list[checks.CheckMessage]:
         manager_class = AsyncManager.import_class(path)
     except InvalidManagerClass as exc:
         unimportable = isinstance(exc.__cause__, ImportError)
-        hint = ("Check the dotted path; workers would fall back to the plain AsyncManager." if unimportable
-                else "Subclass powercrud_async.async_manager.AsyncManager (or ModelTrackingAsyncManager).")
-        return [checks.Error(f"ASYNC_MANAGER_DEFAULT['manager_class']: {exc}", hint=hint,
-                             id=_id("E005" if unimportable else "E006"))]
+        hint = (
+            "Check the dotted path; workers would fall back to the plain AsyncManager."
+            if unimportable
+            else "Subclass powercrud_async.async_manager.AsyncManager (or ModelTrackingAsyncManager)."
+        )
+        return [
+            checks.Error(
+                f"ASYNC_MANAGER_DEFAULT['manager_class']: {exc}",
+                hint=hint,
+                id=_id("E005" if unimportable else "E006"),
+            )
+        ]
     config = default.get("config")
     if config is not None and not isinstance(config, dict):
         return [
@@ -211,7 +225,10 @@ def _check_store() -> list[checks.CheckMessage]:
 def _check_sqlite() -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     for alias, db in getattr(settings, "DATABASES", {}).items():
-        if db.get("ENGINE") != "django.db.backends.sqlite3" or str(db.get("NAME", "")) in ("", ":memory:"):
+        if db.get("ENGINE") != "django.db.backends.sqlite3" or str(db.get("NAME", "")) in (
+            "",
+            ":memory:",
+        ):
             continue
         options = db.get("OPTIONS") or {}
         if options.get("transaction_mode") != "IMMEDIATE" or not options.get("timeout"):

@@ -35,7 +35,9 @@ OPTIONS: dict[str, Option] = {
     "CONFLICT_TTL": Option(3600, (int,), "Seconds a lock lives without a heartbeat renewing it."),
     "PROGRESS_TTL": Option(7200, (int,), "Seconds progress and status entries stay in the cache."),
     "CLEANUP_GRACE_PERIOD": Option(
-        86400, (int,), "Seconds a finished job's artefacts stay inspectable before cleanup purges them."
+        86400,
+        (int,),
+        "Seconds a finished job's artefacts stay inspectable before cleanup purges them.",
     ),
     "MAX_TASK_DURATION": Option(
         3600, (int,), "Seconds after which a live job is reported overdue and asked to cancel."
@@ -45,7 +47,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "QCLUSTER_PROBE_TIMEOUT_MS": Option(300, (int,), "How long validate_async_qcluster waits."),
     "ASYNC_MANAGER_DEFAULT": Option(
-        None, (dict, type(None)), 'The project default manager: {"manager_class": ..., "config": {...}}.'
+        None,
+        (dict, type(None)),
+        'The project default manager: {"manager_class": ..., "config": {...}}.',
     ),
     "HEARTBEAT_INTERVAL": Option(5, Number, "Seconds between a running job's heartbeats."),
     "LOCK_STORE": Option(
@@ -59,8 +63,12 @@ OPTIONS: dict[str, Option] = {
         1.0, Number, "Seconds between coalesced progress writes (cache and lifecycle records)."
     ),
     "STORE_RETRIES": Option(5, (int,), "Retries of a store operation that hit a transient error."),
-    "TIMELINE_MAX_EVENTS": Option(200, (int,), "Timeline events kept per task (0 switches it off)."),
-    "TASK_LOG_MAX_RECORDS": Option(500, (int,), "Log records captured per task (0 switches it off)."),
+    "TIMELINE_MAX_EVENTS": Option(
+        200, (int,), "Timeline events kept per task (0 switches it off)."
+    ),
+    "TASK_LOG_MAX_RECORDS": Option(
+        500, (int,), "Log records captured per task (0 switches it off)."
+    ),
     "TASK_LOG_LEVEL": Option("INFO", (str,), "Lowest level of job log records captured."),
     "PROGRESS_VISIBILITY": Option(
         "owner_or_staff",
@@ -79,6 +87,7 @@ OPTIONS: dict[str, Option] = {
         False, (bool,), "Lifecycle records keep the unmasked values of redacted arguments."
     ),
 }
+
 
 def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join("None" if t is type(None) else t.__name__ for t in types)

@@ -106,7 +106,9 @@ def normalize_pk(model: type[models.Model], pk: Any) -> str:
         ) from exc
     problem = text_problem(value, PK_MAX_LENGTH)
     if problem:
-        raise InvalidConflictIds(f"{model._meta.label} pk {value[:20]!r} {problem}; it cannot be locked.")
+        raise InvalidConflictIds(
+            f"{model._meta.label} pk {value[:20]!r} {problem}; it cannot be locked."
+        )
     return value
 
 
@@ -159,4 +161,3 @@ def to_keys(normalized: Mapping[str, Iterable[str]]) -> list[LockKey]:
 
 def to_json(normalized: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return {label: sorted(pks) for label, pks in sorted(normalized.items())}
-

@@ -78,7 +78,10 @@ class ProgressResolver(URLResolver):
 
     def __init__(self, prefix: str, view: Callable[..., Any], explicit_prefix: bool):
         super().__init__(
-            RoutePattern(prefix + MOUNT), endpoint_patterns(view), app_name=APP_NAME, namespace=APP_NAME
+            RoutePattern(prefix + MOUNT),
+            endpoint_patterns(view),
+            app_name=APP_NAME,
+            namespace=APP_NAME,
         )
         self.explicit_prefix = explicit_prefix
 
@@ -96,7 +99,9 @@ class ProgressResolver(URLResolver):
 def direct(prefix: str | None, view: Callable[..., Any]) -> ProgressResolver:
     """See ``AsyncManager.get_urlpatterns``."""
     explicit = prefix is not None
-    return ProgressResolver(normalize_prefix("powercrud/" if prefix is None else prefix), view, explicit)
+    return ProgressResolver(
+        normalize_prefix("powercrud/" if prefix is None else prefix), view, explicit
+    )
 
 
 def for_include(view: Callable[..., Any]) -> IncludeOnly:
@@ -111,7 +116,9 @@ class ProgressView(View):
     template_name = "powercrud_async/partials/progress.html"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        task_name = request.GET.get("task_name") or request.GET.get("task_key") or kwargs.get("task_name")
+        task_name = (
+            request.GET.get("task_name") or request.GET.get("task_key") or kwargs.get("task_name")
+        )
         if not task_name:
             return JsonResponse({"error": "The task_name query parameter is required."}, status=400)
         snapshot = progress.resolve(task_name)  # no SQL of ours while the job runs
@@ -123,7 +130,9 @@ class ProgressView(View):
         data.pop("user_id", None)
         data.update(status_label=str(status.label), terminal=status.is_terminal)
         if getattr(request, "htmx", False):
-            html = render_to_string(self.template_name, {"task": data, "status": status}, request=request)
+            html = render_to_string(
+                self.template_name, {"task": data, "status": status}, request=request
+            )
             return HttpResponseStopPolling(html) if status.is_terminal else HttpResponse(html)
         return JsonResponse(data, status=code)
 

@@ -57,9 +57,7 @@ class ConflictError(AsyncManagerError):
             parts = [
                 f"{label} {', '.join(sorted(pks))}" for label, pks in sorted(self.conflicts.items())
             ]
-            message = (
-                f"Objects already locked by task {', '.join(holders)}: {'; '.join(parts)}."
-            )
+            message = f"Objects already locked by task {', '.join(holders)}: {'; '.join(parts)}."
         self.holders = holders
         super().__init__(message)
 

@@ -78,6 +78,8 @@ class SystemHealth(dict):
 
 
 def validate_system() -> SystemHealth:
-    status = SystemHealth(cache=validate_cache(), store=validate_store(), qcluster=validate_qcluster())
+    status = SystemHealth(
+        cache=validate_cache(), store=validate_store(), qcluster=validate_qcluster()
+    )
     status["ok"] = all(status.values())
     return status

@@ -212,12 +212,19 @@ def launch_for_objects(
     in_request = broker.effective_sync(launch_kwargs.get("sync"), launch_kwargs.get("q_options"))
     try:
         manager.launch_async_task(
-            func, *args, conflict_ids={label: pks}, user=user, task_key=key,
-            task_kwargs=dict(task_kwargs or {}), **launch_kwargs,
+            func,
+            *args,
+            conflict_ids={label: pks},
+            user=user,
+            task_key=key,
+            task_kwargs=dict(task_kwargs or {}),
+            **launch_kwargs,
         )
     except ConflictError as exc:
         return LaunchResult(
-            task_key=None, message=describe_conflict(exc, manager), count=len(pks),
+            task_key=None,
+            message=describe_conflict(exc, manager),
+            count=len(pks),
             conflicts=exc.conflicts,
         )
     except (EnqueueError, LockStoreUnavailable) as exc:
@@ -262,8 +269,11 @@ def lock_states(
         except ValueError:
             status_label = status
         states[pk] = LockState(
-            task_key=holder, status=status, status_label=status_label,
-            percent=snap.get("percent"), message=str(snap.get("message") or ""),
+            task_key=holder,
+            status=status,
+            status_label=status_label,
+            percent=snap.get("percent"),
+            message=str(snap.get("message") or ""),
         )
     return states
 
@@ -379,7 +389,9 @@ def async_admin_action(
     def action(modeladmin: ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for permission in required:
             if not getattr(modeladmin, f"has_{permission}_permission")(request):
-                raise PermissionDenied(f"Launching {action_name} needs the {permission} permission.")
+                raise PermissionDenied(
+                    f"Launching {action_name} needs the {permission} permission."
+                )
         if manager_class_path is not None:
             manager = AsyncManager.resolve_manager(manager_class_path, manager_config)
         elif callable(getattr(modeladmin, "get_async_manager", None)):
@@ -387,8 +399,14 @@ def async_admin_action(
         else:
             manager = AsyncManager.resolve_manager(None)
         result = launch_for_objects(
-            func, queryset, manager=manager, conflict_model=conflict_model, user=request.user,
-            description=description, task_kwargs=task_kwargs, **launch_kwargs,
+            func,
+            queryset,
+            manager=manager,
+            conflict_model=conflict_model,
+            user=request.user,
+            description=description,
+            task_kwargs=task_kwargs,
+            **launch_kwargs,
         )
         level = messages.SUCCESS if result.ok else messages.ERROR
         modeladmin.message_user(request, result.message, level)

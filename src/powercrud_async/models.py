@@ -23,7 +23,9 @@ class TaskLock(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model_label", "object_pk"], name="pcrud_async_lock_uniq")
+            models.UniqueConstraint(
+                fields=["model_label", "object_pk"], name="pcrud_async_lock_uniq"
+            )
         ]
         verbose_name = _("task lock")
 
@@ -108,9 +110,12 @@ class AuditEntry(models.Model):
     outcome = models.TextField(blank=True)
     succeeded = models.PositiveIntegerField(default=0)
     refused = models.PositiveIntegerField(default=0)
-    results = models.JSONField(default=list, blank=True, help_text=_("[task key, result, detail] per key."))
+    results = models.JSONField(
+        default=list, blank=True, help_text=_("[task key, result, detail] per key.")
+    )
     repeats = models.PositiveIntegerField(
-        default=1, help_text=_("How many refused attempts of this user were folded into this entry.")
+        default=1,
+        help_text=_("How many refused attempts of this user were folded into this entry."),
     )
 
     class Meta:
@@ -129,27 +134,39 @@ class AbstractAsyncTaskRecord(models.Model):
 
     task_name = models.CharField(max_length=255, unique=True)
     status = models.CharField(
-        max_length=STATUS_LENGTH, choices=TaskStatus.choices, default=TaskStatus.PENDING, db_index=True
+        max_length=STATUS_LENGTH,
+        choices=TaskStatus.choices,
+        default=TaskStatus.PENDING,
+        db_index=True,
     )
     message = models.TextField(blank=True)
     progress_payload = models.TextField(blank=True)
     percent = models.FloatField(blank=True, null=True)
     user_label = models.CharField(max_length=255, blank=True, db_index=True)
     user_pk = models.CharField(  # noqa: DJ001 - None: launched with no user
-        max_length=255, blank=True, null=True, db_index=True,
-        help_text=_("The launcher's primary key: what ownership is decided by (the label is display only)."),
+        max_length=255,
+        blank=True,
+        null=True,
+        db_index=True,
+        help_text=_(
+            "The launcher's primary key: what ownership is decided by (the label is display only)."
+        ),
     )
     affected_objects = models.TextField(blank=True)
     func_path = models.CharField(max_length=255, blank=True)
     args_payload = models.JSONField(blank=True, null=True)
     kwargs_payload = models.JSONField(blank=True, null=True)
     result_payload = models.JSONField(blank=True, null=True)
-    error = models.TextField(blank=True, help_text=_("The error of a failed job, e.g. 'ValueError: bad row'."))
+    error = models.TextField(
+        blank=True, help_text=_("The error of a failed job, e.g. 'ValueError: bad row'.")
+    )
     traceback = models.TextField(blank=True)
     cleaned_up = models.BooleanField(default=False, db_index=True)
     retry_of = models.CharField(max_length=255, blank=True, db_index=True)
     label = models.CharField(
-        max_length=255, blank=True, help_text=_("What the launch site called the job; the title the dashboard shows.")
+        max_length=255,
+        blank=True,
+        help_text=_("What the launch site called the job; the title the dashboard shows."),
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
@@ -176,7 +193,10 @@ class ScheduleState(models.Model):
     with, and the last run launched through the manager (its job, or why it did not run)."""
 
     schedule = models.OneToOneField(
-        "django_q.Schedule", on_delete=models.CASCADE, primary_key=True, related_name="powercrud_state"
+        "django_q.Schedule",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="powercrud_state",
     )
     paused_at = models.DateTimeField(blank=True, null=True)
     paused_by = models.CharField(max_length=255, blank=True)

@@ -122,7 +122,9 @@ def resolve(task_name: str) -> ProgressSnapshot | None:
     message = info.reason or {TaskStatus.PENDING: "Queued", TaskStatus.SUCCESS: "Completed"}.get(
         status, str(status.label)
     )
-    return ProgressSnapshot(task_name=task_name, status=status, message=message, user_id=info.user_id)
+    return ProgressSnapshot(
+        task_name=task_name, status=status, message=message, user_id=info.user_id
+    )
 
 
 Emit = Callable[[ProgressSnapshot], None]

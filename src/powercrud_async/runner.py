@@ -75,10 +75,15 @@ class Attempt(threading.Event):
         try:
             self.observe(get_store().get(self.task_name))
         except Exception:  # noqa: BLE001 - the store is down: the ticker keeps trying
-            logger.warning("Could not confirm that attempt %d still owns task %s.", self.token, self.task_name)
+            logger.warning(
+                "Could not confirm that attempt %d still owns task %s.", self.token, self.task_name
+            )
 
     def is_set(self) -> bool:
-        if self.superseded_by is None and time.monotonic() - self.confirmed_at >= self.confirm_every:
+        if (
+            self.superseded_by is None
+            and time.monotonic() - self.confirmed_at >= self.confirm_every
+        ):
             self.confirm()
         if self.superseded_by is not None:
             raise TaskSuperseded(
@@ -112,13 +117,17 @@ class Ticker(threading.Thread):
                     last_beat = time.monotonic()
                     self._step("heartbeat", self._beat)
                 self._step("progress flush", lambda: progress.buffer.flush(self.task_name))
-                self._step("cancel check", lambda: self.attempt.observe(get_store().get(self.task_name)))
+                self._step(
+                    "cancel check", lambda: self.attempt.observe(get_store().get(self.task_name))
+                )
         finally:
             connections.close_all()
 
     def _beat(self) -> None:
         store = get_store()
-        if not store.beat(self.task_name, self.attempt.token, conf.get("CONFLICT_TTL"), timezone.now()):
+        if not store.beat(
+            self.task_name, self.attempt.token, conf.get("CONFLICT_TTL"), timezone.now()
+        ):
             self.attempt.observe(store.get(self.task_name))
 
     def _step(self, what: str, action: Any) -> None:
@@ -128,7 +137,9 @@ class Ticker(threading.Thread):
         except Exception:  # noqa: BLE001 - retried next tick
             if what not in self.failing:
                 self.failing.add(what)
-                logger.exception("%s of task %s failed; retrying every tick", what.capitalize(), self.task_name)
+                logger.exception(
+                    "%s of task %s failed; retrying every tick", what.capitalize(), self.task_name
+                )
             return
         if what in self.failing:
             self.failing.discard(what)
@@ -163,12 +174,18 @@ def _start(info: TaskInfo) -> tuple[TaskInfo, str | None]:
         return info, "already running in another worker"
     attempts = info.attempts + 1
     if not get_store().transition(
-        info.task_name, [info.status], TaskStatus.IN_PROGRESS,
+        info.task_name,
+        [info.status],
+        TaskStatus.IN_PROGRESS,
         expect={"attempts": info.attempts, "heartbeat_at": info.heartbeat_at},
-        started_at=now, heartbeat_at=now, attempts=attempts,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=attempts,
     ):
         return info, "another worker took it"
-    started = replace(info, status=TaskStatus.IN_PROGRESS, started_at=now, heartbeat_at=now, attempts=attempts)
+    started = replace(
+        info, status=TaskStatus.IN_PROGRESS, started_at=now, heartbeat_at=now, attempts=attempts
+    )
     return started, None
 
 
@@ -182,13 +199,23 @@ def _begin(envelope: dict[str, Any]) -> tuple[TaskInfo | None, str | None]:
     store = get_store()
     now = timezone.now()
     if "created_at" in envelope and store.transition(
-        task_name, [TaskStatus.PENDING], TaskStatus.IN_PROGRESS, expect={"attempts": 0},
-        started_at=now, heartbeat_at=now, attempts=1,
+        task_name,
+        [TaskStatus.PENDING],
+        TaskStatus.IN_PROGRESS,
+        expect={"attempts": 0},
+        started_at=now,
+        heartbeat_at=now,
+        attempts=1,
     ):
         return TaskInfo(
-            task_name=task_name, status=TaskStatus.IN_PROGRESS, user_id=envelope.get("user_id"),
-            conflict_ids=envelope.get("conflict_ids") or {}, created_at=envelope["created_at"],
-            started_at=now, heartbeat_at=now, attempts=1,
+            task_name=task_name,
+            status=TaskStatus.IN_PROGRESS,
+            user_id=envelope.get("user_id"),
+            conflict_ids=envelope.get("conflict_ids") or {},
+            created_at=envelope["created_at"],
+            started_at=now,
+            heartbeat_at=now,
+            attempts=1,
         ), None
     info = store.get(task_name)
     if info is None:
@@ -223,44 +250,76 @@ def _record_superseded(manager: AsyncManager, attempt: Attempt) -> None:
     newer = attempt.superseded_by
     message = f"Attempt {attempt.token} stopped: attempt {newer} took the task over"
     logger.warning("Task %s: %s.", attempt.task_name, message)
-    manager.emit(Event.SUPERSEDED, attempt.task_name, status=TaskStatus.IN_PROGRESS, message=message,
-                 attempt=attempt.token, superseded_by=newer)
+    manager.emit(
+        Event.SUPERSEDED,
+        attempt.task_name,
+        status=TaskStatus.IN_PROGRESS,
+        message=message,
+        attempt=attempt.token,
+        superseded_by=newer,
+    )
 
 
 def run_task(envelope: dict[str, Any]) -> Any:
     """Entry point django-q2 executes for every job launched through ``AsyncManager``."""
     task_name = envelope["task_name"]
-    manager = AsyncManager.resolve_manager(envelope.get("manager_class"), envelope.get("manager_config"))
+    manager = AsyncManager.resolve_manager(
+        envelope.get("manager_class"), envelope.get("manager_config")
+    )
     info, refusal = _begin(envelope)
     if info is None or refusal is not None:
         logger.warning("Task %s not run: %s.", task_name, refusal)
         if refusal == "cancelled before it started" and info is not None:
-            manager.finish(task_name, TaskStatus.CANCELLED, reason="Cancelled before it started",
-                           expect={"attempts": info.attempts})
+            manager.finish(
+                task_name,
+                TaskStatus.CANCELLED,
+                reason="Cancelled before it started",
+                expect={"attempts": info.attempts},
+            )
         return skip_marker(refusal or "not run")
     token = {"attempts": info.attempts}
     lost = _lost_locks(info)
     if lost is not None:
-        manager.finish(task_name, TaskStatus.FAILED, error=f"Task {lost}.", reason=f"Task {lost}.", expect=token)
+        manager.finish(
+            task_name,
+            TaskStatus.FAILED,
+            error=f"Task {lost}.",
+            reason=f"Task {lost}.",
+            expect=token,
+        )
         return skip_marker(lost)
 
     attempt = Attempt(task_name, info.attempts)
     progress.buffer.track(
-        ProgressSnapshot(task_name=task_name, status=TaskStatus.IN_PROGRESS, message="Started",
-                         user_id=info.user_id),
+        ProgressSnapshot(
+            task_name=task_name,
+            status=TaskStatus.IN_PROGRESS,
+            message="Started",
+            user_id=info.user_id,
+        ),
         attempt,
     )
-    manager.emit(Event.START, task_name, status=TaskStatus.IN_PROGRESS, message="Started",
-                 started_at=info.started_at, attempt=info.attempts)
+    manager.emit(
+        Event.START,
+        task_name,
+        status=TaskStatus.IN_PROGRESS,
+        message="Started",
+        started_at=info.started_at,
+        attempt=info.attempts,
+    )
     # Inline, progress is still coalesced and flushed by the job's own update_progress calls.
     ticker = None if _inline_in_transaction() else Ticker(attempt)
     if ticker is not None:
         ticker.start()
     outcome: tuple[TaskStatus, dict[str, Any]] = (
-        TaskStatus.FAILED, {"error": "The job was interrupted", "reason": "The job was interrupted"}
+        TaskStatus.FAILED,
+        {"error": "The job was interrupted", "reason": "The job was interrupted"},
     )
     try:
-        with task_context(task_name, manager.class_path(), manager, manager.config), capture_logs(task_name):
+        with (
+            task_context(task_name, manager.class_path(), manager, manager.config),
+            capture_logs(task_name),
+        ):
             try:
                 result = _call(envelope, task_name, manager)
             except TaskSuperseded:
@@ -288,7 +347,9 @@ def run_task(envelope: dict[str, Any]) -> Any:
             ticker.stop()
         progress.buffer.untrack(task_name)
         status, details = outcome
-        if attempt.superseded_by is None and not manager.finish(task_name, status, info=info, expect=token, **details):
+        if attempt.superseded_by is None and not manager.finish(
+            task_name, status, info=info, expect=token, **details
+        ):
             attempt.confirm()  # lost the ending: to whom?
         if attempt.superseded_by is not None:
             _record_superseded(manager, attempt)

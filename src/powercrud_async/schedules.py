@@ -36,8 +36,15 @@ from .statuses import Event, TaskStatus
 from .stores import get_store
 
 __all__ = [
-    "RunOutcome", "cleanup_async_artifacts", "ensure_cleanup_schedule", "pause_schedule",
-    "remove_schedule", "resume_schedule", "run_schedule_now", "run_scheduled", "update_schedule",
+    "RunOutcome",
+    "cleanup_async_artifacts",
+    "ensure_cleanup_schedule",
+    "pause_schedule",
+    "remove_schedule",
+    "resume_schedule",
+    "run_schedule_now",
+    "run_scheduled",
+    "update_schedule",
 ]
 
 SCHEDULE_NAME = "powercrud_async cleanup"
@@ -87,7 +94,11 @@ def run_scheduled(spec: dict[str, Any], scheduled_for: str | None = None) -> dic
     """
     pk = spec.get("schedule")
     if pk is not None and not schedule_model().objects.filter(pk=pk).exists():
-        return {"task": "", "outcome": "removed", "message": f"Schedule {pk} was removed before this run."}
+        return {
+            "task": "",
+            "outcome": "removed",
+            "message": f"Schedule {pk} was removed before this run.",
+        }
     user = None
     if spec.get("user"):
         user = get_user_model()._default_manager.filter(pk=spec["user"]).first()
@@ -109,19 +120,27 @@ def run_key(schedule_pk: Any, scheduled_for: str | None) -> str | None:
     return f"schedule-{schedule_pk}-{due:%Y%m%dT%H%M%S}Z"
 
 
-def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual: bool,
-                key: str | None = None) -> RunOutcome:
+def launch_spec(
+    spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual: bool, key: str | None = None
+) -> RunOutcome:
     """Launch one run through the manager and note it on the schedule."""
-    manager = AsyncManager.resolve_manager(spec.get("manager_class") or None, spec.get("manager_config"))
+    manager = AsyncManager.resolve_manager(
+        spec.get("manager_class") or None, spec.get("manager_config")
+    )
     if key is not None and get_store().get(key) is not None:
         return RunOutcome(task=key, outcome=LAUNCHED, message="Already launched")
     key = key or str(uuid.uuid4())
     name = _schedule_name(schedule_pk)
     try:
         manager.launch_async_task(
-            spec["func"], *spec.get("args", []), task_key=key, task_kwargs=spec.get("kwargs") or {},
-            conflict_ids=spec.get("conflict_ids") or None, user=user,
-            affected_objects=spec.get("affected_objects"), task_label=name,
+            spec["func"],
+            *spec.get("args", []),
+            task_key=key,
+            task_kwargs=spec.get("kwargs") or {},
+            conflict_ids=spec.get("conflict_ids") or None,
+            user=user,
+            affected_objects=spec.get("affected_objects"),
+            task_label=name,
         )
     except ConflictError as exc:
         how = "Run now" if manual else "Scheduled run"
@@ -132,7 +151,9 @@ def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual:
     except InvalidTaskName:
         if get_store().get(key) is None:
             raise
-        return RunOutcome(task=key, outcome=LAUNCHED, message="Already launched")  # a racing redelivery
+        return RunOutcome(
+            task=key, outcome=LAUNCHED, message="Already launched"
+        )  # a racing redelivery
     except Exception as exc:
         note_run(schedule_pk, "", ERROR, f"{type(exc).__name__}: {exc}")
         raise
@@ -140,18 +161,34 @@ def launch_spec(spec: Mapping[str, Any], *, schedule_pk: Any, user: Any, manual:
     return RunOutcome(task=key, outcome=LAUNCHED)
 
 
-def record_blocked(manager: Manager, key: str, spec: Mapping[str, Any], *, user: Any, message: str,
-                   label: str = "") -> None:
+def record_blocked(
+    manager: Manager, key: str, spec: Mapping[str, Any], *, user: Any, message: str, label: str = ""
+) -> None:
     """A run that did not run still gets a record and a timeline, naming the lock holder."""
     now = timezone.now()
     manager.emit(
-        Event.CREATE, key, status=TaskStatus.PENDING, message="Scheduled run", user=user, label=label,
-        affected_objects=spec.get("affected_objects"), task_args=list(spec.get("args", [])),
-        task_kwargs=dict(spec.get("kwargs") or {}), func_path=spec["func"],
-        conflict_ids=spec.get("conflict_ids") or None, created_at=now,
+        Event.CREATE,
+        key,
+        status=TaskStatus.PENDING,
+        message="Scheduled run",
+        user=user,
+        label=label,
+        affected_objects=spec.get("affected_objects"),
+        task_args=list(spec.get("args", [])),
+        task_kwargs=dict(spec.get("kwargs") or {}),
+        func_path=spec["func"],
+        conflict_ids=spec.get("conflict_ids") or None,
+        created_at=now,
     )
-    manager.emit(Event.CANCEL, key, status=TaskStatus.CANCELLED, message=message, result=message,
-                 reason=message, cancelled_at=now)
+    manager.emit(
+        Event.CANCEL,
+        key,
+        status=TaskStatus.CANCELLED,
+        message=message,
+        result=message,
+        reason=message,
+        cancelled_at=now,
+    )
 
 
 def _schedule_name(pk: Any) -> str:
@@ -165,8 +202,12 @@ def note_run(schedule_pk: Any, task: str, outcome: str, message: str) -> None:
     """Remember the last run on the schedule (unless the schedule was removed meanwhile)."""
     if schedule_pk is None or not schedule_model().objects.filter(pk=schedule_pk).exists():
         return
-    values = {"last_task": task, "last_outcome": outcome, "last_message": message[:10000],
-              "last_run_at": timezone.now()}
+    values = {
+        "last_task": task,
+        "last_outcome": outcome,
+        "last_message": message[:10000],
+        "last_run_at": timezone.now(),
+    }
     try:
         ScheduleState.objects.update_or_create(schedule_id=schedule_pk, defaults=values)
     except IntegrityError:

@@ -57,10 +57,17 @@ def make_record(db: Any) -> Callable[..., AsyncTaskRecord]:
 
 
 BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-SCREENSHOTS = __import__("pathlib").Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SCREENSHOTS = (
+    __import__("pathlib").Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +93,9 @@ def chromium() -> Any:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                                 args=BROWSER_ARGS, timeout=30_000)
+            browser = playwright.chromium.launch(
+                executable_path=executable, headless=True, args=BROWSER_ARGS, timeout=30_000
+            )
             yield browser
             browser.close()
     finally:
@@ -108,9 +116,14 @@ def browse(chromium: Any, live_server: Any, staff: Any) -> Callable[..., Any]:
     session = client.cookies[dj_settings.SESSION_COOKIE_NAME].value
 
     def open_page(width: int = 1400, height: int = 1000, *, javascript: bool = True) -> Any:
-        context = chromium.new_context(viewport={"width": width, "height": height}, base_url=live_server.url,
-                                       java_script_enabled=javascript)
-        context.add_cookies([{"name": dj_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+        context = chromium.new_context(
+            viewport={"width": width, "height": height},
+            base_url=live_server.url,
+            java_script_enabled=javascript,
+        )
+        context.add_cookies(
+            [{"name": dj_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()

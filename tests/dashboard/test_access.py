@@ -16,15 +16,25 @@ from tests.testapp.models import AsyncTaskRecord
 
 pytestmark = [pytest.mark.urls("tests.dashboard.urls"), pytest.mark.django_db]
 
-PAGES = ["/tasks/", "/tasks/jobs/", "/tasks/jobs/secret-1/", "/tasks/locks/", "/tasks/audit/",
-         "/tasks/export/?format=csv", "/tasks/export/?format=json", "/tasks/progress/?task_name=secret-1",
-         "/sample/asynctaskrecord/", "/sample/asynctaskrecord/job/secret-1/"]
+PAGES = [
+    "/tasks/",
+    "/tasks/jobs/",
+    "/tasks/jobs/secret-1/",
+    "/tasks/locks/",
+    "/tasks/audit/",
+    "/tasks/export/?format=csv",
+    "/tasks/export/?format=json",
+    "/tasks/progress/?task_name=secret-1",
+    "/sample/asynctaskrecord/",
+    "/sample/asynctaskrecord/job/secret-1/",
+]
 
 
 @pytest.fixture
 def secret(make_record: Any) -> AsyncTaskRecord:
-    return make_record(task_name="secret-1", status="failed", message="Failed: top secret",
-                       user_label="alice")
+    return make_record(
+        task_name="secret-1", status="failed", message="Failed: top secret", user_label="alice"
+    )
 
 
 def leaks(response: Any) -> bool:
@@ -48,7 +58,9 @@ def test_anonymous_htmx_requests_are_redirected_by_htmx(secret: Any) -> None:
 
 
 def test_anonymous_cannot_act(secret: Any) -> None:
-    response = Client().post("/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"})
+    response = Client().post(
+        "/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"}
+    )
     assert response.status_code == 302 and AsyncTaskRecord.objects.exists()
 
 
@@ -61,7 +73,9 @@ def test_non_staff_is_forbidden(url: str, secret: Any) -> None:
 
 def test_non_staff_cannot_act(secret: Any) -> None:
     client = client_for(user("mallory"))
-    response = client.post("/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"})
+    response = client.post(
+        "/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"}
+    )
     assert response.status_code == 403 and AsyncTaskRecord.objects.exists()
 
 
@@ -87,7 +101,9 @@ def test_actions_need_the_csrf_token(staff: Any, secret: Any) -> None:
 
 
 def test_a_permission_can_replace_staff(dashboard_settings: Any, secret: Any) -> None:
-    dashboard_settings(VIEW_ACCESS="testapp.view_asynctaskrecord", ACTION_ACCESS="testapp.delete_asynctaskrecord")
+    dashboard_settings(
+        VIEW_ACCESS="testapp.view_asynctaskrecord", ACTION_ACCESS="testapp.delete_asynctaskrecord"
+    )
     viewer = user("viewer")
     viewer.user_permissions.add(Permission.objects.get(codename="view_asynctaskrecord"))
     client = client_for(viewer)
@@ -95,7 +111,9 @@ def test_a_permission_can_replace_staff(dashboard_settings: Any, secret: Any) ->
     assert response.status_code == 200 and leaks(response)
     html = response.content.decode()
     assert 'id="pca-bulk"' not in html and 'value="retry"' not in html  # no action buttons
-    refused = client.post("/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"})
+    refused = client.post(
+        "/tasks/actions/", {"action": "delete", "tasks": ["secret-1"], "confirmed": "1"}
+    )
     assert refused.status_code == 403 and AsyncTaskRecord.objects.exists()
     entry = AuditEntry.objects.get()
     assert (entry.username, entry.action, entry.refused) == ("viewer", "delete", 1)
@@ -113,7 +131,9 @@ def test_a_callable_rule(dashboard_settings: Any, secret: Any) -> None:
 def test_superuser_and_authenticated_rules(dashboard_settings: Any, secret: Any) -> None:
     dashboard_settings(VIEW_ACCESS="superuser")
     assert client_for(user("staffer", is_staff=True)).get("/tasks/").status_code == 403
-    assert client_for(user("root", is_staff=True, is_superuser=True)).get("/tasks/").status_code == 200
+    assert (
+        client_for(user("root", is_staff=True, is_superuser=True)).get("/tasks/").status_code == 200
+    )
     dashboard_settings(VIEW_ACCESS="authenticated")
     assert client_for(user("anyone")).get("/tasks/").status_code == 200
 
@@ -128,10 +148,18 @@ def test_bad_rules_are_configuration_errors(dashboard_settings: Any, staff_clien
 
 
 def test_own_tasks_only(dashboard_settings: Any, make_record: Any, staff_client: Any) -> None:
-    dashboard_settings(VIEW_ACCESS="authenticated", ACTION_ACCESS="authenticated", OWN_TASKS_ONLY=True)
+    dashboard_settings(
+        VIEW_ACCESS="authenticated", ACTION_ACCESS="authenticated", OWN_TASKS_ONLY=True
+    )
     account = user("alice")
     make_record(task_name="mine", user_label="alice", user_pk=str(account.pk), status="success")
-    make_record(task_name="theirs", user_label="bob", user_pk="999", status="failed", message="Failed: bob's secret")
+    make_record(
+        task_name="theirs",
+        user_label="bob",
+        user_pk="999",
+        status="failed",
+        message="Failed: bob's secret",
+    )
     alice = client_for(account)
     listed = alice.get("/tasks/jobs/").content.decode()
     assert "mine" in listed and "theirs" not in listed and "bob&#x27;s secret" not in listed
@@ -142,8 +170,11 @@ def test_own_tasks_only(dashboard_settings: Any, make_record: Any, staff_client:
     assert b"mine" in export and b"theirs" not in export
     overview = alice.get("/tasks/").context["overview"]
     assert overview.counts["failed"] == 0 and overview.counts["succeeded"] == 1
-    refused = alice.post("/tasks/actions/", {"action": "delete", "tasks": ["theirs"], "confirmed": "1"},
-                         HTTP_HX_REQUEST="true")
+    refused = alice.post(
+        "/tasks/actions/",
+        {"action": "delete", "tasks": ["theirs"], "confirmed": "1"},
+        HTTP_HX_REQUEST="true",
+    )
     assert refused.context["summary"] == "Refused to delete the record of theirs: no such job."
     assert AsyncTaskRecord.objects.filter(task_name="theirs").exists()
     # staff still see everything
@@ -153,8 +184,12 @@ def test_own_tasks_only(dashboard_settings: Any, make_record: Any, staff_client:
 def test_audit_trail_of_a_non_staff_user_shows_only_their_entries(dashboard_settings: Any) -> None:
     dashboard_settings(VIEW_ACCESS="authenticated", OWN_TASKS_ONLY=True)
     alice = user("alice")
-    AuditEntry.objects.create(username="alice", user_id=str(alice.pk), action="cancel", targets=["a"], outcome="ok")
-    AuditEntry.objects.create(username="bob", user_id="999", action="cancel", targets=["b"], outcome="ok")
+    AuditEntry.objects.create(
+        username="alice", user_id=str(alice.pk), action="cancel", targets=["a"], outcome="ok"
+    )
+    AuditEntry.objects.create(
+        username="bob", user_id="999", action="cancel", targets=["b"], outcome="ok"
+    )
     entries = client_for(alice).get("/tasks/audit/").context["entries"]
     assert [e["entry"].username for e in entries] == ["alice"]
 

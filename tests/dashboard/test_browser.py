@@ -15,8 +15,11 @@ from tests.cluster import wait_until
 from tests.dashboard import demo
 from tests.dashboard.conftest import SCREENSHOTS
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dashboard.urls"),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.urls("tests.dashboard.urls"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def shoot(page: Any, name: str) -> None:
@@ -28,9 +31,14 @@ def shoot(page: Any, name: str) -> None:
 def test_screenshots(browse: Any, tracked: None, width: int, height: int) -> None:
     keys = demo.build()
     page = browse(width, height)
-    pages = [("overview", "/tasks/"), ("list", "/tasks/jobs/"), ("detail", f"/tasks/jobs/{keys['running']}/"),
-             ("detail-failed", f"/tasks/jobs/{keys['failed']}/"), ("locks", "/tasks/locks/"),
-             ("audit", "/tasks/audit/")]
+    pages = [
+        ("overview", "/tasks/"),
+        ("list", "/tasks/jobs/"),
+        ("detail", f"/tasks/jobs/{keys['running']}/"),
+        ("detail-failed", f"/tasks/jobs/{keys['failed']}/"),
+        ("locks", "/tasks/locks/"),
+        ("audit", "/tasks/audit/"),
+    ]
     if width == 1280:
         pages = pages[1:2]
     for name, url in pages:
@@ -43,7 +51,10 @@ def test_screenshots(browse: Any, tracked: None, width: int, height: int) -> Non
 @pytest.fixture
 def fast_dashboard(settings: Any, tracked: None) -> None:
     """Refresh every second so the tests stay short."""
-    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "DASHBOARD": {"REFRESH_INTERVAL": 1}}
+    settings.POWERCRUD_SETTINGS = {
+        **settings.POWERCRUD_SETTINGS,
+        "DASHBOARD": {"REFRESH_INTERVAL": 1},
+    }
 
 
 @pytest.fixture
@@ -73,7 +84,9 @@ def launch(func: str, *args: Any, **kwargs: Any) -> str:
     return DashboardManager().launch_async_task(func, *args, **kwargs)
 
 
-def test_new_job_appears_live_and_filters_survive(browse: Any, fast_dashboard: None, cluster: Any) -> None:
+def test_new_job_appears_live_and_filters_survive(
+    browse: Any, fast_dashboard: None, cluster: Any
+) -> None:
     from playwright.sync_api import expect
 
     cluster()
@@ -93,7 +106,9 @@ def test_new_job_appears_live_and_filters_survive(browse: Any, fast_dashboard: N
     expect(row.locator(".pca-badge")).to_have_text(re.compile("Succeeded"), timeout=30_000)
     # Selecting a row pauses polling, and says so.
     row.locator("input[type=checkbox]").check()
-    expect(page.locator("[data-pca-live-text]")).to_have_text(re.compile("Paused while 1 job is selected"))
+    expect(page.locator("[data-pca-live-text]")).to_have_text(
+        re.compile("Paused while 1 job is selected")
+    )
     shoot(page, "list-live-1400x1000")
 
 
@@ -111,8 +126,9 @@ document.addEventListener("htmx:afterRequest", function (e) {
 """
 
 
-def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, cluster: Any,
-                                           tmp_path: Any) -> None:
+def test_detail_progress_advances_and_stops(
+    browse: Any, fast_dashboard: None, cluster: Any, tmp_path: Any
+) -> None:
     """The job advances only when the test opens its next gate, the test waits for the page to
     show each value, and the browser's clock is driven by hand to prove polling stopped, so no
     step depends on how fast the machine is."""
@@ -136,10 +152,14 @@ def test_detail_progress_advances_and_stops(browse: Any, fast_dashboard: None, c
     expect(bar).to_have_attribute("value", "100")
     # The endpoint answered 286: polling stops, and the rest of the page caught up.
     page.wait_for_function("window.pcaProgress.stopped > 0", timeout=30_000)
-    expect(page.locator("#pca-detail-body .pca-timeline")).to_contain_text("Complete", timeout=10_000)
+    expect(page.locator("#pca-detail-body .pca-timeline")).to_contain_text(
+        "Complete", timeout=10_000
+    )
     stopped_at = page.evaluate("window.pcaProgress.requests")
     page.clock.run_for(10_000)  # ten polling intervals' worth of timers, fired now
-    assert page.evaluate("window.pcaProgress.requests") == stopped_at, "progress polling must stop at the end"
+    assert page.evaluate("window.pcaProgress.requests") == stopped_at, (
+        "progress polling must stop at the end"
+    )
     expect(page.locator("#pca-detail-body")).to_contain_text("stepped")
     expect(page.locator("[data-pca-live]")).to_be_hidden()  # nothing live left to report
     shoot(page, "detail-finished-1400x1000")
@@ -160,8 +180,12 @@ def test_cancel_and_retry_from_the_ui(browse: Any, fast_dashboard: None, cluster
     expect(confirm).to_contain_text("Cancel 1 job?")
     expect(confirm).to_contain_text(key)
     confirm.get_by_role("button", name=re.compile("Yes, cancel 1 job")).click()
-    expect(page.locator("#pca-flash .pca-report")).to_contain_text(re.compile("asked 1 running job to stop|cancelled 1 job", re.I))
-    expect(page.locator("#pca-progress .pca-badge")).to_have_text(re.compile("Cancelled"), timeout=20_000)
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(
+        re.compile("asked 1 running job to stop|cancelled 1 job", re.I)
+    )
+    expect(page.locator("#pca-progress .pca-badge")).to_have_text(
+        re.compile("Cancelled"), timeout=20_000
+    )
     retry = page.locator("#pca-detail-body").get_by_role("button", name="Retry")
     expect(retry).to_be_visible(timeout=10_000)
     retry.click()
@@ -194,9 +218,13 @@ def test_bulk_cancel(browse: Any, fast_dashboard: None) -> None:
     confirm = page.locator("#pca-flash [data-pca-confirm]")
     expect(confirm).to_contain_text("Cancel 4 jobs?")
     confirm.get_by_role("button", name=re.compile("Yes, cancel 4 jobs")).click()
-    expect(page.locator("#pca-flash .pca-report")).to_contain_text("Cancelled 3 jobs, 1 had already finished")
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(
+        "Cancelled 3 jobs, 1 had already finished"
+    )
     for key in keys:
-        expect(page.locator("#pca-results tr", has_text=key[:8]).locator(".pca-badge")).to_have_text(re.compile("Cancelled"))
+        expect(
+            page.locator("#pca-results tr", has_text=key[:8]).locator(".pca-badge")
+        ).to_have_text(re.compile("Cancelled"))
     # the filter survived the action and the refresh
     expect(page).to_have_url(re.compile(r"\?q=tests.testapp.tasks$"))
     expect(page.locator("#pca-q")).to_have_value("tests.testapp.tasks")
@@ -239,7 +267,9 @@ def test_keyboard_only_bulk_action(browse: Any) -> None:
 
     def tab_to(selector: str, key: str = "Tab", limit: int = 80) -> None:
         for _ in range(limit):
-            if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            if page.evaluate(
+                "(s) => document.activeElement && document.activeElement.matches(s)", selector
+            ):
                 return
             page.keyboard.press(key)
         raise AssertionError(f"could not reach {selector} with {key}")
@@ -250,7 +280,9 @@ def test_keyboard_only_bulk_action(browse: Any) -> None:
     tab_to('#pca-bulk button[value="delete"]', key="Shift+Tab")
     page.keyboard.press("Enter")
     expect(page.locator("#pca-flash [data-pca-confirm]")).to_contain_text("Delete 1 job record?")
-    expect(page.locator("#pca-flash button[type=submit]")).to_be_focused()  # autofocus after the swap
+    expect(
+        page.locator("#pca-flash button[type=submit]")
+    ).to_be_focused()  # autofocus after the swap
     page.keyboard.press("Enter")
     expect(page.locator("#pca-flash .pca-report")).to_contain_text("Deleted 1 job record.")
 
@@ -265,7 +297,13 @@ def test_every_control_has_a_name(browse: Any) -> None:
           || el.textContent || el.getAttribute('title') || el.getAttribute('placeholder') || '';
         return !label.trim();
       }).map(el => el.outerHTML.slice(0, 120))"""
-    for url in ("/tasks/", "/tasks/jobs/", f"/tasks/jobs/{keys['failed']}/", "/tasks/locks/", "/tasks/audit/"):
+    for url in (
+        "/tasks/",
+        "/tasks/jobs/",
+        f"/tasks/jobs/{keys['failed']}/",
+        "/tasks/locks/",
+        "/tasks/audit/",
+    ):
         page.goto(url)
         assert page.evaluate(unnamed_script) == [], url
 

@@ -7,11 +7,16 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dashboard.urls"),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.urls("tests.dashboard.urls"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
-def test_select_all_on_this_page_from_the_bulk_bar_on_a_phone(browse: Any, make_record: Any) -> None:
+def test_select_all_on_this_page_from_the_bulk_bar_on_a_phone(
+    browse: Any, make_record: Any
+) -> None:
     from playwright.sync_api import expect
 
     for _ in range(3):

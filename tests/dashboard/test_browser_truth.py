@@ -12,8 +12,11 @@ import pytest
 from tests.dashboard import demo
 from tests.dashboard.conftest import SCREENSHOTS
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dashboard.urls"),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.urls("tests.dashboard.urls"),
+    pytest.mark.django_db(transaction=True),
+]
 
 SIZES = pytest.mark.parametrize("width,height", [(1400, 1000), (480, 900)])
 
@@ -25,7 +28,9 @@ def shoot(page: Any, name: str, *, full: bool = False) -> None:
 
 def console_errors(page: Any) -> list[str]:
     found: list[str] = []
-    page.on("console", lambda msg: found.append(msg.text) if msg.type in ("error", "warning") else None)
+    page.on(
+        "console", lambda msg: found.append(msg.text) if msg.type in ("error", "warning") else None
+    )
     return found
 
 
@@ -36,7 +41,9 @@ def fast(dashboard_settings: Any) -> None:
 
 # -- 2: every filter combination gives the list its URL says -----------------------------------
 @SIZES
-def test_search_then_chip_gives_the_list_the_url_says(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_search_then_chip_gives_the_list_the_url_says(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     demo.build()
@@ -81,7 +88,8 @@ RECORD_PILL = """() => { window.__pill = [];
 @SIZES
 @pytest.mark.parametrize("url", ["/tasks/", "/tasks/jobs/"])
 def test_live_pill_resets_on_every_refresh_and_says_stale_on_failure(
-        browse: Any, fast: None, url: str, width: int, height: int) -> None:
+    browse: Any, fast: None, url: str, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     demo.build()
@@ -115,22 +123,46 @@ def dead_job_with_locks(n: int = 15) -> str:
     now = timezone.now()
     key = "dead0000-4b2a-9d3f-000000000001"
     started = now - timedelta(minutes=12)
-    AsyncTaskRecord.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
-                                   user_label="alice", created_at=started, started_at=started,
-                                   percent=40.0, message="Indexed 6 of 15 projects")
-    LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
-                            created_at=started, started_at=started, heartbeat_at=now - timedelta(minutes=10),
-                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1,
-                            conflict_ids={"testapp.project": [str(i) for i in range(1, n + 1)]})
-    TaskLock.objects.bulk_create([
-        TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=started,
-                 expires_at=now + timedelta(minutes=30)) for i in range(1, n + 1)])
+    AsyncTaskRecord.objects.create(
+        task_name=key,
+        status="in_progress",
+        func_path="catalog.tasks.reindex",
+        user_label="alice",
+        created_at=started,
+        started_at=started,
+        percent=40.0,
+        message="Indexed 6 of 15 projects",
+    )
+    LiveTask.objects.create(
+        task_name=key,
+        status="in_progress",
+        func_path="catalog.tasks.reindex",
+        created_at=started,
+        started_at=started,
+        heartbeat_at=now - timedelta(minutes=10),
+        manager_class="tests.dashboard.managers.DashboardManager",
+        attempts=1,
+        conflict_ids={"testapp.project": [str(i) for i in range(1, n + 1)]},
+    )
+    TaskLock.objects.bulk_create(
+        [
+            TaskLock(
+                model_label="testapp.project",
+                object_pk=str(i),
+                task_name=key,
+                acquired_at=started,
+                expires_at=now + timedelta(minutes=30),
+            )
+            for i in range(1, n + 1)
+        ]
+    )
     return key
 
 
 @SIZES
 def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
-        browse: Any, tracked: None, width: int, height: int) -> None:
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     from powercrud_async.models import TaskLock
@@ -140,7 +172,9 @@ def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
     page = browse(width, height)
     page.goto(f"/tasks/locks/?task={key}")
     button = page.locator("#pca-locks-results tbody tr").first.get_by_role("button")
-    expect(page.locator("#pca-locks-results tbody tr").nth(1)).to_contain_text("testapp.project 2")  # natural order
+    expect(page.locator("#pca-locks-results tbody tr").nth(1)).to_contain_text(
+        "testapp.project 2"
+    )  # natural order
     expect(button).to_have_text("Release job's 15 locks")
     button.click()
     confirm = page.locator("#pca-flash [data-pca-confirm]")
@@ -152,7 +186,10 @@ def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
     assert TaskLock.objects.filter(task_name=key).count() == 0
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert record.status == "failed"
-    assert "released" not in (record.error or "").lower() and "heartbeat" in (record.error or "").lower(), record.error
+    assert (
+        "released" not in (record.error or "").lower()
+        and "heartbeat" in (record.error or "").lower()
+    ), record.error
     page.goto(f"/tasks/jobs/{key}/")
     expect(page.locator("#pca-error-title + *, .pca-error-summary")).to_contain_text("heartbeat")
     expect(page.locator(".pca-error-summary")).not_to_contain_text("released")
@@ -161,19 +198,28 @@ def test_release_from_the_locks_page_says_what_it_frees_and_keeps_the_cause(
 
 # -- 4: a deleted job is gone -----------------------------------------------------------------------
 @SIZES
-def test_deleted_job_answers_404_naming_who_deleted_it(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_deleted_job_answers_404_naming_who_deleted_it(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     from powercrud_async.models import LiveTask
 
     keys = demo.build()
     key = keys["failed"]
-    LiveTask.objects.create(task_name=key, status="failed", func_path="reports.tasks.quarterly_revenue",
-                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
+    LiveTask.objects.create(
+        task_name=key,
+        status="failed",
+        func_path="reports.tasks.quarterly_revenue",
+        manager_class="tests.dashboard.managers.DashboardManager",
+        attempts=1,
+    )
     page = browse(width, height)
     page.goto(f"/tasks/jobs/{key}/")
     page.locator("#pca-detail-body").get_by_role("button", name="Delete record").click()
-    page.locator("#pca-flash [data-pca-confirm]").get_by_role("button", name="Yes, delete 1 record").click()
+    page.locator("#pca-flash [data-pca-confirm]").get_by_role(
+        "button", name="Yes, delete 1 record"
+    ).click()
     expect(page).to_have_url(re.compile(r"/tasks/jobs/$"))
     response = page.goto(f"/tasks/jobs/{key}/")
     assert response is not None and response.status == 404
@@ -198,25 +244,62 @@ def long_running_job(steps: int = 45, locks: int = 30) -> str:
     key = "long0000-4b2a-9d3f-000000000002"
     created = now - timedelta(seconds=30)
     started = created + timedelta(seconds=1)
-    AsyncTaskRecord.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
-                                   user_label="alice", created_at=created, started_at=started,
-                                   percent=70.0, message="Indexed 21 of 30 books")
-    LiveTask.objects.create(task_name=key, status="in_progress", func_path="catalog.tasks.reindex",
-                            created_at=created, started_at=started, heartbeat_at=now,
-                            manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
-    TaskLock.objects.bulk_create([
-        TaskLock(model_label="testapp.project", object_pk=str(i), task_name=key, acquired_at=created,
-                 expires_at=now + timedelta(minutes=30)) for i in range(1, locks + 1)])
-    TaskEvent.objects.create(task_name=key, event="start", status="in_progress", message="Started", created_at=started)
-    TaskEvent.objects.bulk_create([
-        TaskEvent(task_name=key, event="progress", message=f"Indexed book {i} ({100 * i / steps:.1f}%)",
-                  created_at=started + timedelta(milliseconds=400 * i)) for i in range(1, steps + 1)])
-    TaskEvent.objects.create(task_name=key, event="create", status="pending", message="Queued", created_at=created)
+    AsyncTaskRecord.objects.create(
+        task_name=key,
+        status="in_progress",
+        func_path="catalog.tasks.reindex",
+        user_label="alice",
+        created_at=created,
+        started_at=started,
+        percent=70.0,
+        message="Indexed 21 of 30 books",
+    )
+    LiveTask.objects.create(
+        task_name=key,
+        status="in_progress",
+        func_path="catalog.tasks.reindex",
+        created_at=created,
+        started_at=started,
+        heartbeat_at=now,
+        manager_class="tests.dashboard.managers.DashboardManager",
+        attempts=1,
+    )
+    TaskLock.objects.bulk_create(
+        [
+            TaskLock(
+                model_label="testapp.project",
+                object_pk=str(i),
+                task_name=key,
+                acquired_at=created,
+                expires_at=now + timedelta(minutes=30),
+            )
+            for i in range(1, locks + 1)
+        ]
+    )
+    TaskEvent.objects.create(
+        task_name=key, event="start", status="in_progress", message="Started", created_at=started
+    )
+    TaskEvent.objects.bulk_create(
+        [
+            TaskEvent(
+                task_name=key,
+                event="progress",
+                message=f"Indexed book {i} ({100 * i / steps:.1f}%)",
+                created_at=started + timedelta(milliseconds=400 * i),
+            )
+            for i in range(1, steps + 1)
+        ]
+    )
+    TaskEvent.objects.create(
+        task_name=key, event="create", status="pending", message="Queued", created_at=created
+    )
     return key
 
 
 @SIZES
-def test_running_detail_is_short_ordered_and_summarised(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_running_detail_is_short_ordered_and_summarised(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     key = long_running_job()
@@ -227,7 +310,9 @@ def test_running_detail_is_short_ordered_and_summarised(browse: Any, tracked: No
     expect(timeline.nth(0)).to_contain_text("Create")
     expect(timeline.nth(1)).to_contain_text("Start")
     expect(timeline.nth(2)).to_contain_text("Progress · 45 updates")
-    expect(page.locator(".pca-lock-groups")).to_have_text(re.compile(r"testapp\.project\s+1–30\s+\(30\)"))
+    expect(page.locator(".pca-lock-groups")).to_have_text(
+        re.compile(r"testapp\.project\s+1–30\s+\(30\)")
+    )
     expect(page.locator(".pca-lock-list table")).to_be_hidden()
     height_px = page.evaluate("document.documentElement.scrollHeight")
     shoot(page, f"detail-running-{width}x{height}", full=True)
@@ -248,7 +333,9 @@ def test_running_detail_is_short_ordered_and_summarised(browse: Any, tracked: No
 
 
 @SIZES
-def test_cancelled_job_keeps_the_percent_it_reached(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_cancelled_job_keeps_the_percent_it_reached(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -259,11 +346,21 @@ def test_cancelled_job_keeps_the_percent_it_reached(browse: Any, tracked: None, 
 
     now = timezone.now()
     key = "cncl0000-4b2a-9d3f-000000000003"
-    AsyncTaskRecord.objects.create(task_name=key, status="cancelled", func_path="catalog.tasks.reindex",
-                                   created_at=now - timedelta(seconds=30), started_at=now - timedelta(seconds=29),
-                                   cancelled_at=now, message="Cancelled by an operator")
-    TaskEvent.objects.create(task_name=key, event="progress", message="Indexed 339 of 1000 (33.9%)",
-                             created_at=now - timedelta(seconds=5))
+    AsyncTaskRecord.objects.create(
+        task_name=key,
+        status="cancelled",
+        func_path="catalog.tasks.reindex",
+        created_at=now - timedelta(seconds=30),
+        started_at=now - timedelta(seconds=29),
+        cancelled_at=now,
+        message="Cancelled by an operator",
+    )
+    TaskEvent.objects.create(
+        task_name=key,
+        event="progress",
+        message="Indexed 339 of 1000 (33.9%)",
+        created_at=now - timedelta(seconds=5),
+    )
     page = browse(width, height)
     page.goto(f"/tasks/jobs/{key}/")
     expect(page.locator("#pca-progress progress")).to_have_attribute("value", "34")
@@ -283,20 +380,36 @@ def wedged_workers() -> None:
     from tests.testapp.models import AsyncTaskRecord
 
     now = timezone.now()
-    for i, (status, age) in enumerate([("in_progress", 540), ("in_progress", 600), ("pending", 300), ("pending", 290)]):
+    for i, (status, age) in enumerate(
+        [("in_progress", 540), ("in_progress", 600), ("pending", 300), ("pending", 290)]
+    ):
         key = f"wedg{i:04d}-4b2a-9d3f-00000000000{i}"
         created = now - timedelta(seconds=age)
         started = created if status == "in_progress" else None
-        AsyncTaskRecord.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex",
-                                       created_at=created, started_at=started, message="")
-        LiveTask.objects.create(task_name=key, status=status, func_path="catalog.tasks.reindex", created_at=created,
-                                started_at=started, heartbeat_at=now if started else None,
-                                manager_class="tests.dashboard.managers.DashboardManager", attempts=1)
+        AsyncTaskRecord.objects.create(
+            task_name=key,
+            status=status,
+            func_path="catalog.tasks.reindex",
+            created_at=created,
+            started_at=started,
+            message="",
+        )
+        LiveTask.objects.create(
+            task_name=key,
+            status=status,
+            func_path="catalog.tasks.reindex",
+            created_at=created,
+            started_at=started,
+            heartbeat_at=now if started else None,
+            manager_class="tests.dashboard.managers.DashboardManager",
+            attempts=1,
+        )
 
 
 @SIZES
 def test_overview_shows_a_stuck_queue_while_heartbeats_look_fine(
-        browse: Any, tracked: None, width: int, height: int) -> None:
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     wedged_workers()
@@ -307,7 +420,9 @@ def test_overview_shows_a_stuck_queue_while_heartbeats_look_fine(
     expect(kpi).to_contain_text("Stuck queue")
     card = page.locator("#pca-stuck-queue")
     expect(card).to_be_visible()
-    expect(card).to_contain_text(re.compile(r"2 waiting, the oldest for 5 min( \d+ s)?; no job started for 9 min"))
+    expect(card).to_contain_text(
+        re.compile(r"2 waiting, the oldest for 5 min( \d+ s)?; no job started for 9 min")
+    )
     expect(page.locator("#pca-work-state")).to_have_attribute("data-work-state", "stuck")
     shoot(page, f"overview-stuck-{width}x{height}", full=True)
 
@@ -330,7 +445,8 @@ def test_overview_says_working_while_a_job_runs(browse: Any, tracked: None) -> N
 # -- 7: only actions that apply; menus close ---------------------------------------------------------
 @SIZES
 def test_menus_close_and_only_applicable_actions_are_offered(
-        browse: Any, tracked: None, width: int, height: int) -> None:
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     keys = demo.build()
@@ -358,15 +474,20 @@ def test_menus_close_and_only_applicable_actions_are_offered(
     shoot(page, f"list-bulk-applicable-{width}x{height}")
     # The detail page of a live job offers no release (its locks are kept while it lives).
     page.goto(f"/tasks/jobs/{keys['running']}/")
-    expect(page.locator("#pca-detail-body").get_by_role("button", name=re.compile("Release"))).to_have_count(0)
+    expect(
+        page.locator("#pca-detail-body").get_by_role("button", name=re.compile("Release"))
+    ).to_have_count(0)
     page.goto(f"/tasks/jobs/{keys['dead']}/")
-    expect(page.locator("#pca-detail-body").get_by_role("button", name="Release 2 locks")).to_be_visible()
+    expect(
+        page.locator("#pca-detail-body").get_by_role("button", name="Release 2 locks")
+    ).to_be_visible()
 
 
 # -- 9: log rows read apart; no page asks for a missing favicon -------------------------------------------
 @SIZES
 def test_log_rows_show_clock_time_with_milliseconds_and_no_page_404s(
-        browse: Any, tracked: None, width: int, height: int) -> None:
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     import logging
     from datetime import timedelta
 
@@ -377,14 +498,29 @@ def test_log_rows_show_clock_time_with_milliseconds_and_no_page_404s(
 
     keys = demo.build()
     base = timezone.now().replace(microsecond=120_000) - timedelta(minutes=10)
-    TaskLogEntry.objects.bulk_create([
-        TaskLogEntry(task_name=keys["success"], created_at=base + timedelta(milliseconds=ms), level=logging.INFO,
-                     level_name="INFO", logger_name="catalog", message=f"step {i}")
-        for i, ms in enumerate((0, 350))])
+    TaskLogEntry.objects.bulk_create(
+        [
+            TaskLogEntry(
+                task_name=keys["success"],
+                created_at=base + timedelta(milliseconds=ms),
+                level=logging.INFO,
+                level_name="INFO",
+                logger_name="catalog",
+                message=f"step {i}",
+            )
+            for i, ms in enumerate((0, 350))
+        ]
+    )
     page = browse(width, height)
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
-    for url in ("/tasks/", "/tasks/jobs/", "/tasks/locks/", "/tasks/audit/", f"/tasks/jobs/{keys['success']}/"):
+    for url in (
+        "/tasks/",
+        "/tasks/jobs/",
+        "/tasks/locks/",
+        "/tasks/audit/",
+        f"/tasks/jobs/{keys['success']}/",
+    ):
         page.goto(url)
         page.wait_for_load_state("networkidle")
     local = timezone.localtime(base)
@@ -397,7 +533,9 @@ def test_log_rows_show_clock_time_with_milliseconds_and_no_page_404s(
 
 # -- 8: each fact once ------------------------------------------------------------------------------------
 @SIZES
-def test_failed_job_states_its_error_once(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_failed_job_states_its_error_once(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     keys = demo.build()
@@ -417,7 +555,9 @@ def test_failed_job_states_its_error_once(browse: Any, tracked: None, width: int
 
 
 @SIZES
-def test_bulk_action_on_every_job_matching_the_filter(browse: Any, tracked: None, width: int, height: int) -> None:
+def test_bulk_action_on_every_job_matching_the_filter(
+    browse: Any, tracked: None, width: int, height: int
+) -> None:
     from playwright.sync_api import expect
 
     from tests.testapp.models import AsyncTaskRecord
@@ -431,7 +571,9 @@ def test_bulk_action_on_every_job_matching_the_filter(browse: Any, tracked: None
     wide = page.locator("[data-pca-select-matching]")
     expect(wide).to_be_hidden()
     boxes = page.locator('#pca-results tbody input[type=checkbox][name="tasks"]')
-    for i in range(boxes.count()):  # (at 480 px the header's select-all is folded away with the header)
+    for i in range(
+        boxes.count()
+    ):  # (at 480 px the header's select-all is folded away with the header)
         boxes.nth(i).check()
     expect(wide).to_have_text(f"Select all {succeeded} matching this filter")
     wide.click()
@@ -441,14 +583,18 @@ def test_bulk_action_on_every_job_matching_the_filter(browse: Any, tracked: None
     confirm = page.locator("#pca-flash [data-pca-confirm]")
     expect(confirm.get_by_role("heading")).to_have_text(f"Delete {succeeded} job records?")
     confirm.get_by_role("button", name=f"Yes, delete {succeeded} records").click()
-    expect(page.locator("#pca-flash .pca-report")).to_contain_text(f"Deleted {succeeded} job records.")
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(
+        f"Deleted {succeeded} job records."
+    )
     assert AsyncTaskRecord.objects.filter(status="success").count() == 0
     assert AsyncTaskRecord.objects.count() == others  # nothing outside the filter
 
 
 # -- beyond: one place to read everything that happened ----------------------------------------------------
 @SIZES
-def test_logs_and_events_streams_across_jobs(browse: Any, fast: None, width: int, height: int) -> None:
+def test_logs_and_events_streams_across_jobs(
+    browse: Any, fast: None, width: int, height: int
+) -> None:
     import logging
 
     from django.utils import timezone
@@ -463,7 +609,9 @@ def test_logs_and_events_streams_across_jobs(browse: Any, fast: None, width: int
     expect(page).to_have_url(re.compile(r"/tasks/logs/$"))
     rows = page.locator("#pca-stream-results tbody tr")
     expect(rows).to_have_count(43)  # 3 lines for each of 14 jobs, and the failure's traceback
-    times = page.locator("#pca-stream-results tbody time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    times = page.locator("#pca-stream-results tbody time").evaluate_all(
+        "els => els.map(e => e.getAttribute('datetime'))"
+    )
     assert times == sorted(times, reverse=True)  # newest first
     page.select_option("#pca-stream-level", "ERROR")
     expect(page).to_have_url(re.compile(r"/tasks/logs/\?level=ERROR$"))
@@ -471,8 +619,14 @@ def test_logs_and_events_streams_across_jobs(browse: Any, fast: None, width: int
     expect(rows.first).to_contain_text("Quarterly revenue failed")
     # Live: a line logged now appears without a reload, and links to its job.
     page.evaluate("window.__no_reload = true")
-    TaskLogEntry.objects.create(task_name=keys["running"], created_at=timezone.now(), level=logging.ERROR,
-                                level_name="ERROR", logger_name="catalog", message="Disk almost full")
+    TaskLogEntry.objects.create(
+        task_name=keys["running"],
+        created_at=timezone.now(),
+        level=logging.ERROR,
+        level_name="ERROR",
+        logger_name="catalog",
+        message="Disk almost full",
+    )
     expect(rows.first).to_contain_text("Disk almost full", timeout=15_000)
     assert page.evaluate("window.__no_reload") is True
     shoot(page, f"logs-{width}x{height}")
@@ -507,7 +661,9 @@ def test_shortcuts_density_and_copy_id(browse: Any, tracked: None, width: int, h
     page.keyboard.press("k")
     expect(links.nth(0)).to_be_focused()
     page.keyboard.press("r")  # retry the focused (failed) job: the report says what happened
-    expect(page.locator("#pca-flash .pca-report")).to_contain_text(re.compile("Refused to retry|Retried 1 job"))
+    expect(page.locator("#pca-flash .pca-report")).to_contain_text(
+        re.compile("Refused to retry|Retried 1 job")
+    )
     page.keyboard.press("?")
     overlay = page.locator("#pca-keys")
     expect(overlay).to_be_visible()
@@ -520,7 +676,9 @@ def test_shortcuts_density_and_copy_id(browse: Any, tracked: None, width: int, h
     expect(page.locator("body")).to_have_class(re.compile(r"\bpca-dense\b"))
     page.reload()
     expect(page.locator("body")).to_have_class(re.compile(r"\bpca-dense\b"))
-    expect(page.get_by_role("button", name="Comfortable rows")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("button", name="Comfortable rows")).to_have_attribute(
+        "aria-pressed", "true"
+    )
     # Copy the id of a job.
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(f"/tasks/jobs/{keys['failed']}/")
@@ -534,8 +692,13 @@ from tests.dashboard.test_browser import cluster  # noqa: E402,F401 - the real-q
 
 
 @SIZES
-def test_workers_page_shows_each_queue_and_cluster(browse: Any, fast: None, cluster: Any,  # noqa: F811
-                                                   width: int, height: int) -> None:
+def test_workers_page_shows_each_queue_and_cluster(
+    browse: Any,
+    fast: None,
+    cluster: Any,  # noqa: F811
+    width: int,
+    height: int,
+) -> None:
     from playwright.sync_api import expect
 
     from powercrud_async.models import LiveTask
@@ -550,10 +713,14 @@ def test_workers_page_shows_each_queue_and_cluster(browse: Any, fast: None, clus
     page.get_by_role("link", name="Workers", exact=True).click()
     row = page.locator("#pca-queue-table tbody tr[data-queue='pca-tests']")
     expect(row).to_contain_text("this site")
-    expect(row.locator("td[data-label=Done]")).to_have_text(re.compile(r"^[1-9]\d*$"), timeout=15_000)
+    expect(row.locator("td[data-label=Done]")).to_have_text(
+        re.compile(r"^[1-9]\d*$"), timeout=15_000
+    )
     expect(row.locator("td[data-label=State]")).to_contain_text("Idle")
     clusters_table = page.locator("#pca-cluster-table tbody tr")
     expect(clusters_table.first).to_contain_text("pca-tests", timeout=15_000)
-    expect(clusters_table.first.locator("td[data-label='Worker processes']")).to_contain_text("pid ")
+    expect(clusters_table.first.locator("td[data-label='Worker processes']")).to_contain_text(
+        "pid "
+    )
     shoot(page, f"workers-{width}x{height}", full=True)
     assert found.proc.poll() is None

@@ -14,7 +14,9 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text(
 
 
 def test_the_configuration_example_is_the_defaults(settings: Any) -> None:
-    block = next(code for code in re.findall(r"```python\n(.*?)```", DOC, re.S) if '"DASHBOARD": {' in code)
+    block = next(
+        code for code in re.findall(r"```python\n(.*?)```", DOC, re.S) if '"DASHBOARD": {' in code
+    )
     namespace: dict[str, Any] = {}
     exec(block, namespace)
     settings.POWERCRUD_SETTINGS = namespace["POWERCRUD_SETTINGS"]

@@ -22,15 +22,24 @@ pytestmark = [pytest.mark.urls("tests.dashboard.urls"), pytest.mark.django_db]
 def test_reverse_under_the_app_and_an_instance_namespace() -> None:
     assert reverse("powercrud_async_dashboard:tasks-overview") == "/tasks/"
     assert reverse("powercrud_async_dashboard:tasks-list") == "/tasks/jobs/"
-    assert reverse("powercrud_async_dashboard:tasks-detail", kwargs={"task_key": "k"}) == "/tasks/jobs/k/"
+    assert (
+        reverse("powercrud_async_dashboard:tasks-detail", kwargs={"task_key": "k"})
+        == "/tasks/jobs/k/"
+    )
     assert reverse("ops:tasks-list") == "/ops/jobs/"
     assert reverse("async:asynctaskrecord-list") == "/sample/asynctaskrecord/"
 
 
-def test_links_stay_in_the_namespace_the_request_came_through(staff_client: Any, make_record: Any) -> None:
+def test_links_stay_in_the_namespace_the_request_came_through(
+    staff_client: Any, make_record: Any
+) -> None:
     make_record(task_name="k1")
     html = staff_client.get("/ops/jobs/").content.decode()
-    assert 'href="/ops/jobs/k1/"' in html and 'action="/ops/actions/"' in html and 'href="/ops/"' in html
+    assert (
+        'href="/ops/jobs/k1/"' in html
+        and 'action="/ops/actions/"' in html
+        and 'href="/ops/"' in html
+    )
     assert "/tasks/" not in html
 
 
@@ -39,18 +48,34 @@ def test_seed_000_subclass_runs_as_written(staff_client: Any, make_record: Any) 
     from tests.dashboard.views import AsyncTaskRecordView
 
     assert AsyncTaskRecordView.url_base == "asynctaskrecord"
-    make_record(task_name="k1", status="failed", message="Failed: ValueError: x", result_payload="ValueError: x")
+    make_record(
+        task_name="k1",
+        status="failed",
+        message="Failed: ValueError: x",
+        result_payload="ValueError: x",
+    )
     response = staff_client.get("/sample/asynctaskrecord/")
     assert response.status_code == 200
     assert [c.key for c in response.context["columns"]] == ["task", "status", "user", "updated"]
     html = response.content.decode()
     # use_modal: the row link opens the detail in a dialog (and is a plain link without JS)
-    assert ('href="/sample/asynctaskrecord/job/k1/" hx-get="/sample/asynctaskrecord/job/k1/" '
-            'hx-target="#pca-modal-body"') in html
+    assert (
+        'href="/sample/asynctaskrecord/job/k1/" hx-get="/sample/asynctaskrecord/job/k1/" '
+        'hx-target="#pca-modal-body"'
+    ) in html
     assert '<dialog id="pca-modal"' in html
-    modal = staff_client.get("/sample/asynctaskrecord/job/k1/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-modal-body")
+    modal = staff_client.get(
+        "/sample/asynctaskrecord/job/k1/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-modal-body"
+    )
     labels = [label for label, _, _ in modal.context["fields_rows"]]
-    assert labels == ["Task name", "Status", "Message", "Progress payload", "Completed at", "Failed at"]
+    assert labels == [
+        "Task name",
+        "Status",
+        "Message",
+        "Progress payload",
+        "Completed at",
+        "Failed at",
+    ]
     assert "<html" not in modal.content.decode()
     # every page of the subclass reverses inside its namespace
     for page in ("overview", "locks", "audit"):
@@ -91,13 +116,19 @@ def test_seed_view_without_htmx(staff_client: Any, make_record: Any, settings: A
 
 # -- record models ----------------------------------------------------------------------------------
 def test_the_packaged_dashboard_needs_a_record_model(staff_client: Any, settings: Any) -> None:
-    settings.POWERCRUD_SETTINGS = {k: v for k, v in settings.POWERCRUD_SETTINGS.items() if k != "ASYNC_MANAGER_DEFAULT"}
+    settings.POWERCRUD_SETTINGS = {
+        k: v for k, v in settings.POWERCRUD_SETTINGS.items() if k != "ASYNC_MANAGER_DEFAULT"
+    }
     with pytest.raises(ImproperlyConfigured, match="no record model"):
         staff_client.get("/tasks/jobs/")
 
 
-def test_record_model_from_settings(staff_client: Any, dashboard_settings: Any, settings: Any, make_record: Any) -> None:
-    settings.POWERCRUD_SETTINGS = {k: v for k, v in settings.POWERCRUD_SETTINGS.items() if k != "ASYNC_MANAGER_DEFAULT"}
+def test_record_model_from_settings(
+    staff_client: Any, dashboard_settings: Any, settings: Any, make_record: Any
+) -> None:
+    settings.POWERCRUD_SETTINGS = {
+        k: v for k, v in settings.POWERCRUD_SETTINGS.items() if k != "ASYNC_MANAGER_DEFAULT"
+    }
     dashboard_settings(RECORD_MODEL="testapp.AsyncTaskRecord")
     make_record(task_name="k1")
     assert "k1" in staff_client.get("/tasks/jobs/").content.decode()
@@ -107,8 +138,10 @@ def test_record_model_from_settings(staff_client: Any, dashboard_settings: Any, 
 
 
 def test_a_bespoke_record_model_through_the_field_map(staff_client: Any, settings: Any) -> None:
-    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS,
-                                   "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.testapp.managers.CustomFieldsManager"}}
+    settings.POWERCRUD_SETTINGS = {
+        **settings.POWERCRUD_SETTINGS,
+        "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.testapp.managers.CustomFieldsManager"},
+    }
     CustomRecord.objects.create(key="c1", state="failed", note="Failed: KeyError: 'k'", who="zoe")
     CustomRecord.objects.create(key="c2", state="success", note="done", who="yan")
     response = staff_client.get("/tasks/jobs/?status=failed")
@@ -126,7 +159,10 @@ def test_a_bespoke_record_model_through_the_field_map(staff_client: Any, setting
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"REFRESH_INTERVALL": 3}, "unknown key 'REFRESH_INTERVALL'. Did you mean 'REFRESH_INTERVAL'?"),
+        (
+            {"REFRESH_INTERVALL": 3},
+            "unknown key 'REFRESH_INTERVALL'. Did you mean 'REFRESH_INTERVAL'?",
+        ),
         ({"PAGE_SIZE": 0}, "expected a positive integer"),
         ({"PAGE_SIZES": [10, "x"]}, "expected a list of positive integers"),
         ({"OWN_TASKS_ONLY": "yes"}, "expected bool"),
@@ -134,7 +170,9 @@ def test_a_bespoke_record_model_through_the_field_map(staff_client: Any, setting
         ({"REFRESH_INTERVAL": True}, "expected int or float"),
     ],
 )
-def test_bad_dashboard_settings_are_named(dashboard_settings: Any, options: dict[str, Any], message: str) -> None:
+def test_bad_dashboard_settings_are_named(
+    dashboard_settings: Any, options: dict[str, Any], message: str
+) -> None:
     from powercrud_async.dashboard.config import dashboard_config
 
     dashboard_settings(**options)
@@ -147,30 +185,57 @@ def test_defaults() -> None:
 
     config = dashboard_config()
     assert config["VIEW_ACCESS"] == config["ACTION_ACCESS"] == "staff"
-    assert config["REFRESH_INTERVAL"] == 5 and config["PAGE_SIZE"] == 25 and not config["OWN_TASKS_ONLY"]
+    assert (
+        config["REFRESH_INTERVAL"] == 5
+        and config["PAGE_SIZE"] == 25
+        and not config["OWN_TASKS_ONLY"]
+    )
 
 
 # -- query counts -----------------------------------------------------------------------------------
 def fill(n: int, offset: int = 0) -> None:
     now = timezone.now()
     statuses = ["success", "failed", "in_progress", "pending", "cancelled"]
-    AsyncTaskRecord.objects.bulk_create([
-        AsyncTaskRecord(task_name=f"q-{offset + i}", status=statuses[i % 5], user_label=f"user{i % 3}",
-                        message="m", percent=float(i % 100), created_at=now - timedelta(minutes=i),
-                        completed_at=now - timedelta(minutes=i) if i % 5 == 0 else None,
-                        failed_at=now - timedelta(minutes=i) if i % 5 == 1 else None)
-        for i in range(n)
-    ])
-    LiveTask.objects.bulk_create([
-        LiveTask(task_name=f"q-{offset + i}", status="in_progress", created_at=now, started_at=now,
-                 heartbeat_at=now - timedelta(minutes=10 if (i // 5) % 2 == 0 else 0))
-        for i in range(n) if i % 5 == 2
-    ])
-    TaskLock.objects.bulk_create([
-        TaskLock(model_label="testapp.project", object_pk=str(offset + i), task_name=f"q-{offset + i}",
-                 expires_at=now + timedelta(hours=1))
-        for i in range(n) if i % 5 == 2
-    ])
+    AsyncTaskRecord.objects.bulk_create(
+        [
+            AsyncTaskRecord(
+                task_name=f"q-{offset + i}",
+                status=statuses[i % 5],
+                user_label=f"user{i % 3}",
+                message="m",
+                percent=float(i % 100),
+                created_at=now - timedelta(minutes=i),
+                completed_at=now - timedelta(minutes=i) if i % 5 == 0 else None,
+                failed_at=now - timedelta(minutes=i) if i % 5 == 1 else None,
+            )
+            for i in range(n)
+        ]
+    )
+    LiveTask.objects.bulk_create(
+        [
+            LiveTask(
+                task_name=f"q-{offset + i}",
+                status="in_progress",
+                created_at=now,
+                started_at=now,
+                heartbeat_at=now - timedelta(minutes=10 if (i // 5) % 2 == 0 else 0),
+            )
+            for i in range(n)
+            if i % 5 == 2
+        ]
+    )
+    TaskLock.objects.bulk_create(
+        [
+            TaskLock(
+                model_label="testapp.project",
+                object_pk=str(offset + i),
+                task_name=f"q-{offset + i}",
+                expires_at=now + timedelta(hours=1),
+            )
+            for i in range(n)
+            if i % 5 == 2
+        ]
+    )
 
 
 def count_queries(client: Any, url: str) -> int:
@@ -179,8 +244,16 @@ def count_queries(client: Any, url: str) -> int:
     return len(captured)
 
 
-@pytest.mark.parametrize("url", ["/tasks/jobs/", "/tasks/jobs/?q=user&sort=-progress", "/tasks/jobs/?status=attention",
-                                 "/tasks/", "/sample/asynctaskrecord/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/tasks/jobs/",
+        "/tasks/jobs/?q=user&sort=-progress",
+        "/tasks/jobs/?status=attention",
+        "/tasks/",
+        "/sample/asynctaskrecord/",
+    ],
+)
 def test_query_count_does_not_grow_with_rows(staff_client: Any, url: str) -> None:
     fill(5)
     few = count_queries(staff_client, url)
@@ -211,7 +284,9 @@ def record_admin() -> Any:
     from powercrud_async.admin import register_record_admin
 
     registered = register_record_admin()
-    importlib.reload(sys.modules.get("tests.dashboard.urls") or importlib.import_module("tests.dashboard.urls"))
+    importlib.reload(
+        sys.modules.get("tests.dashboard.urls") or importlib.import_module("tests.dashboard.urls")
+    )
     clear_url_caches()
     yield admin.site._registry.get(AsyncTaskRecord)
     if registered:
@@ -233,13 +308,25 @@ def test_record_model_in_the_admin_read_only(record_admin: Any, make_record: Any
     assert changelist.status_code == 200 and "adm-1" in html
     assert 'href="/tasks/jobs/adm-1/"' in html  # straight to the dashboard
     assert client.get(f"/admin/testapp/asynctaskrecord/{record.pk}/change/").status_code == 200
-    assert "&lt;script&gt;x&lt;/script&gt;" in client.get(f"/admin/testapp/asynctaskrecord/{record.pk}/change/").content.decode()
+    assert (
+        "&lt;script&gt;x&lt;/script&gt;"
+        in client.get(f"/admin/testapp/asynctaskrecord/{record.pk}/change/").content.decode()
+    )
     assert client.get("/admin/testapp/asynctaskrecord/add/").status_code == 403
-    assert client.post(f"/admin/testapp/asynctaskrecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        client.post(
+            f"/admin/testapp/asynctaskrecord/{record.pk}/delete/", {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert AsyncTaskRecord.objects.filter(pk=record.pk).exists()
-    for path in ("/admin/powercrud_async/livetask/", "/admin/powercrud_async/tasklock/",
-                 "/admin/powercrud_async/auditentry/", "/admin/powercrud_async/taskevent/",
-                 "/admin/powercrud_async/tasklogentry/"):
+    for path in (
+        "/admin/powercrud_async/livetask/",
+        "/admin/powercrud_async/tasklock/",
+        "/admin/powercrud_async/auditentry/",
+        "/admin/powercrud_async/taskevent/",
+        "/admin/powercrud_async/tasklogentry/",
+    ):
         assert client.get(path).status_code == 200, path
 
 

@@ -27,16 +27,45 @@ def keys_in(response: Any) -> list[str]:
 def some(make_record: Any) -> dict[str, AsyncTaskRecord]:
     now = timezone.now()
     return {
-        "ok": make_record(task_name="ok-1", status="success", user_label="alice", duration=3.0,
-                          message="Completed", affected_objects="Project 7", percent=100.0),
-        "bad": make_record(task_name="bad-1", status="failed", user_label="bob", duration=9.0,
-                           message="Failed: ValueError: boom", result_payload="ValueError: boom"),
-        "run": make_record(task_name="run-1", status="in_progress", user_label="carol", percent=42.0,
-                           message="step 4/10", started_at=now - timedelta(seconds=30)),
-        "wait": make_record(task_name="wait-1", status="pending", user_label="alice", message="Queued",
-                            func_path="billing.tasks.export_invoices"),
-        "gone": make_record(task_name="gone-1", status="cancelled", user_label="", cleaned_up=True,
-                            created_at=now - timedelta(days=3)),
+        "ok": make_record(
+            task_name="ok-1",
+            status="success",
+            user_label="alice",
+            duration=3.0,
+            message="Completed",
+            affected_objects="Project 7",
+            percent=100.0,
+        ),
+        "bad": make_record(
+            task_name="bad-1",
+            status="failed",
+            user_label="bob",
+            duration=9.0,
+            message="Failed: ValueError: boom",
+            result_payload="ValueError: boom",
+        ),
+        "run": make_record(
+            task_name="run-1",
+            status="in_progress",
+            user_label="carol",
+            percent=42.0,
+            message="step 4/10",
+            started_at=now - timedelta(seconds=30),
+        ),
+        "wait": make_record(
+            task_name="wait-1",
+            status="pending",
+            user_label="alice",
+            message="Queued",
+            func_path="billing.tasks.export_invoices",
+        ),
+        "gone": make_record(
+            task_name="gone-1",
+            status="cancelled",
+            user_label="",
+            cleaned_up=True,
+            created_at=now - timedelta(days=3),
+        ),
     }
 
 
@@ -83,13 +112,17 @@ def test_date_range_and_window(staff_client: Any, some: Any) -> None:
     assert keys_in(staff_client.get(f"{LIST}?from={today}")) == ["ok-1", "bad-1", "run-1", "wait-1"]
     old = today - timedelta(days=3)
     assert keys_in(staff_client.get(f"{LIST}?from={old}&to={old}")) == ["gone-1"]
-    AsyncTaskRecord.objects.filter(task_name="gone-1").update(updated_at=timezone.now() - timedelta(days=2))
+    AsyncTaskRecord.objects.filter(task_name="gone-1").update(
+        updated_at=timezone.now() - timedelta(days=2)
+    )
     assert "gone-1" not in keys_in(staff_client.get(f"{LIST}?window=24h"))
     assert "gone-1" in keys_in(staff_client.get(f"{LIST}?window=7d"))
 
 
 def test_bad_parameters_are_ignored_and_said(staff_client: Any, some: Any) -> None:
-    response = staff_client.get(f"{LIST}?from=yesterday&sort=password&per_page=7&page=x&status=nope")
+    response = staff_client.get(
+        f"{LIST}?from=yesterday&sort=password&per_page=7&page=x&status=nope"
+    )
     assert response.status_code == 200
     assert len(keys_in(response)) == 5
     html = response.content.decode()
@@ -97,7 +130,9 @@ def test_bad_parameters_are_ignored_and_said(staff_client: Any, some: Any) -> No
     assert "Cannot sort by &#x27;password&#x27;." in html
 
 
-def test_status_chips_count_across_statuses_with_other_filters(staff_client: Any, some: Any) -> None:
+def test_status_chips_count_across_statuses_with_other_filters(
+    staff_client: Any, some: Any
+) -> None:
     response = staff_client.get(f"{LIST}?user=alice&status=failed")
     chips = {c["slug"]: (c["count"], c["active"]) for c in response.context["chips"]}
     assert chips[""] == (2, False)
@@ -106,13 +141,22 @@ def test_status_chips_count_across_statuses_with_other_filters(staff_client: Any
     assert keys_in(response) == []
     assert "No jobs match these filters." in response.content.decode()
     # Chip links keep the other filters.
-    assert any("user=alice" in c["url"] and "status=succeeded" in c["url"] for c in response.context["chips"])
+    assert any(
+        "user=alice" in c["url"] and "status=succeeded" in c["url"]
+        for c in response.context["chips"]
+    )
 
 
-def test_needs_attention_counts_recent_failures_and_stuck_jobs(staff_client: Any, some: Any) -> None:
-    LiveTask.objects.create(task_name="run-1", status="in_progress", created_at=timezone.now() - timedelta(minutes=5),
-                            started_at=timezone.now() - timedelta(minutes=5),
-                            heartbeat_at=timezone.now() - timedelta(minutes=4))
+def test_needs_attention_counts_recent_failures_and_stuck_jobs(
+    staff_client: Any, some: Any
+) -> None:
+    LiveTask.objects.create(
+        task_name="run-1",
+        status="in_progress",
+        created_at=timezone.now() - timedelta(minutes=5),
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(minutes=4),
+    )
     response = staff_client.get(f"{LIST}?status=attention")
     assert keys_in(response) == ["bad-1", "run-1"]
     assert "Worker died: no heartbeat" in response.content.decode()
@@ -132,7 +176,9 @@ def test_needs_attention_counts_recent_failures_and_stuck_jobs(staff_client: Any
         ("-updated", ["gone-1", "wait-1", "run-1", "bad-1", "ok-1"]),
     ],
 )
-def test_sort_by_any_visible_column(staff_client: Any, some: Any, sort: str, expected: list[str]) -> None:
+def test_sort_by_any_visible_column(
+    staff_client: Any, some: Any, sort: str, expected: list[str]
+) -> None:
     response = staff_client.get(f"{LIST}?sort={sort}")
     assert keys_in(response) == expected
     column = sort.lstrip("-")
@@ -143,7 +189,15 @@ def test_sort_by_any_visible_column(staff_client: Any, some: Any, sort: str, exp
 
 def test_every_visible_column_has_a_sort_link(staff_client: Any, some: Any) -> None:
     columns = staff_client.get(LIST).context["columns"]
-    assert [c.key for c in columns] == ["task", "status", "progress", "user", "created", "updated", "duration"]
+    assert [c.key for c in columns] == [
+        "task",
+        "status",
+        "progress",
+        "user",
+        "created",
+        "updated",
+        "duration",
+    ]
     assert all(c.sort_url for c in columns)
 
 
@@ -169,13 +223,22 @@ def test_links_carry_the_whole_state(staff_client: Any, some: Any) -> None:
     assert ctx["self_url"] == f"{LIST}?q=a&status=failed&user=bob&sort=user&per_page=10"
     sort_urls = {c.key: c.sort_url for c in ctx["columns"]}
     assert sort_urls["user"] == f"{LIST}?q=a&status=failed&user=bob&sort=-user&per_page=10"
-    assert "q=a" in ctx["export_csv"] and "status=failed" in ctx["export_csv"] and "format=csv" in ctx["export_csv"]
+    assert (
+        "q=a" in ctx["export_csv"]
+        and "status=failed" in ctx["export_csv"]
+        and "format=csv" in ctx["export_csv"]
+    )
     html = response.content.decode()
-    assert 'name="next" value="/tasks/jobs/?q=a&amp;status=failed&amp;user=bob&amp;sort=user&amp;per_page=10"' in html
+    assert (
+        'name="next" value="/tasks/jobs/?q=a&amp;status=failed&amp;user=bob&amp;sort=user&amp;per_page=10"'
+        in html
+    )
     assert [f["label"] for f in ctx["active_filters"]] == ["Search: a", "User: bob"]
 
 
-def test_htmx_refresh_returns_only_the_results_and_keeps_the_url(staff_client: Any, some: Any) -> None:
+def test_htmx_refresh_returns_only_the_results_and_keeps_the_url(
+    staff_client: Any, some: Any
+) -> None:
     poll = staff_client.get(f"{LIST}?q=bad", HTTP_HX_TRIGGER="pca-results", **HTMX)
     html = poll.content.decode()
     assert html.lstrip().startswith('<section id="pca-results"')
@@ -185,7 +248,9 @@ def test_htmx_refresh_returns_only_the_results_and_keeps_the_url(staff_client: A
     assert 'id="pca-filters"' not in html
     assert "Vary" in poll and "HX-Request" in poll["Vary"]
 
-    navigate = staff_client.get(f"{LIST}?q=bad&status=&user=&page=1", HTTP_HX_TRIGGER="pca-filters", **HTMX)
+    navigate = staff_client.get(
+        f"{LIST}?q=bad&status=&user=&page=1", HTTP_HX_TRIGGER="pca-filters", **HTMX
+    )
     assert navigate["HX-Push-Url"] == f"{LIST}?q=bad"  # canonical, without empty parameters
     assert 'id="pca-filters"' not in navigate.content.decode()
 
@@ -201,7 +266,9 @@ def test_history_restore_gets_the_full_page(staff_client: Any, some: Any) -> Non
     assert "<html" in response.content.decode()
 
 
-def test_refresh_interval_and_title_come_from_settings(staff_client: Any, some: Any, dashboard_settings: Any) -> None:
+def test_refresh_interval_and_title_come_from_settings(
+    staff_client: Any, some: Any, dashboard_settings: Any
+) -> None:
     dashboard_settings(REFRESH_INTERVAL=2, TITLE="Ops jobs", PAGE_SIZE=10, PAGE_SIZES=[10, 20])
     html = staff_client.get(LIST).content.decode()
     assert "every 2s [pcaPoll(this)]" in html
@@ -215,14 +282,24 @@ def test_refresh_interval_and_title_come_from_settings(staff_client: Any, some: 
 def test_configured_columns(staff_client: Any, some: Any, dashboard_settings: Any) -> None:
     dashboard_settings(COLUMNS=["task", "status", "affected", "func_path"])
     response = staff_client.get(LIST)
-    assert [c.key for c in response.context["columns"]] == ["task", "status", "affected", "func_path"]
+    assert [c.key for c in response.context["columns"]] == [
+        "task",
+        "status",
+        "affected",
+        "func_path",
+    ]
     assert "Project 7" in response.content.decode()
     assert keys_in(staff_client.get(f"{LIST}?sort=func_path"))[0] == "wait-1"
 
 
 def test_messages_are_escaped(staff_client: Any, make_record: Any) -> None:
-    make_record(task_name="xss", status="failed", message="Failed: ValueError: <script>alert(1)</script>",
-                result_payload="ValueError: <script>alert(1)</script>", user_label="<b>eve</b>")
+    make_record(
+        task_name="xss",
+        status="failed",
+        message="Failed: ValueError: <script>alert(1)</script>",
+        result_payload="ValueError: <script>alert(1)</script>",
+        user_label="<b>eve</b>",
+    )
     html = staff_client.get(LIST).content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -234,24 +311,33 @@ def test_empty_states_say_what_to_do(staff_client: Any) -> None:
     assert "No jobs yet." in html and "launch_async_task" in html
 
 
-def test_the_page_works_without_javascript(staff_client: Any, some: Any, dashboard_settings: Any) -> None:
+def test_the_page_works_without_javascript(
+    staff_client: Any, some: Any, dashboard_settings: Any
+) -> None:
     """Every control is a real link or form: filters GET, actions POST with a CSRF token."""
     html = staff_client.get(LIST).content.decode()
-    assert '<form id="pca-filters" class="pca-filters pca-card" method="get" action="/tasks/jobs/"' in html
+    assert (
+        '<form id="pca-filters" class="pca-filters pca-card" method="get" action="/tasks/jobs/"'
+        in html
+    )
     assert 'href="/tasks/jobs/?status=failed"' in html
     assert '<form id="pca-bulk" class="pca-bulk" method="post" action="/tasks/actions/"' in html
     assert html.count('name="csrfmiddlewaretoken"') >= 2
     assert "<noscript>" in html
 
 
-def test_a_form_submitted_without_javascript_lands_on_the_clean_url(staff_client: Any, some: Any) -> None:
+def test_a_form_submitted_without_javascript_lands_on_the_clean_url(
+    staff_client: Any, some: Any
+) -> None:
     response = staff_client.get(f"{LIST}?q=bad&user=&from=&to=&window=&cleaned=&per_page=25")
     assert response.status_code == 302 and response["Location"] == f"{LIST}?q=bad"
     assert staff_client.get(f"{LIST}?q=&status=").status_code == 302
     assert staff_client.get(f"{LIST}?from=nope&q=").status_code == 200  # keeps the error visible
 
 
-def test_an_unknown_column_is_a_configuration_error(staff_client: Any, dashboard_settings: Any) -> None:
+def test_an_unknown_column_is_a_configuration_error(
+    staff_client: Any, dashboard_settings: Any
+) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     dashboard_settings(COLUMNS=["task", "colour"])

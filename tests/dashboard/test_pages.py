@@ -23,26 +23,57 @@ TRACEBACK = 'Traceback (most recent call last):\n  File "jobs.py", line 3, in ru
 # -- overview ---------------------------------------------------------------------------------------
 def test_overview_leads_with_what_needs_attention(staff_client: Any, make_record: Any) -> None:
     now = timezone.now()
-    make_record(task_name="f1", status="failed", message="Failed: KeyError: 'x'", result_payload="KeyError: 'x'",
-                failed_at=now - timedelta(minutes=2))
+    make_record(
+        task_name="f1",
+        status="failed",
+        message="Failed: KeyError: 'x'",
+        result_payload="KeyError: 'x'",
+        failed_at=now - timedelta(minutes=2),
+    )
     make_record(task_name="f-old", status="failed", failed_at=now - timedelta(days=2))
     AsyncTaskRecord.objects.filter(task_name="f-old").update(updated_at=now - timedelta(days=2))
-    make_record(task_name="r1", status="in_progress", percent=10.0, started_at=now - timedelta(minutes=9))
-    make_record(task_name="r2", status="in_progress", percent=50.0, started_at=now - timedelta(minutes=1))
+    make_record(
+        task_name="r1", status="in_progress", percent=10.0, started_at=now - timedelta(minutes=9)
+    )
+    make_record(
+        task_name="r2", status="in_progress", percent=50.0, started_at=now - timedelta(minutes=1)
+    )
     make_record(task_name="q1", status="pending")
     make_record(task_name="s1", status="success", completed_at=now - timedelta(minutes=5))
     make_record(task_name="c1", status="cancelled")
-    LiveTask.objects.create(task_name="r1", status="in_progress", created_at=now - timedelta(minutes=9),
-                            started_at=now - timedelta(minutes=9), heartbeat_at=now - timedelta(minutes=3))
-    LiveTask.objects.create(task_name="r2", status="in_progress", created_at=now, started_at=now, heartbeat_at=now)
-    TaskLock.objects.create(model_label="testapp.project", object_pk="1", task_name="r1", expires_at=now + timedelta(hours=1))
-    TaskLock.objects.create(model_label="testapp.project", object_pk="2", task_name="r1", expires_at=now + timedelta(hours=1))
+    LiveTask.objects.create(
+        task_name="r1",
+        status="in_progress",
+        created_at=now - timedelta(minutes=9),
+        started_at=now - timedelta(minutes=9),
+        heartbeat_at=now - timedelta(minutes=3),
+    )
+    LiveTask.objects.create(
+        task_name="r2", status="in_progress", created_at=now, started_at=now, heartbeat_at=now
+    )
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="1",
+        task_name="r1",
+        expires_at=now + timedelta(hours=1),
+    )
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="2",
+        task_name="r1",
+        expires_at=now + timedelta(hours=1),
+    )
 
     response = staff_client.get("/tasks/")
     assert response.status_code == 200
     o = response.context["overview"]
     assert o.counts["failed"] == 1  # the two-day-old failure is outside the window
-    assert (o.counts["running"], o.counts["queued"], o.counts["succeeded"], o.counts["cancelled"]) == (2, 1, 1, 1)
+    assert (
+        o.counts["running"],
+        o.counts["queued"],
+        o.counts["succeeded"],
+        o.counts["cancelled"],
+    ) == (2, 1, 1, 1)
     assert [s.stuck.task_name for s in o.stuck] == ["r1"] and o.stuck[0].stuck.kind == "dead"
     assert (o.locks, o.lock_owners) == (2, 1)
     assert o.oldest_running.key == "r1" and o.oldest_age.startswith("9 min")
@@ -50,25 +81,39 @@ def test_overview_leads_with_what_needs_attention(staff_client: Any, make_record
     assert o.queue_depth == 0
     html = response.content.decode()
     assert html.index("Needs attention") < html.index("Activity") < html.index("Throughput")
-    for text in ("last 24 h", "now · no heartbeat or over time", "now · waiting in the broker",
-                 "No django-q2 cluster is reporting."):
+    for text in (
+        "last 24 h",
+        "now · no heartbeat or over time",
+        "now · waiting in the broker",
+        "No django-q2 cluster is reporting.",
+    ):
         assert text in html
     # failed and stuck jobs are one click away
     assert 'href="/tasks/jobs/?status=failed&amp;window=24h"' in html
     assert 'href="/tasks/jobs/?status=attention"' in html
     assert 'href="/tasks/jobs/r1/"' in html
-    assert "<svg" in html and 'role="img"' in html and "1 succeeded and 1 failed in the last 24 h" in html
+    assert (
+        "<svg" in html
+        and 'role="img"' in html
+        and "1 succeeded and 1 failed in the last 24 h" in html
+    )
 
 
 def test_overview_counts_follow_the_list_filters(staff_client: Any, make_record: Any) -> None:
     make_record(task_name="f1", status="failed")
     make_record(task_name="f2", status="failed")
     listed = staff_client.get("/tasks/jobs/?status=failed&window=24h")
-    assert staff_client.get("/tasks/").context["overview"].counts["failed"] == listed.context["paginator"].count == 2
+    assert (
+        staff_client.get("/tasks/").context["overview"].counts["failed"]
+        == listed.context["paginator"].count
+        == 2
+    )
 
 
 def test_overview_fragment_for_its_own_refresh(staff_client: Any) -> None:
-    html = staff_client.get("/tasks/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-overview").content.decode()
+    html = staff_client.get(
+        "/tasks/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-overview"
+    ).content.decode()
     assert html.lstrip().startswith('<div id="pca-overview"') and "<html" not in html
 
 
@@ -76,9 +121,23 @@ def test_overview_with_a_reporting_cluster(staff_client: Any, monkeypatch: Any) 
     from powercrud_async import broker
 
     now = timezone.now()
-    monkeypatch.setattr(broker, "cluster_stats", lambda: [{
-        "cluster_id": "abc123", "host": "worker-1", "status": "Idle", "workers": 4, "uptime": 3600.0,
-        "task_q_size": 0, "done_q_size": 0, "reincarnations": 0, "timestamp": now - timedelta(seconds=3)}])
+    monkeypatch.setattr(
+        broker,
+        "cluster_stats",
+        lambda: [
+            {
+                "cluster_id": "abc123",
+                "host": "worker-1",
+                "status": "Idle",
+                "workers": 4,
+                "uptime": 3600.0,
+                "task_q_size": 0,
+                "done_q_size": 0,
+                "reincarnations": 0,
+                "timestamp": now - timedelta(seconds=3),
+            }
+        ],
+    )
     html = staff_client.get("/tasks/").content.decode()
     assert "worker-1" in html and "1 cluster reporting" in html and "1 h" in html
     assert "No django-q2 cluster is reporting." not in html
@@ -89,8 +148,14 @@ def test_chart_buckets_by_hour() -> None:
 
     now = timezone.now().replace(minute=30)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    chart = build_chart({(hour, TaskStatus.SUCCESS): 3, (hour, TaskStatus.FAILED): 1,
-                         (hour - timedelta(hours=2), TaskStatus.SUCCESS): 2}, now)
+    chart = build_chart(
+        {
+            (hour, TaskStatus.SUCCESS): 3,
+            (hour, TaskStatus.FAILED): 1,
+            (hour - timedelta(hours=2), TaskStatus.SUCCESS): 2,
+        },
+        now,
+    )
     assert len(chart.bars) == 24
     assert (chart.bars[-1].succeeded, chart.bars[-1].failed) == (3, 1)
     assert chart.bars[-3].succeeded == 2
@@ -103,28 +168,53 @@ def test_chart_buckets_by_hour() -> None:
 def failed_job(make_record: Any) -> AsyncTaskRecord:
     now = timezone.now()
     record = make_record(
-        task_name="job-f", status="failed", message="Failed: ValueError: boom <b>", percent=30.0,
+        task_name="job-f",
+        status="failed",
+        message="Failed: ValueError: boom <b>",
+        percent=30.0,
         result_payload={"error": "ValueError: boom <b>", "traceback": TRACEBACK},
-        args_payload=[1, 2], kwargs_payload={"dry_run": True}, affected_objects="Project 1, Project 2",
-        started_at=now - timedelta(seconds=50), failed_at=now - timedelta(seconds=20), duration=30.0,
+        args_payload=[1, 2],
+        kwargs_payload={"dry_run": True},
+        affected_objects="Project 1, Project 2",
+        started_at=now - timedelta(seconds=50),
+        failed_at=now - timedelta(seconds=20),
+        duration=30.0,
     )
-    for i, (event, status, message) in enumerate([("create", "pending", "Queued"), ("start", "in_progress", "Started"),
-                                                  ("fail", "failed", "Failed: ValueError: boom <b>")]):
-        TaskEvent.objects.create(task_name="job-f", event=event, status=status, message=message,
-                                 created_at=now - timedelta(seconds=60 - i * 10))
-    for level, name, message in [(10, "DEBUG", "debug detail"), (20, "INFO", "loading rows"),
-                                 (30, "WARNING", "2 rows skipped"), (40, "ERROR", "it broke\n" + "x" * 400)]:
-        TaskLogEntry.objects.create(task_name="job-f", level=level, level_name=name, logger_name="jobs", message=message)
+    for i, (event, status, message) in enumerate(
+        [
+            ("create", "pending", "Queued"),
+            ("start", "in_progress", "Started"),
+            ("fail", "failed", "Failed: ValueError: boom <b>"),
+        ]
+    ):
+        TaskEvent.objects.create(
+            task_name="job-f",
+            event=event,
+            status=status,
+            message=message,
+            created_at=now - timedelta(seconds=60 - i * 10),
+        )
+    for level, name, message in [
+        (10, "DEBUG", "debug detail"),
+        (20, "INFO", "loading rows"),
+        (30, "WARNING", "2 rows skipped"),
+        (40, "ERROR", "it broke\n" + "x" * 400),
+    ]:
+        TaskLogEntry.objects.create(
+            task_name="job-f", level=level, level_name=name, logger_name="jobs", message=message
+        )
     return record
 
 
-def test_detail_shows_the_job_at_a_glance(staff_client: Any, failed_job: Any, make_record: Any) -> None:
+def test_detail_shows_the_job_at_a_glance(
+    staff_client: Any, failed_job: Any, make_record: Any
+) -> None:
     make_record(task_name="job-f-retry", status="pending", retry_of="job-f")
     response = staff_client.get("/tasks/jobs/job-f/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "pca-badge--failed" in html and ">Failed<" in html
-    assert "<strong class=\"pca-error-type\">ValueError</strong>: boom &lt;b&gt;" in html
+    assert '<strong class="pca-error-type">ValueError</strong>: boom &lt;b&gt;' in html
     assert html.count("Traceback (most recent call last)") == 1  # the traceback once
     assert "30 s" in html  # duration
     assert "Project 1, Project 2" in html
@@ -153,26 +243,50 @@ def test_retry_links_both_ways(staff_client: Any, failed_job: Any, make_record: 
 
 def test_logs_with_a_this_level_and_above_filter(staff_client: Any, failed_job: Any) -> None:
     response = staff_client.get("/tasks/jobs/job-f/")
-    assert [log["level"] for log in response.context["logs"]] == ["DEBUG", "INFO", "WARNING", "ERROR"]
+    assert [log["level"] for log in response.context["logs"]] == [
+        "DEBUG",
+        "INFO",
+        "WARNING",
+        "ERROR",
+    ]
     warning = staff_client.get("/tasks/jobs/job-f/?level=WARNING")
     assert [log["level"] for log in warning.context["logs"]] == ["WARNING", "ERROR"]
     assert staff_client.get("/tasks/jobs/job-f/?level=30").context["min_level"] == 30
     html = warning.content.decode()
     assert 'value="WARNING" selected' in html and "Warning and above (2)" in html
     assert '<details class="pca-log-more">' in html  # the long message expands
-    fragment = staff_client.get("/tasks/jobs/job-f/?level=ERROR", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-logs")
+    fragment = staff_client.get(
+        "/tasks/jobs/job-f/?level=ERROR", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-logs"
+    )
     assert fragment.content.decode().lstrip().startswith('<section id="pca-logs"')
     assert fragment["HX-Push-Url"] == "/tasks/jobs/job-f/?level=ERROR"
 
 
-def test_detail_of_a_running_job_polls_the_progress_endpoint(staff_client: Any, make_record: Any) -> None:
+def test_detail_of_a_running_job_polls_the_progress_endpoint(
+    staff_client: Any, make_record: Any
+) -> None:
     now = timezone.now()
-    make_record(task_name="job-r", status="in_progress", percent=40.0, message="step 4/10", started_at=now)
-    LiveTask.objects.create(task_name="job-r", status="in_progress", created_at=now, started_at=now, heartbeat_at=now,
-                            conflict_ids={"testapp.project": ["7"]})
-    TaskLock.objects.create(model_label="testapp.project", object_pk="7", task_name="job-r", expires_at=now + timedelta(hours=1))
+    make_record(
+        task_name="job-r", status="in_progress", percent=40.0, message="step 4/10", started_at=now
+    )
+    LiveTask.objects.create(
+        task_name="job-r",
+        status="in_progress",
+        created_at=now,
+        started_at=now,
+        heartbeat_at=now,
+        conflict_ids={"testapp.project": ["7"]},
+    )
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="7",
+        task_name="job-r",
+        expires_at=now + timedelta(hours=1),
+    )
     html = staff_client.get("/tasks/jobs/job-r/").content.decode()
-    assert 'hx-get="/tasks/progress/?task_name=job-r" hx-trigger="every 1s [!document.hidden]"' in html
+    assert (
+        'hx-get="/tasks/progress/?task_name=job-r" hx-trigger="every 1s [!document.hidden]"' in html
+    )
     assert '<progress class="pca-progress-bar" max="100" aria-label="Progress" value="40">' in html
     assert "testapp.project</span> <strong>7</strong>" in html  # locks held now
     assert 'value="cancel"' in html and 'value="retry"' not in html
@@ -180,15 +294,24 @@ def test_detail_of_a_running_job_polls_the_progress_endpoint(staff_client: Any, 
 
 
 def test_detail_modal_and_body_fragments(staff_client: Any, failed_job: Any) -> None:
-    body = staff_client.get("/tasks/jobs/job-f/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-detail-body")
+    body = staff_client.get(
+        "/tasks/jobs/job-f/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-detail-body"
+    )
     assert body.content.decode().lstrip().startswith('<div id="pca-detail-body"')
-    modal = staff_client.get("/tasks/jobs/job-f/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-modal-body")
+    modal = staff_client.get(
+        "/tasks/jobs/job-f/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="pca-modal-body"
+    )
     assert "Open full page" in modal.content.decode() and "<html" not in modal.content.decode()
 
 
 def test_detail_of_a_job_known_only_to_the_registry(staff_client: Any) -> None:
-    LiveTask.objects.create(task_name="orphan", status="failed", func_path="jobs.rebuild",
-                            reason="Worker died: no heartbeat.", created_at=timezone.now())
+    LiveTask.objects.create(
+        task_name="orphan",
+        status="failed",
+        func_path="jobs.rebuild",
+        reason="Worker died: no heartbeat.",
+        created_at=timezone.now(),
+    )
     html = staff_client.get("/tasks/jobs/orphan/").content.decode()
     assert "rebuild" in html and "Worker died: no heartbeat." in html
 
@@ -204,22 +327,43 @@ def test_task_keys_with_slashes(staff_client: Any, make_record: Any) -> None:
     assert staff_client.get("/tasks/jobs/reports/2024/q3/").status_code == 200
 
 
-def test_traceback_from_django_q_when_the_record_has_none(staff_client: Any, make_record: Any) -> None:
+def test_traceback_from_django_q_when_the_record_has_none(
+    staff_client: Any, make_record: Any
+) -> None:
     from django_q.models import Task
 
-    make_record(task_name="job-q", status="failed", message="Failed: ValueError: boom", result_payload="ValueError: boom")
-    Task.objects.create(id="a" * 32, name="job-q", func="powercrud_async.runner.run_task", success=False,
-                        started=timezone.now(), stopped=timezone.now(), result=f"boom : {TRACEBACK}")
+    make_record(
+        task_name="job-q",
+        status="failed",
+        message="Failed: ValueError: boom",
+        result_payload="ValueError: boom",
+    )
+    Task.objects.create(
+        id="a" * 32,
+        name="job-q",
+        func="powercrud_async.runner.run_task",
+        success=False,
+        started=timezone.now(),
+        stopped=timezone.now(),
+        result=f"boom : {TRACEBACK}",
+    )
     html = staff_client.get("/tasks/jobs/job-q/").content.decode()
     assert html.count("Traceback (most recent call last)") == 1
     assert "boom : Traceback" not in html
 
 
 def test_detail_escapes_everything(staff_client: Any, make_record: Any) -> None:
-    make_record(task_name="xss", status="success", message="<script>alert(1)</script>",
-                result_payload={"html": "<script>alert(2)</script>"}, affected_objects="<img src=x onerror=alert(3)>")
+    make_record(
+        task_name="xss",
+        status="success",
+        message="<script>alert(1)</script>",
+        result_payload={"html": "<script>alert(2)</script>"},
+        affected_objects="<img src=x onerror=alert(3)>",
+    )
     TaskEvent.objects.create(task_name="xss", event="progress", message="<script>alert(4)</script>")
-    TaskLogEntry.objects.create(task_name="xss", level=20, level_name="INFO", message="<script>alert(5)</script>")
+    TaskLogEntry.objects.create(
+        task_name="xss", level=20, level_name="INFO", message="<script>alert(5)</script>"
+    )
     html = staff_client.get("/tasks/jobs/xss/").content.decode()
     assert "<script>alert" not in html and "<img src=x" not in html
     for n in range(1, 6):
@@ -232,7 +376,11 @@ def test_progress_endpoint_stops_polling_and_tells_the_page(staff_client: Any, l
     running = staff_client.get(f"/tasks/progress/?task_name={key}")
     assert running.status_code == 200 and running.json()["status"] == "pending"
     live = staff_client.get(f"/tasks/progress/?task_name={key}", HTTP_HX_REQUEST="true")
-    assert live.status_code == 200 and "HX-Trigger" not in live and "pca-progress" in live.content.decode()
+    assert (
+        live.status_code == 200
+        and "HX-Trigger" not in live
+        and "pca-progress" in live.content.decode()
+    )
     from powercrud_async.async_manager import AsyncManager
 
     AsyncManager.resolve_manager().cancel_task(key)
@@ -246,13 +394,30 @@ def test_progress_endpoint_stops_polling_and_tells_the_page(staff_client: Any, l
 @pytest.fixture
 def locks() -> None:
     now = timezone.now()
-    LiveTask.objects.create(task_name="live", status="in_progress", created_at=now, started_at=now, heartbeat_at=now)
-    LiveTask.objects.create(task_name="dead", status="in_progress", created_at=now - timedelta(hours=1),
-                            started_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(minutes=10))
+    LiveTask.objects.create(
+        task_name="live", status="in_progress", created_at=now, started_at=now, heartbeat_at=now
+    )
+    LiveTask.objects.create(
+        task_name="dead",
+        status="in_progress",
+        created_at=now - timedelta(hours=1),
+        started_at=now - timedelta(hours=1),
+        heartbeat_at=now - timedelta(minutes=10),
+    )
     for pk, owner in (("42", "live"), ("43", "live"), ("7", "dead")):
-        TaskLock.objects.create(model_label="testapp.project", object_pk=pk, task_name=owner,
-                                acquired_at=now - timedelta(minutes=5), expires_at=now + timedelta(minutes=55))
-    TaskLock.objects.create(model_label="testapp.document", object_pk="42", task_name="live", expires_at=now + timedelta(minutes=55))
+        TaskLock.objects.create(
+            model_label="testapp.project",
+            object_pk=pk,
+            task_name=owner,
+            acquired_at=now - timedelta(minutes=5),
+            expires_at=now + timedelta(minutes=55),
+        )
+    TaskLock.objects.create(
+        model_label="testapp.document",
+        object_pk="42",
+        task_name="live",
+        expires_at=now + timedelta(minutes=55),
+    )
 
 
 def test_locks_page_lists_every_lock(staff_client: Any, locks: None) -> None:
@@ -279,7 +444,9 @@ def test_locks_page_lists_every_lock(staff_client: Any, locks: None) -> None:
         ("task=dea", "", 1),
     ],
 )
-def test_who_holds_an_object(staff_client: Any, locks: None, query: str, answer: str, count: int) -> None:
+def test_who_holds_an_object(
+    staff_client: Any, locks: None, query: str, answer: str, count: int
+) -> None:
     response = staff_client.get(f"/tasks/locks/?{query}")
     assert response.context["answer"] == answer
     assert len(response.context["rows"]) == count
@@ -291,22 +458,41 @@ def test_locks_empty_state(staff_client: Any) -> None:
 
 # -- audit trail --------------------------------------------------------------------------------------
 def test_audit_page_is_filterable(staff_client: Any) -> None:
-    AuditEntry.objects.create(username="ops", user_id="1", action="cancel", targets=["a1", "a2"],
-                              outcome="Cancelled 2 jobs.", succeeded=2)
-    AuditEntry.objects.create(username="carol", user_id="2", action="retry", targets=["b1"],
-                              outcome="Refused to retry b1: still running.", refused=1)
+    AuditEntry.objects.create(
+        username="ops",
+        user_id="1",
+        action="cancel",
+        targets=["a1", "a2"],
+        outcome="Cancelled 2 jobs.",
+        succeeded=2,
+    )
+    AuditEntry.objects.create(
+        username="carol",
+        user_id="2",
+        action="retry",
+        targets=["b1"],
+        outcome="Refused to retry b1: still running.",
+        refused=1,
+    )
     response = staff_client.get("/tasks/audit/")
     html = response.content.decode()
     assert "Cancelled 2 jobs." in html and 'href="/tasks/jobs/a1/"' in html and "1 refused" in html
-    assert [e["entry"].username for e in staff_client.get("/tasks/audit/?user=car").context["entries"]] == ["carol"]
-    assert [e["entry"].action for e in staff_client.get("/tasks/audit/?action=cancel").context["entries"]] == ["cancel"]
-    assert [e["entry"].username for e in staff_client.get("/tasks/audit/?target=b1").context["entries"]] == ["carol"]
+    assert [
+        e["entry"].username for e in staff_client.get("/tasks/audit/?user=car").context["entries"]
+    ] == ["carol"]
+    assert [
+        e["entry"].action
+        for e in staff_client.get("/tasks/audit/?action=cancel").context["entries"]
+    ] == ["cancel"]
+    assert [
+        e["entry"].username for e in staff_client.get("/tasks/audit/?target=b1").context["entries"]
+    ] == ["carol"]
     assert "No operator has acted yet." not in html
 
 
 # -- export --------------------------------------------------------------------------------------------
 def test_export_csv_and_json_follow_the_filters(staff_client: Any, make_record: Any) -> None:
-    make_record(task_name="e1", status="failed", message="=HYPERLINK(\"http://evil\")")
+    make_record(task_name="e1", status="failed", message='=HYPERLINK("http://evil")')
     make_record(task_name="e2", status="success")
     response = staff_client.get("/tasks/export/?status=failed&format=csv")
     assert response["Content-Type"].startswith("text/csv")

@@ -11,18 +11,33 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
 
 def queued(*ages: float) -> list[TaskInfo]:
-    return [TaskInfo(task_name=f"q{i}", status="pending", created_at=NOW - timedelta(seconds=age))
-            for i, age in enumerate(ages)]
+    return [
+        TaskInfo(task_name=f"q{i}", status="pending", created_at=NOW - timedelta(seconds=age))
+        for i, age in enumerate(ages)
+    ]
 
 
 def running() -> TaskInfo:
-    return TaskInfo(task_name="r", status="in_progress", created_at=NOW - timedelta(minutes=9),
-                    started_at=NOW - timedelta(minutes=9), heartbeat_at=NOW)
+    return TaskInfo(
+        task_name="r",
+        status="in_progress",
+        created_at=NOW - timedelta(minutes=9),
+        started_at=NOW - timedelta(minutes=9),
+        heartbeat_at=NOW,
+    )
 
 
-def health(active: list[TaskInfo], *, started: int = 0, last: float | None = None, after: float = 120) -> object:
-    return queue_health(NOW, active, started_recently=started, window=900,
-                        last_started=NOW - timedelta(seconds=last) if last is not None else None, stuck_after=after)
+def health(
+    active: list[TaskInfo], *, started: int = 0, last: float | None = None, after: float = 120
+) -> object:
+    return queue_health(
+        NOW,
+        active,
+        started_recently=started,
+        window=900,
+        last_started=NOW - timedelta(seconds=last) if last is not None else None,
+        stuck_after=after,
+    )
 
 
 def test_nothing_waiting_is_idle_even_with_beating_workers() -> None:

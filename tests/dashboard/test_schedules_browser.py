@@ -18,8 +18,11 @@ from tests.dashboard.conftest import SCREENSHOTS
 from tests.dashboard.managers import DashboardManager
 from tests.testapp.models import Project
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dashboard.urls"),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.urls("tests.dashboard.urls"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def shoot(page: Any, name: str) -> None:
@@ -33,23 +36,54 @@ def demo() -> dict[str, Schedule]:
     now = timezone.now()
     project = Project.objects.create(name="Apollo")
     made = {
-        "sync": manager.schedule_async_task("tests.testapp.tasks.add", 1, 2, name="Sync invoices",
-                                            schedule_type="I", minutes=15, next_run=now + timedelta(minutes=7)),
-        "rebuild": manager.schedule_async_task("tests.testapp.tasks.seed_worker", project.pk, name="Rebuild Apollo",
-                                               schedule_type="C", cron="0 3 * * *",
-                                               conflict_ids={"testapp.Project": [project.pk]}),
-        "report": manager.schedule_async_task("tests.testapp.tasks.echo", "weekly", name="Weekly report",
-                                              schedule_type="C", cron="0 22 * * 1-5", repeats=12),
-        "digest": manager.schedule_async_task("tests.testapp.tasks.echo", name="Daily digest", schedule_type="D",
-                                              next_run=now + timedelta(hours=9)),
-        "legacy": Schedule.objects.create(name="Legacy cleanup", func="tests.testapp.tasks.echo", args="1",
-                                          schedule_type="H", next_run=now + timedelta(minutes=42)),
+        "sync": manager.schedule_async_task(
+            "tests.testapp.tasks.add",
+            1,
+            2,
+            name="Sync invoices",
+            schedule_type="I",
+            minutes=15,
+            next_run=now + timedelta(minutes=7),
+        ),
+        "rebuild": manager.schedule_async_task(
+            "tests.testapp.tasks.seed_worker",
+            project.pk,
+            name="Rebuild Apollo",
+            schedule_type="C",
+            cron="0 3 * * *",
+            conflict_ids={"testapp.Project": [project.pk]},
+        ),
+        "report": manager.schedule_async_task(
+            "tests.testapp.tasks.echo",
+            "weekly",
+            name="Weekly report",
+            schedule_type="C",
+            cron="0 22 * * 1-5",
+            repeats=12,
+        ),
+        "digest": manager.schedule_async_task(
+            "tests.testapp.tasks.echo",
+            name="Daily digest",
+            schedule_type="D",
+            next_run=now + timedelta(hours=9),
+        ),
+        "legacy": Schedule.objects.create(
+            name="Legacy cleanup",
+            func="tests.testapp.tasks.echo",
+            args="1",
+            schedule_type="H",
+            next_run=now + timedelta(minutes=42),
+        ),
     }
     recurring.pause_schedule(made["digest"].pk)
     ScheduleState.objects.filter(schedule=made["rebuild"]).delete()
     ScheduleState.objects.create(
-        schedule=made["rebuild"], last_task="5f0c2a8e-skipped", last_outcome="blocked", last_run_at=now - timedelta(hours=3),
-        last_message="Scheduled run of 'Rebuild Apollo' skipped: objects locked by task nightly-import.")
+        schedule=made["rebuild"],
+        last_task="5f0c2a8e-skipped",
+        last_outcome="blocked",
+        last_run_at=now - timedelta(hours=3),
+        last_message="Scheduled run of 'Rebuild Apollo' skipped: objects locked by task nightly-import.",
+    )
     return made
 
 
@@ -60,7 +94,9 @@ def test_schedule_screenshots(browse: Any, width: int, height: int) -> None:
     made = demo()
     page = browse(width, height)
     page.goto("/tasks/schedules/")
-    expect(page.locator("#pca-schedules-results")).to_contain_text("cron 0 3 * * * — at 03:00 every day")
+    expect(page.locator("#pca-schedules-results")).to_contain_text(
+        "cron 0 3 * * * — at 03:00 every day"
+    )
     expect(page.locator("#pca-schedules-results")).to_contain_text("Skipped")
     shoot(page, f"schedules-{width}x{height}")
     # The run-now button of each row is visible without scrolling sideways.
@@ -104,15 +140,21 @@ def test_run_now_pause_and_remove_from_the_page(browse: Any) -> None:
     expect(page.locator("#pca-flash")).to_contain_text("Removed 1 schedule.")
     assert not Schedule.objects.filter(name="Legacy cleanup").exists()
     assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == [
-        "schedule-run", "schedule-pause", "schedule-remove"]
+        "schedule-run",
+        "schedule-pause",
+        "schedule-remove",
+    ]
 
 
 def test_form_shows_clear_errors(browse: Any, staff: Any) -> None:
     from django.contrib.auth.models import Permission
     from playwright.sync_api import expect
 
-    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="django_q",
-                                                          codename__in=["add_schedule", "change_schedule"]))
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_q", codename__in=["add_schedule", "change_schedule"]
+        )
+    )
     page = browse(1400, 1000)
     page.goto("/tasks/schedules/new/")
     page.fill("#id_name", "Nightly rebuild")

@@ -27,22 +27,34 @@ NEW = "/tasks/schedules/new/"
 def ours(name: str = "nightly", **options: Any) -> Schedule:
     values: dict[str, Any] = {"schedule_type": "I", "minutes": 15}
     values.update(options)
-    return DashboardManager().schedule_async_task("tests.testapp.tasks.add", 1, 2, name=name, **values)
+    return DashboardManager().schedule_async_task(
+        "tests.testapp.tasks.add", 1, 2, name=name, **values
+    )
 
 
 def plain(name: str = "plain", **options: Any) -> Schedule:
-    return Schedule.objects.create(name=name, func="tests.testapp.tasks.echo", args="1",
-                                   schedule_type=options.pop("schedule_type", "D"), **options)
+    return Schedule.objects.create(
+        name=name,
+        func="tests.testapp.tasks.echo",
+        args="1",
+        schedule_type=options.pop("schedule_type", "D"),
+        **options,
+    )
 
 
 def editor(**flags: Any) -> Client:
     account = user("editor", is_staff=True, **flags)
-    account.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="django_q", codename__in=["add_schedule", "change_schedule"]))
+    account.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_q", codename__in=["add_schedule", "change_schedule"]
+        )
+    )
     return client_for(account)
 
 
-def test_list_shows_ours_and_plain_schedules_with_trigger_next_run_and_state(staff_client: Client, settings: Any) -> None:
+def test_list_shows_ours_and_plain_schedules_with_trigger_next_run_and_state(
+    staff_client: Client, settings: Any
+) -> None:
     settings.TIME_ZONE = "Europe/Paris"
     at = timezone.now() + timedelta(hours=2)
     ours("nightly", next_run=at, repeats=3)
@@ -72,36 +84,61 @@ def test_filters_search_and_sort_are_in_the_url_and_survive_refresh(staff_client
     states = [r.state for r in staff_client.get(LIST, {"sort": "state"}).context["rows"]]
     assert states == ["active", "active", "paused"]
     # The live region polls its own URL, filters included; an htmx refresh answers with the region only.
-    region = staff_client.get(LIST, {"state": "active", "q": "b"}, headers={
-        "HX-Request": "true", "HX-Target": "pca-schedules-results", "HX-Trigger": "pca-schedules-results"})
+    region = staff_client.get(
+        LIST,
+        {"state": "active", "q": "b"},
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "pca-schedules-results",
+            "HX-Trigger": "pca-schedules-results",
+        },
+    )
     body = region.content.decode()
     assert body.startswith('<section id="pca-schedules-results"') and "q=b&amp;state=active" in body
     assert "HX-Push-Url" not in region
 
 
-def test_run_now_pause_resume_remove_from_the_page_are_audited(staff_client: Client, staff: Any,
-                                                                django_capture_on_commit_callbacks: Any) -> None:
+def test_run_now_pause_resume_remove_from_the_page_are_audited(
+    staff_client: Client, staff: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     schedule = ours(next_run=timezone.now() + timedelta(hours=1), repeats=5)
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(ACTION, {"action": "run", "tasks": [schedule.pk]}, headers={"HX-Request": "true"})
+        response = staff_client.post(
+            ACTION, {"action": "run", "tasks": [schedule.pk]}, headers={"HX-Request": "true"}
+        )
     assert "Ran 1 schedule." in response.content.decode()
     key = ScheduleState.objects.get(schedule=schedule).last_task
     assert LiveTask.objects.get(task_name=key).user_id == str(staff.pk)
     assert Schedule.objects.get(pk=schedule.pk).next_run == schedule.next_run
-    assert f"/tasks/jobs/{key}/" in staff_client.get(LIST).content.decode()  # last run links to its job
+    assert (
+        f"/tasks/jobs/{key}/" in staff_client.get(LIST).content.decode()
+    )  # last run links to its job
     staff_client.post(ACTION, {"action": "pause", "tasks": [schedule.pk]})
     assert Schedule.objects.get(pk=schedule.pk).repeats == 0
     staff_client.post(ACTION, {"action": "resume", "tasks": [schedule.pk]})
     assert Schedule.objects.get(pk=schedule.pk).repeats == 5
-    confirm = staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk]}, headers={"HX-Request": "true"})
-    assert "Remove 1 schedule?" in confirm.content.decode() and Schedule.objects.filter(pk=schedule.pk).exists()
-    page = staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk]})  # without JavaScript
+    confirm = staff_client.post(
+        ACTION, {"action": "remove", "tasks": [schedule.pk]}, headers={"HX-Request": "true"}
+    )
+    assert (
+        "Remove 1 schedule?" in confirm.content.decode()
+        and Schedule.objects.filter(pk=schedule.pk).exists()
+    )
+    page = staff_client.post(
+        ACTION, {"action": "remove", "tasks": [schedule.pk]}
+    )  # without JavaScript
     assert "<html" in page.content.decode() and "Remove 1 schedule?" in page.content.decode()
     staff_client.post(ACTION, {"action": "remove", "tasks": [schedule.pk], "confirmed": "1"})
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
-    entries = list(AuditEntry.objects.order_by("id").values_list("action", "username", "succeeded", "outcome"))
-    assert [e[:3] for e in entries] == [("schedule-run", "ops", 1), ("schedule-pause", "ops", 1),
-                                        ("schedule-resume", "ops", 1), ("schedule-remove", "ops", 1)]
+    entries = list(
+        AuditEntry.objects.order_by("id").values_list("action", "username", "succeeded", "outcome")
+    )
+    assert [e[:3] for e in entries] == [
+        ("schedule-run", "ops", 1),
+        ("schedule-pause", "ops", 1),
+        ("schedule-resume", "ops", 1),
+        ("schedule-remove", "ops", 1),
+    ]
     assert entries[-1][3] == "Removed 1 schedule."
     audit_page = staff_client.get("/tasks/audit/").content.decode()
     assert "/tasks/schedules/?q=nightly" in audit_page  # targets link to the schedule, not to a job
@@ -110,25 +147,39 @@ def test_run_now_pause_resume_remove_from_the_page_are_audited(staff_client: Cli
 def test_bulk_actions_report_counts_and_cover_plain_schedules(staff_client: Client) -> None:
     first, second, legacy = ours("a"), ours("b"), plain("legacy")
     recurring.pause_schedule(second.pk)
-    response = staff_client.post(ACTION, {"action": "pause", "tasks": [first.pk, second.pk, legacy.pk, 999]},
-                                 headers={"HX-Request": "true"})
+    response = staff_client.post(
+        ACTION,
+        {"action": "pause", "tasks": [first.pk, second.pk, legacy.pk, 999]},
+        headers={"HX-Request": "true"},
+    )
     text = response.content.decode()
-    assert "Paused 2 schedules, 2 not" in text and "was already paused" in text and "no such schedule" in text
+    assert (
+        "Paused 2 schedules, 2 not" in text
+        and "was already paused" in text
+        and "no such schedule" in text
+    )
     assert Schedule.objects.get(pk=legacy.pk).repeats == 0
     staff_client.post(ACTION, {"action": "resume", "tasks": [legacy.pk]})
     assert Schedule.objects.get(pk=legacy.pk).repeats == -1
     assert AuditEntry.objects.get(action="schedule-pause").refused == 2
 
 
-def test_a_run_blocked_by_a_lock_is_reported_with_its_holder(staff_client: Client,
-                                                             django_capture_on_commit_callbacks: Any) -> None:
+def test_a_run_blocked_by_a_lock_is_reported_with_its_holder(
+    staff_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     project = Project.objects.create(name="p")
     schedule = ours(conflict_ids={"testapp.Project": [project.pk]})
     with django_capture_on_commit_callbacks(execute=True):
-        DashboardManager().launch_async_task("tests.testapp.tasks.add", 1, 1, task_key="holder-job",
-                                             conflict_ids={"testapp.Project": [project.pk]})
-    text = staff_client.post(ACTION, {"action": "run", "tasks": [schedule.pk]},
-                             headers={"HX-Request": "true"}).content.decode()
+        DashboardManager().launch_async_task(
+            "tests.testapp.tasks.add",
+            1,
+            1,
+            task_key="holder-job",
+            conflict_ids={"testapp.Project": [project.pk]},
+        )
+    text = staff_client.post(
+        ACTION, {"action": "run", "tasks": [schedule.pk]}, headers={"HX-Request": "true"}
+    ).content.decode()
     assert "skipped: objects locked by holder-job" in text
     page = staff_client.get(LIST).content.decode()
     assert "Skipped" in page and "holder-job" in page
@@ -146,7 +197,12 @@ def test_viewers_who_may_not_act_are_refused_and_audited(dashboard_settings: Any
     dashboard_settings(ACTION_ACCESS="superuser")
     schedule = ours()
     viewer = client_for(user("viewer", is_staff=True))
-    assert viewer.post(ACTION, {"action": "remove", "tasks": [schedule.pk], "confirmed": "1"}).status_code == 403
+    assert (
+        viewer.post(
+            ACTION, {"action": "remove", "tasks": [schedule.pk], "confirmed": "1"}
+        ).status_code
+        == 403
+    )
     assert Schedule.objects.filter(pk=schedule.pk).exists()
     assert AuditEntry.objects.get().refused == 1
     assert 'value="run"' not in viewer.get(LIST).content.decode()
@@ -156,9 +212,19 @@ def test_viewers_who_may_not_act_are_refused_and_audited(dashboard_settings: Any
 def test_create_from_the_page(django_capture_on_commit_callbacks: Any) -> None:
     client = editor()
     project = Project.objects.create(name="p")
-    response = client.post(NEW, {"name": "rebuild", "func": "tests.testapp.tasks.add", "schedule_type": "C",
-                                 "cron": "0 3 * * *", "repeats": "-1", "args": "[1, 2]", "kwargs": "",
-                                 "conflict_ids": f'{{"testapp.Project": [{project.pk}]}}'})
+    response = client.post(
+        NEW,
+        {
+            "name": "rebuild",
+            "func": "tests.testapp.tasks.add",
+            "schedule_type": "C",
+            "cron": "0 3 * * *",
+            "repeats": "-1",
+            "args": "[1, 2]",
+            "kwargs": "",
+            "conflict_ids": f'{{"testapp.Project": [{project.pk}]}}',
+        },
+    )
     assert response.status_code == 303
     schedule = Schedule.objects.get(name="rebuild")
     spec = recurring.spec_of(schedule)
@@ -166,21 +232,34 @@ def test_create_from_the_page(django_capture_on_commit_callbacks: Any) -> None:
     assert AuditEntry.objects.get().action == "schedule-create"
 
 
-@pytest.mark.parametrize("changes,field,words", [
-    ({"schedule_type": "C", "cron": "0 25 * * *"}, "cron", "not a valid cron expression"),
-    ({"minutes": "-5"}, "minutes", "between 1 and"),
-    ({"func": "tests.testapp.tasks.missing"}, "func", "cannot be imported"),
-    ({"name": "taken"}, "name", "already exists"),
-    ({"args": "{"}, "args", "Not valid JSON"),
-    ({"conflict_ids": '{"nope.Model": [1]}'}, "conflict_ids", ""),
-])
-def test_bad_input_in_the_form_gets_a_clear_message_and_changes_nothing(changes: dict[str, str], field: str,
-                                                                       words: str) -> None:
+@pytest.mark.parametrize(
+    "changes,field,words",
+    [
+        ({"schedule_type": "C", "cron": "0 25 * * *"}, "cron", "not a valid cron expression"),
+        ({"minutes": "-5"}, "minutes", "between 1 and"),
+        ({"func": "tests.testapp.tasks.missing"}, "func", "cannot be imported"),
+        ({"name": "taken"}, "name", "already exists"),
+        ({"args": "{"}, "args", "Not valid JSON"),
+        ({"conflict_ids": '{"nope.Model": [1]}'}, "conflict_ids", ""),
+    ],
+)
+def test_bad_input_in_the_form_gets_a_clear_message_and_changes_nothing(
+    changes: dict[str, str], field: str, words: str
+) -> None:
     client = editor()
     ours("taken")
     before = list(Schedule.objects.values())
-    data = {"name": "fresh", "func": "tests.testapp.tasks.add", "schedule_type": "I", "minutes": "15",
-            "cron": "", "repeats": "-1", "args": "", "kwargs": "", "conflict_ids": ""}
+    data = {
+        "name": "fresh",
+        "func": "tests.testapp.tasks.add",
+        "schedule_type": "I",
+        "minutes": "15",
+        "cron": "",
+        "repeats": "-1",
+        "args": "",
+        "kwargs": "",
+        "conflict_ids": "",
+    }
     data.update(changes)
     response = client.post(NEW, data)
     assert response.status_code == 400
@@ -197,8 +276,18 @@ def test_edit_keeps_a_paused_schedule_paused() -> None:
     url = f"/tasks/schedules/{schedule.pk}/edit/"
     form = client.get(url).context["form"]
     assert form.initial["repeats"] == 3 and form.initial["func"] == "tests.testapp.tasks.add"
-    response = client.post(url, {"name": "nightly", "func": "tests.testapp.tasks.add", "schedule_type": "H",
-                                 "repeats": "4", "args": "[5, 6]", "kwargs": "{}", "conflict_ids": ""})
+    response = client.post(
+        url,
+        {
+            "name": "nightly",
+            "func": "tests.testapp.tasks.add",
+            "schedule_type": "H",
+            "repeats": "4",
+            "args": "[5, 6]",
+            "kwargs": "{}",
+            "conflict_ids": "",
+        },
+    )
     assert response.status_code == 303
     edited = Schedule.objects.get(pk=schedule.pk)
     assert (edited.schedule_type, edited.repeats) == ("H", 0)
@@ -207,12 +296,18 @@ def test_edit_keeps_a_paused_schedule_paused() -> None:
     assert Schedule.objects.get(pk=schedule.pk).repeats == 4
 
 
-def test_overview_shows_scheduler_state_next_runs_and_failing_schedules(staff_client: Client) -> None:
+def test_overview_shows_scheduler_state_next_runs_and_failing_schedules(
+    staff_client: Client,
+) -> None:
     soon = ours("soon", next_run=timezone.now() + timedelta(minutes=5))
     ours("later", next_run=timezone.now() + timedelta(hours=5))
-    ScheduleState.objects.create(schedule=soon, last_task="k-1", last_outcome="blocked",
-                                 last_message="Scheduled run of 'soon' skipped: objects locked by task other.",
-                                 last_run_at=timezone.now())
+    ScheduleState.objects.create(
+        schedule=soon,
+        last_task="k-1",
+        last_outcome="blocked",
+        last_message="Scheduled run of 'soon' skipped: objects locked by task other.",
+        last_run_at=timezone.now(),
+    )
     html = staff_client.get("/tasks/").content.decode()
     assert "No cluster is running: no schedule will run" in html
     assert html.index("soon") < html.index("later")

@@ -33,7 +33,8 @@ HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "pca-flash"}
 
 def fail(key: str) -> None:
     AsyncManager.resolve_manager(LiveTask.objects.get(task_name=key).manager_class).finish(
-        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom")
+        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom"
+    )
 
 
 # -- 3: admin actions need the change permission by default -------------------------------------------
@@ -68,13 +69,15 @@ class RemovedInALaterDeploy:
 
 
 def test_a_job_that_breaks_in_a_bulk_action_is_reported_and_audited(
-        staff_client: Any, launch: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any) -> None:
+    staff_client: Any, launch: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     broken = launch("tests.testapp.tasks.add", 1, 1)
     fine = launch("tests.testapp.tasks.add", 2, 2)
     fail(broken)
     fail(fine)
     LiveTask.objects.filter(task_name=broken).update(
-        call=sign_blob(pickle.dumps(((RemovedInALaterDeploy(),), {}))))
+        call=sign_blob(pickle.dumps(((RemovedInALaterDeploy(),), {})))
+    )
     monkeypatch.delattr(sys.modules[__name__], "RemovedInALaterDeploy")
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(ACT, {"action": "retry", "tasks": [broken, fine]}, **HTMX)
@@ -84,11 +87,15 @@ def test_a_job_that_breaks_in_a_bulk_action_is_reported_and_audited(
     assert lines[fine]["result"] == "done" and lines[fine]["new_key"]
     entry = AuditEntry.objects.get()
     assert entry.outcome == "Retried 1 job, 1 error."
-    assert [(key, result) for key, result, _ in entry.results] == [(broken, "error"), (fine, "done")]
+    assert [(key, result) for key, result, _ in entry.results] == [
+        (broken, "error"),
+        (fine, "done"),
+    ]
 
 
-def test_the_audit_entry_is_written_when_an_action_fails_outright(staff_client: Any, make_record: Any,
-                                                                  monkeypatch: Any) -> None:
+def test_the_audit_entry_is_written_when_an_action_fails_outright(
+    staff_client: Any, make_record: Any, monkeypatch: Any
+) -> None:
     make_record(task_name="old-1", status="failed")
 
     def broken_store(*args: Any, **kwargs: Any) -> Any:
@@ -106,7 +113,9 @@ def test_refused_attempts_are_bounded_and_folded(dashboard_settings: Any) -> Non
     dashboard_settings(ACTION_ACCESS="superuser")
     viewer = client_for(user("viewer", is_staff=True))
     for n in range(5):
-        response = viewer.post(ACT, {"action": "delete", "tasks": [f"{n}" + "x" * 40_000], "confirmed": "1"})
+        response = viewer.post(
+            ACT, {"action": "delete", "tasks": [f"{n}" + "x" * 40_000], "confirmed": "1"}
+        )
         assert response.status_code == 403
     entry = AuditEntry.objects.get()
     assert entry.repeats == 5 and entry.refused == 5 and entry.outcome.endswith("(refused 5 times)")
@@ -117,7 +126,9 @@ def test_refused_attempts_are_bounded_and_folded(dashboard_settings: Any) -> Non
 
 def test_a_flood_of_keys_is_bounded(staff_client: Any) -> None:
     keys = [f"k{n:03d}-" + "y" * 90 for n in range(500)]
-    staff_client.post(ACT, {"action": "delete", "tasks": [*keys, "z" * 40_000], "confirmed": "1"}, **HTMX)
+    staff_client.post(
+        ACT, {"action": "delete", "tasks": [*keys, "z" * 40_000], "confirmed": "1"}, **HTMX
+    )
     entry = AuditEntry.objects.get()
     assert len(entry.targets) <= 101 and len(entry.results) <= 100
     assert all(len(key) <= 255 for key in entry.targets)
@@ -128,7 +139,9 @@ def test_a_flood_of_keys_is_bounded(staff_client: Any) -> None:
 
 def test_the_audit_page_paginates(staff_client: Any) -> None:
     AuditEntry.objects.bulk_create(
-        AuditEntry(username="ops", user_id="1", action="cancel", targets=[f"t{n}"], outcome="ok") for n in range(120))
+        AuditEntry(username="ops", user_id="1", action="cancel", targets=[f"t{n}"], outcome="ok")
+        for n in range(120)
+    )
     page = staff_client.get("/tasks/audit/")
     assert len(page.context["entries"]) == 50 and page.context["next_url"].endswith("page=2")
 
@@ -136,14 +149,23 @@ def test_the_audit_page_paginates(staff_client: Any) -> None:
 # -- 7: the server refuses what the page does not offer ------------------------------------------------
 def test_releasing_a_live_reservation_is_refused(staff_client: Any) -> None:
     now = timezone.now()
-    TaskLock.objects.create(model_label="testapp.project", object_pk="1", task_name="reserved",
-                            expires_at=now + timedelta(minutes=30))
-    TaskLock.objects.create(model_label="testapp.project", object_pk="2", task_name="lapsed",
-                            expires_at=now - timedelta(minutes=1))
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="1",
+        task_name="reserved",
+        expires_at=now + timedelta(minutes=30),
+    )
+    TaskLock.objects.create(
+        model_label="testapp.project",
+        object_pk="2",
+        task_name="lapsed",
+        expires_at=now - timedelta(minutes=1),
+    )
     rows = {r["task"]: r for r in staff_client.get("/tasks/locks/").context["rows"]}
     assert rows["reserved"]["alive"] and not rows["lapsed"]["alive"]  # what the page offers
-    response = staff_client.post(ACT, {"action": "release", "tasks": ["reserved", "lapsed"], "confirmed": "1"},
-                                 **HTMX)
+    response = staff_client.post(
+        ACT, {"action": "release", "tasks": ["reserved", "lapsed"], "confirmed": "1"}, **HTMX
+    )
     results = {line["key"]: line["result"] for line in response.context["lines"]}
     assert results == {"reserved": "refused", "lapsed": "done"}
     assert list(TaskLock.objects.values_list("task_name", flat=True)) == ["reserved"]
@@ -151,6 +173,8 @@ def test_releasing_a_live_reservation_is_refused(staff_client: Any) -> None:
 
 def test_deleting_a_live_job_is_refused(staff_client: Any, launch: Any) -> None:
     key = launch("tests.testapp.tasks.slow", 5.0)
-    response = staff_client.post(ACT, {"action": "delete", "tasks": [key], "confirmed": "1"}, **HTMX)
+    response = staff_client.post(
+        ACT, {"action": "delete", "tasks": [key], "confirmed": "1"}, **HTMX
+    )
     assert response.context["lines"][0]["result"] == "refused"
     assert AsyncTaskRecord.objects.filter(task_name=key).exists()

@@ -33,7 +33,9 @@ def body(response: Any) -> bytes:
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize("param", ["from", "to"])
 @pytest.mark.parametrize("day", EDGES)
-def test_calendar_edges_never_answer_500(staff_client: Any, make_record: Any, zone: str, param: str, day: str) -> None:
+def test_calendar_edges_never_answer_500(
+    staff_client: Any, make_record: Any, zone: str, param: str, day: str
+) -> None:
     make_record(task_name="t1")
     with timezone.override(zone):
         listed = staff_client.get(f"/tasks/jobs/?{param}={day}")
@@ -45,12 +47,19 @@ def test_calendar_edges_never_answer_500(staff_client: Any, make_record: Any, zo
     body(exported)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @example(day=date(9999, 12, 31), zone="UTC", junk="")
 @example(day=date(1, 1, 1), zone="Pacific/Kiritimati", junk="0001-01-01")
-@given(day=st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)), zone=st.sampled_from(ZONES),
-       junk=st.text(max_size=30))
-def test_any_date_filter_either_filters_or_says_why(db: Any, day: date, zone: str, junk: str) -> None:
+@given(
+    day=st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)),
+    zone=st.sampled_from(ZONES),
+    junk=st.text(max_size=30),
+)
+def test_any_date_filter_either_filters_or_says_why(
+    db: Any, day: date, zone: str, junk: str
+) -> None:
     schema = RecordSchema(AsyncTaskRecord)
     with timezone.override(zone):
         for query in (f"from={day.isoformat()}&to={day.isoformat()}", QueryDict(mutable=True)):
@@ -58,7 +67,9 @@ def test_any_date_filter_either_filters_or_says_why(db: Any, day: date, zone: st
                 query.update({"from": junk, "to": junk})
             else:
                 query = QueryDict(query)
-            state = ListState.from_query(query, sortable={"created"}, page_sizes=[25], default_per_page=25)
+            state = ListState.from_query(
+                query, sortable={"created"}, page_sizes=[25], default_per_page=25
+            )
             list(filter_records(AsyncTaskRecord.objects.all(), state, schema, now=timezone.now()))
             for name, parsed in (("from", state.date_from), ("to", state.date_to)):
                 if query.get(name, "").strip() and parsed is None:
@@ -66,8 +77,9 @@ def test_any_date_filter_either_filters_or_says_why(db: Any, day: date, zone: st
 
 
 # -- 8: export exactly the configured columns ---------------------------------------------------------
-def test_export_of_a_record_model_with_no_export_columns_dumps_nothing(dashboard_settings: Any,
-                                                                       staff_client: Any) -> None:
+def test_export_of_a_record_model_with_no_export_columns_dumps_nothing(
+    dashboard_settings: Any, staff_client: Any
+) -> None:
     dashboard_settings(RECORD_MODEL="testapp.CustomRecord")
     CustomRecord.objects.create(key="k1", state="failed", note="the-private-note", who="alice")
     for fmt in ("csv", "json"):
@@ -96,10 +108,16 @@ def memcached(memcached_server: Any) -> str:
 
 
 @pytest.mark.parametrize("key", ["has a space", "k" * 300, "tab\there", "new\nline"])
-def test_progress_endpoint_takes_any_key_on_memcached(settings: Any, memcached: str, staff_client: Any,
-                                                     key: str) -> None:
-    settings.CACHES = {**settings.CACHES, "mc": {
-        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": memcached}}
+def test_progress_endpoint_takes_any_key_on_memcached(
+    settings: Any, memcached: str, staff_client: Any, key: str
+) -> None:
+    settings.CACHES = {
+        **settings.CACHES,
+        "mc": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": memcached,
+        },
+    }
     settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "CACHE_NAME": "mc"}
     for client, url in ((Client(), "/async/progress/"), (staff_client, "/tasks/progress/")):
         response = client.get(url, {"task_name": key})

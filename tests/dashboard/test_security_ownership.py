@@ -25,7 +25,9 @@ SECRET_ARG = "alice-private-argument"
 
 @pytest.fixture
 def own_only(dashboard_settings: Any) -> None:
-    dashboard_settings(VIEW_ACCESS="authenticated", ACTION_ACCESS="authenticated", OWN_TASKS_ONLY=True)
+    dashboard_settings(
+        VIEW_ACCESS="authenticated", ACTION_ACCESS="authenticated", OWN_TASKS_ONLY=True
+    )
 
 
 def body(response: Any) -> str:
@@ -43,8 +45,14 @@ def test_a_launch_records_the_owner_id(launch: Any) -> None:
 def test_a_new_account_with_an_old_username_gets_nothing(own_only: None, launch: Any) -> None:
     alice = user("alice")
     key = launch("tests.testapp.tasks.add", 1, 2, user=alice, task_kwargs={"note": SECRET_ARG})
-    progress.write(progress.ProgressSnapshot(task_name=key, status=TaskStatus.IN_PROGRESS,
-                                             message="alice is at row 7", user_id=str(alice.pk)))
+    progress.write(
+        progress.ProgressSnapshot(
+            task_name=key,
+            status=TaskStatus.IN_PROGRESS,
+            message="alice is at row 7",
+            user_id=str(alice.pk),
+        )
+    )
     alice.username = "alice-renamed"
     alice.save()
     mallory = client_for(user("alice"))  # registers the freed name
@@ -54,7 +62,11 @@ def test_a_new_account_with_an_old_username_gets_nothing(own_only: None, launch:
     assert mallory.get(f"/tasks/progress/?task_name={key}").status_code == 404
     assert key not in body(mallory.get("/tasks/export/?format=csv"))
     assert key not in body(mallory.get("/tasks/export/?format=json"))
-    mallory.post("/tasks/actions/", {"action": "delete", "tasks": [key], "confirmed": "1"}, HTTP_HX_REQUEST="true")
+    mallory.post(
+        "/tasks/actions/",
+        {"action": "delete", "tasks": [key], "confirmed": "1"},
+        HTTP_HX_REQUEST="true",
+    )
     assert AsyncTaskRecord.objects.filter(task_name=key).exists()
 
     # the real owner still sees it, progress included, after the rename
@@ -63,7 +75,9 @@ def test_a_new_account_with_an_old_username_gets_nothing(own_only: None, launch:
     assert SECRET_ARG in detail and "alice is at row 7" in detail
 
 
-def test_a_label_that_looks_like_the_viewer_is_not_ownership(own_only: None, make_record: Any) -> None:
+def test_a_label_that_looks_like_the_viewer_is_not_ownership(
+    own_only: None, make_record: Any
+) -> None:
     mallory = user("mallory")
     make_record(task_name="forged", user_label="mallory", user_pk="not-mallory")
     client = client_for(mallory)
@@ -75,15 +89,23 @@ def test_the_detail_page_does_not_show_someone_elses_cached_progress(make_record
     """Even where a record is visible, the progress cache answers only its owner or staff."""
     bob = user("bob")
     make_record(task_name="shared", user_label="", status="in_progress")
-    progress.write(progress.ProgressSnapshot(task_name="shared", status=TaskStatus.IN_PROGRESS,
-                                             message="bob's private step", user_id="424242"))
+    progress.write(
+        progress.ProgressSnapshot(
+            task_name="shared",
+            status=TaskStatus.IN_PROGRESS,
+            message="bob's private step",
+            user_id="424242",
+        )
+    )
     viewer = client_for(bob)
     from django.test import override_settings
 
-    with override_settings(POWERCRUD_SETTINGS={
-        "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.dashboard.managers.DashboardManager"},
-        "DASHBOARD": {"VIEW_ACCESS": "authenticated"},
-    }):
+    with override_settings(
+        POWERCRUD_SETTINGS={
+            "ASYNC_MANAGER_DEFAULT": {"manager_class": "tests.dashboard.managers.DashboardManager"},
+            "DASHBOARD": {"VIEW_ACCESS": "authenticated"},
+        }
+    ):
         html = body(viewer.get("/tasks/jobs/shared/"))
     assert "bob&#x27;s private step" not in html and "bob's private step" not in html
 
@@ -91,18 +113,34 @@ def test_the_detail_page_does_not_show_someone_elses_cached_progress(make_record
 @pytest.fixture
 def someone_elses_stuck_job(make_record: Any) -> str:
     now = timezone.now()
-    make_record(task_name="bob-stuck", user_label="bob", user_pk="999", status="in_progress",
-                func_path="payroll.tasks.run_bonus", started_at=now - timedelta(hours=1))
-    LiveTask.objects.create(task_name="bob-stuck", status="in_progress", created_at=now - timedelta(hours=1),
-                            started_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(minutes=30),
-                            user_id="999")
-    TaskLock.objects.create(model_label="testapp.secretmodel", object_pk="1", task_name="bob-stuck",
-                            expires_at=now + timedelta(hours=1))
+    make_record(
+        task_name="bob-stuck",
+        user_label="bob",
+        user_pk="999",
+        status="in_progress",
+        func_path="payroll.tasks.run_bonus",
+        started_at=now - timedelta(hours=1),
+    )
+    LiveTask.objects.create(
+        task_name="bob-stuck",
+        status="in_progress",
+        created_at=now - timedelta(hours=1),
+        started_at=now - timedelta(hours=1),
+        heartbeat_at=now - timedelta(minutes=30),
+        user_id="999",
+    )
+    TaskLock.objects.create(
+        model_label="testapp.secretmodel",
+        object_pk="1",
+        task_name="bob-stuck",
+        expires_at=now + timedelta(hours=1),
+    )
     return "bob-stuck"
 
 
-def test_overview_shows_an_own_only_user_nothing_of_others(own_only: None, someone_elses_stuck_job: str,
-                                                           staff_client: Any) -> None:
+def test_overview_shows_an_own_only_user_nothing_of_others(
+    own_only: None, someone_elses_stuck_job: str, staff_client: Any
+) -> None:
     response = client_for(user("alice")).get("/tasks/")
     o = response.context["overview"]
     assert o.stuck == [] and (o.locks, o.lock_owners) == (0, 0)
@@ -118,7 +156,9 @@ def test_overview_shows_an_own_only_user_nothing_of_others(own_only: None, someo
     assert "Locks held" in body(response) and "Worker health" in body(response)
 
 
-def test_locks_and_list_show_an_own_only_user_nothing_of_others(own_only: None, someone_elses_stuck_job: str) -> None:
+def test_locks_and_list_show_an_own_only_user_nothing_of_others(
+    own_only: None, someone_elses_stuck_job: str
+) -> None:
     alice = client_for(user("alice"))
     locks = alice.get("/tasks/locks/")
     assert locks.context["labels"] == [] and locks.context["total"] == 0
@@ -129,20 +169,25 @@ def test_locks_and_list_show_an_own_only_user_nothing_of_others(own_only: None, 
     assert listed.context["stuck_count"] == 0
 
 
-def test_a_staff_retry_keeps_the_owner(own_only: None, launch: Any, staff: Any,
-                                       django_capture_on_commit_callbacks: Any) -> None:
+def test_a_staff_retry_keeps_the_owner(
+    own_only: None, launch: Any, staff: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     alice = user("alice")
     key = launch("tests.testapp.tasks.add", 2, 3, user=alice)
     AsyncManager.resolve_manager(LiveTask.objects.get(task_name=key).manager_class).finish(
-        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom")
+        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom"
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(staff).post("/tasks/actions/", {"action": "retry", "tasks": [key]},
-                                          HTTP_HX_REQUEST="true")
+        response = client_for(staff).post(
+            "/tasks/actions/", {"action": "retry", "tasks": [key]}, HTTP_HX_REQUEST="true"
+        )
     new_key = response.context["lines"][0]["new_key"]
     record = AsyncTaskRecord.objects.get(task_name=new_key)
     assert (record.user_label, record.user_pk) == ("alice", str(alice.pk))
     assert LiveTask.objects.get(task_name=new_key).user_id == str(alice.pk)
-    assert TaskEvent.objects.filter(task_name=new_key, event="retry", message__contains="by ops").exists()
+    assert TaskEvent.objects.filter(
+        task_name=new_key, event="retry", message__contains="by ops"
+    ).exists()
     assert new_key in body(client_for(alice).get("/tasks/jobs/"))  # she still sees her job
 
 
@@ -150,8 +195,14 @@ def test_a_retry_of_a_deleted_users_job_is_refused(launch: Any, staff_client: An
     ghost = user("ghost")
     key = launch("tests.testapp.tasks.add", 2, 3, user=ghost)
     AsyncManager.resolve_manager(LiveTask.objects.get(task_name=key).manager_class).finish(
-        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom")
+        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom"
+    )
     ghost.delete()
-    response = staff_client.post("/tasks/actions/", {"action": "retry", "tasks": [key]}, HTTP_HX_REQUEST="true")
-    assert response.context["summary"] == f"Refused to retry {key}: the user who launched it no longer exists."
+    response = staff_client.post(
+        "/tasks/actions/", {"action": "retry", "tasks": [key]}, HTTP_HX_REQUEST="true"
+    )
+    assert (
+        response.context["summary"]
+        == f"Refused to retry {key}: the user who launched it no longer exists."
+    )
     assert LiveTask.objects.count() == 1

@@ -40,13 +40,16 @@ class Planted:
 def failed_job(launch: Any, *args: Any, **kwargs: Any) -> str:
     key = launch("tests.testapp.tasks.add", *args, **kwargs)
     AsyncManager.resolve_manager(LiveTask.objects.get(task_name=key).manager_class).finish(
-        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom")
+        key, TaskStatus.FAILED, error="ValueError: boom", reason="ValueError: boom"
+    )
     return key
 
 
 # -- 11: signed call payloads -----------------------------------------------------------------------
 @pytest.mark.parametrize("forge", ["unsigned", "flipped", "other key"])
-def test_a_planted_payload_is_refused_and_audited(staff_client: Any, launch: Any, forge: str) -> None:
+def test_a_planted_payload_is_refused_and_audited(
+    staff_client: Any, launch: Any, forge: str
+) -> None:
     RAN.clear()
     key = failed_job(launch, 1, 2)
     evil = pickle.dumps(((Planted(),), {}))
@@ -63,7 +66,9 @@ def test_a_planted_payload_is_refused_and_audited(staff_client: Any, launch: Any
     assert RAN == []
     line = response.context["lines"][0]
     assert line["result"] == "refused"
-    assert ("failed its signature check" if forge != "unsigned" else "is not signed") in line["detail"]
+    assert ("failed its signature check" if forge != "unsigned" else "is not signed") in line[
+        "detail"
+    ]
     entry = AuditEntry.objects.get()
     assert entry.refused == 1 and entry.results[0][1] == "refused"
     assert LiveTask.objects.count() == 1  # nothing launched
@@ -79,7 +84,9 @@ def test_a_rotated_key_still_verifies_through_the_fallbacks(settings: Any) -> No
     assert loads_call(blob) == ((1,), {"a": 2})
 
 
-def test_a_signed_payload_retries(staff_client: Any, launch: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_a_signed_payload_retries(
+    staff_client: Any, launch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     key = failed_job(launch, 1, 2)
     assert LiveTask.objects.get(task_name=key).call[:5] == b"pca1:"
     with django_capture_on_commit_callbacks(execute=True):
@@ -88,25 +95,35 @@ def test_a_signed_payload_retries(staff_client: Any, launch: Any, django_capture
 
 
 # -- 10: redaction --------------------------------------------------------------------------------------
-SECRETS = {"password": "hunter2", "api_key": "k-live-1", "note": "plain", "nested": {"Auth_Header": "Bearer zz"}}
+SECRETS = {
+    "password": "hunter2",
+    "api_key": "k-live-1",
+    "note": "plain",
+    "nested": {"Auth_Header": "Bearer zz"},
+}
 
 
 def shown(text: str) -> bool:
     return any(value in text for value in ("hunter2", "k-live-1", "Bearer zz"))
 
 
-def test_sensitive_arguments_are_masked_everywhere(staff_client: Any, launch: Any, staff: Any) -> None:
+def test_sensitive_arguments_are_masked_everywhere(
+    staff_client: Any, launch: Any, staff: Any
+) -> None:
     key = failed_job(launch, 1, 2, task_kwargs=SECRETS)
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert record.kwargs_payload["password"] == MASK and record.kwargs_payload["note"] == "plain"
     assert record.kwargs_payload["nested"] == {"Auth_Header": MASK}
     detail = staff_client.get(f"/tasks/jobs/{key}/").content.decode()
     assert not shown(detail) and "plain" in detail
-    assert loads_call(LiveTask.objects.get(task_name=key).call)[1] == SECRETS  # a retry runs as launched
+    assert (
+        loads_call(LiveTask.objects.get(task_name=key).call)[1] == SECRETS
+    )  # a retry runs as launched
 
 
-def test_a_record_that_keeps_the_values_still_shows_them_masked(settings: Any, staff_client: Any, launch: Any,
-                                                                staff: Any) -> None:
+def test_a_record_that_keeps_the_values_still_shows_them_masked(
+    settings: Any, staff_client: Any, launch: Any, staff: Any
+) -> None:
     settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "KEEP_SENSITIVE_ARGUMENTS": True}
     key = failed_job(launch, 1, 2, task_kwargs=SECRETS)
     record = AsyncTaskRecord.objects.get(task_name=key)
@@ -116,7 +133,11 @@ def test_a_record_that_keeps_the_values_still_shows_them_masked(settings: Any, s
     request = RequestFactory().get("/")
     request.user = user("root", is_staff=True, is_superuser=True)
     model_admin = AsyncTaskRecordAdmin(AsyncTaskRecord, admin.AdminSite(name="redaction"))
-    fields = [name for _, options in model_admin.get_fieldsets(request, record) for name in options["fields"]]
+    fields = [
+        name
+        for _, options in model_admin.get_fieldsets(request, record)
+        for name in options["fields"]
+    ]
     assert "kwargs_payload" not in fields and "args_payload" not in fields  # never rendered raw
     shown_fields = [name for name in fields if name in ("task_keyword_arguments", "task_arguments")]
     html = " ".join(str(getattr(model_admin, name)(record)) for name in shown_fields)
@@ -126,7 +147,9 @@ def test_a_record_that_keeps_the_values_still_shows_them_masked(settings: Any, s
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(AsyncTaskRecordView, "EXPORT_FIELDS", ("task_name", "kwargs_payload"))
-        exported = b"".join(staff_client.get("/sample/asynctaskrecord/export/?format=json").streaming_content)
+        exported = b"".join(
+            staff_client.get("/sample/asynctaskrecord/export/?format=json").streaming_content
+        )
     assert b"plain" in exported and not shown(exported.decode())
 
 

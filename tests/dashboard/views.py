@@ -14,4 +14,12 @@ class AsyncTaskRecordView(PowerCRUDMixin, CRUDView):
     use_htmx = True
     use_modal = True
     fields = ["task_name", "status", "user_label", "updated_at"]
-    detail_fields = ["task_name", "status", "message", "progress_payload", "result_payload", "completed_at", "failed_at"]
+    detail_fields = [
+        "task_name",
+        "status",
+        "message",
+        "progress_payload",
+        "result_payload",
+        "completed_at",
+        "failed_at",
+    ]

@@ -49,18 +49,33 @@ def launch(func: str, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     return key, envelope
 
 
-def deliver(envelope: dict[str, Any], tmp_path: Path, store: TaskStore, *, exit_code: int = 0) -> str:
+def deliver(
+    envelope: dict[str, Any], tmp_path: Path, store: TaskStore, *, exit_code: int = 0
+) -> str:
     """One delivery of ``envelope`` by another worker process; returns what it printed
     (``exit_code``: how the process must end, ``-9`` when the job kills its worker)."""
     path = tmp_path / "envelope.pickle"
     path.write_bytes(pickle.dumps(envelope))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}",
+    }
     server = getattr(store, "client", None)
     if server is not None:
         kwargs = server.connection_pool.connection_kwargs
-        env.update(PCA_STORE="redis", PCA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}")
-    done = subprocess.run([sys.executable, "-m", "tests.faults.deliver", str(path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+        env.update(
+            PCA_STORE="redis",
+            PCA_REDIS_URL=f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}",
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.faults.deliver", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == exit_code, done.stderr
     lines = done.stdout.strip().splitlines()
     return lines[-1] if lines else ""

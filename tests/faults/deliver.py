@@ -16,9 +16,13 @@ def main(path: str) -> None:
     from django.test.utils import override_settings
 
     if os.environ.get("PCA_STORE") == "redis":
-        override_settings(POWERCRUD_SETTINGS={
-            **settings.POWERCRUD_SETTINGS, "LOCK_STORE": "redis", "REDIS_URL": os.environ["PCA_REDIS_URL"],
-        }).enable()
+        override_settings(
+            POWERCRUD_SETTINGS={
+                **settings.POWERCRUD_SETTINGS,
+                "LOCK_STORE": "redis",
+                "REDIS_URL": os.environ["PCA_REDIS_URL"],
+            }
+        ).enable()
     from powercrud_async import runner
 
     with open(path, "rb") as fh:

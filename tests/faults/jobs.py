@@ -15,7 +15,9 @@ def hold(name: str) -> tuple[threading.Event, threading.Event]:
     return REACHED[name], RELEASE[name]
 
 
-def items(count: int, log: str, *, pause: str = "", pause_at: int = -1, task_key: str | None = None) -> int:
+def items(
+    count: int, log: str, *, pause: str = "", pause_at: int = -1, task_key: str | None = None
+) -> int:
     """Process ``count`` items, each after a progress call (the job's checkpoint), appending
     ``attempt item`` lines to the file ``log``. The first attempt waits at item ``pause_at``
     until the test releases ``pause``."""

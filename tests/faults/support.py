@@ -23,7 +23,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[TaskStore]:
 def nothing_written(store: TaskStore) -> bool:
     """No lock, no registry row (in the store or the tables), no broker message."""
     return (
-        store.locks() == [] and store.active() == [] and store.lock_owners() == set()
-        and not TaskLock.objects.exists() and not LiveTask.objects.exists()
+        store.locks() == []
+        and store.active() == []
+        and store.lock_owners() == set()
+        and not TaskLock.objects.exists()
+        and not LiveTask.objects.exists()
         and not OrmQ.objects.exists()
     )

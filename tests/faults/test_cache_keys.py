@@ -61,10 +61,17 @@ def test_the_endpoint_never_answers_500_for_any_query_string(cache_name: str) ->
     client = Client()
 
     @hypothesis_settings(max_examples=150, deadline=None, database=None)
-    @given(name=st.text(), raw=st.binary(max_size=300), param=st.sampled_from(["task_name", "task_key"]))
+    @given(
+        name=st.text(),
+        raw=st.binary(max_size=300),
+        param=st.sampled_from(["task_name", "task_key"]),
+    )
     def check(name: str, raw: bytes, param: str) -> None:
-        for query in (f"{param}={quote_from_bytes(name.encode('utf-8', 'surrogatepass'))}",
-                      f"{param}={quote_from_bytes(raw)}", quote_from_bytes(raw)):
+        for query in (
+            f"{param}={quote_from_bytes(name.encode('utf-8', 'surrogatepass'))}",
+            f"{param}={quote_from_bytes(raw)}",
+            quote_from_bytes(raw),
+        ):
             response = client.get(URL, QUERY_STRING=query)
             assert response.status_code in FINE, (query, response.status_code)
 

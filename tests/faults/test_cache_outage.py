@@ -29,12 +29,20 @@ def test_heartbeat_and_lock_renewal_survive_a_cache_outage(
     store: TaskStore, settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     settings.POWERCRUD_SETTINGS = {
-        **settings.POWERCRUD_SETTINGS, "HEARTBEAT_INTERVAL": 0.05, "PROGRESS_WRITE_INTERVAL": 0.05,
+        **settings.POWERCRUD_SETTINGS,
+        "HEARTBEAT_INTERVAL": 0.05,
+        "PROGRESS_WRITE_INTERVAL": 0.05,
         "CONFLICT_TTL": 600,
     }
     reached, release = jobs.hold("outage")
-    key, envelope = launch("tests.faults.jobs.items", 2, str(tmp_path / "log"), pause="outage",
-                           pause_at=0, conflict_ids={"testapp.Project": [1]})
+    key, envelope = launch(
+        "tests.faults.jobs.items",
+        2,
+        str(tmp_path / "log"),
+        pause="outage",
+        pause_at=0,
+        conflict_ids={"testapp.Project": [1]},
+    )
     # A job reporting progress all the time has a flush due at every tick; with the cache down
     # every one of them fails.
     monkeypatch.setattr(progress.buffer, "flush", cache_down)
@@ -45,9 +53,16 @@ def test_heartbeat_and_lock_renewal_survive_a_cache_outage(
         stale = timezone.now() - timedelta(minutes=10)
         assert store.update(key, heartbeat_at=stale)
         store.renew(key, 1)
-        wait_until(lambda: (row := store.get(key)) is not None and row.heartbeat_at > stale, timeout=20)
-        wait_until(lambda: all(lock.expires_at > timezone.now() + timedelta(seconds=300)
-                               for lock in store.locks(task_name=key)), timeout=20)
+        wait_until(
+            lambda: (row := store.get(key)) is not None and row.heartbeat_at > stale, timeout=20
+        )
+        wait_until(
+            lambda: all(
+                lock.expires_at > timezone.now() + timedelta(seconds=300)
+                for lock in store.locks(task_name=key)
+            ),
+            timeout=20,
+        )
     finally:
         monkeypatch.undo()  # the cache is back before the job's own next progress call
         release.set()
@@ -56,7 +71,9 @@ def test_heartbeat_and_lock_renewal_survive_a_cache_outage(
     assert row is not None and row.status == "success"
 
 
-def test_cleanup_command_exits_non_zero_when_the_store_fails(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cleanup_command_exits_non_zero_when_the_store_fails(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     launch("tests.faults.jobs.noop")
 
     def store_down(*args: Any, **kwargs: Any) -> None:

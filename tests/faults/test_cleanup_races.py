@@ -24,7 +24,9 @@ def dead_then_taken_over(store: TaskStore) -> tuple[str, TaskInfo]:
     Returns the key and the stale row (what a reader saw before the takeover)."""
     key, _ = launch("tests.faults.jobs.noop", conflict_ids=PROJECT)
     old = timezone.now() - timedelta(minutes=10)
-    assert store.transition(key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1)
+    assert store.transition(
+        key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1
+    )
     stale = store.get(key)
     assert stale is not None
     assert runner._start(stale)[1] is None  # the takeover, between the read and the action
@@ -105,8 +107,11 @@ def test_cleanup_leaves_a_reservation_launched_after_it_was_judged(
     def read_then_launch(**filters: Any) -> Any:
         seen = read(**filters)
         if filters.get("task_name") == name and not launched:
-            launched.append(Recording().launch_async_task("tests.faults.jobs.noop", task_key=name,
-                                                          conflict_ids=PROJECT))
+            launched.append(
+                Recording().launch_async_task(
+                    "tests.faults.jobs.noop", task_key=name, conflict_ids=PROJECT
+                )
+            )
         return seen
 
     monkeypatch.setattr(store, "locks", read_then_launch)

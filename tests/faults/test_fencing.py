@@ -20,17 +20,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LONG_AGO = timedelta(minutes=10)
 
 
-def test_superseded_attempt_stops_at_its_next_checkpoint(store: TaskStore, settings: Any, tmp_path: Path) -> None:
+def test_superseded_attempt_stops_at_its_next_checkpoint(
+    store: TaskStore, settings: Any, tmp_path: Path
+) -> None:
     """Attempt 1 stalls (no heartbeat), attempt 2 takes over in another worker process and
     finishes; when attempt 1 wakes it touches nothing more, does not end the task again, and
     the timeline says why it stopped."""
     settings.POWERCRUD_SETTINGS = {
-        **settings.POWERCRUD_SETTINGS, "HEARTBEAT_INTERVAL": 60, "PROGRESS_WRITE_INTERVAL": 0,
+        **settings.POWERCRUD_SETTINGS,
+        "HEARTBEAT_INTERVAL": 60,
+        "PROGRESS_WRITE_INTERVAL": 0,
     }
     log = tmp_path / "touched"
     reached, release = jobs.hold("stall")
-    key, envelope = launch("tests.faults.jobs.items", 5, str(log), pause="stall", pause_at=2,
-                           conflict_ids={"testapp.Project": [1]})
+    key, envelope = launch(
+        "tests.faults.jobs.items",
+        5,
+        str(log),
+        pause="stall",
+        pause_at=2,
+        conflict_ids={"testapp.Project": [1]},
+    )
     first: list[Any] = []
     thread = worker_thread(envelope, first)
     assert reached.wait(30)
@@ -56,7 +66,9 @@ def test_two_takeovers_of_one_dead_attempt_one_wins(store: TaskStore) -> None:
     """Both deliveries read the same dead attempt; the compare-and-set on it lets one through."""
     key, _ = launch("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [1]})
     old = timezone.now() - LONG_AGO
-    assert store.transition(key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1)
+    assert store.transition(
+        key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1
+    )
     seen = store.get(key)
     assert seen is not None
     outcomes = [runner._start(seen)[1], runner._start(seen)[1]]
@@ -69,7 +81,9 @@ def test_superseded_attempt_cannot_beat_or_renew(store: TaskStore) -> None:
     """The fencing token at the store: a heartbeat carrying a stale attempt changes nothing."""
     key, _ = launch("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [1]})
     old = timezone.now() - LONG_AGO
-    assert store.transition(key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1)
+    assert store.transition(
+        key, ["pending"], "in_progress", started_at=old, heartbeat_at=old, attempts=1
+    )
     seen = store.get(key)
     assert seen is not None and runner._start(seen)[1] is None  # attempt 2
     before = store.get(key)
@@ -78,7 +92,9 @@ def test_superseded_attempt_cannot_beat_or_renew(store: TaskStore) -> None:
     assert store.beat(key, 2, 3600, timezone.now())
 
 
-def test_superseded_is_written_to_the_timeline_without_reopening_the_record(store: TaskStore) -> None:
+def test_superseded_is_written_to_the_timeline_without_reopening_the_record(
+    store: TaskStore,
+) -> None:
     """What the docs promise for ``ModelTrackingAsyncManager``: a timeline row, and a finished
     record keeps its status and message."""
     from powercrud_async.models import TaskEvent
@@ -91,6 +107,9 @@ def test_superseded_is_written_to_the_timeline_without_reopening_the_record(stor
     stopped = runner.Attempt(key, 1)
     stopped.superseded_by = 2
     runner._record_superseded(manager, stopped)
-    assert list(TaskEvent.objects.filter(task_name=key).values_list("event", flat=True))[-1] == "superseded"
+    assert (
+        list(TaskEvent.objects.filter(task_name=key).values_list("event", flat=True))[-1]
+        == "superseded"
+    )
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert record.status == "success" and record.message == "Completed"

@@ -41,7 +41,9 @@ def test_cache_error_during_finish_keeps_events_and_outcome(
     assert len(failures) == 1 and key in failures[0].getMessage()
 
 
-def test_cache_error_when_cleanup_ends_a_task(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_error_when_cleanup_ends_a_task(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key, _ = launch("tests.testapp.tasks.add", 2, 3, conflict_ids={"testapp.Project": [1]})
     monkeypatch.setattr(progress, "delete", cache_down)
     assert Recording().finish(key, TaskStatus.FAILED, error="Worker died", reason="Worker died")

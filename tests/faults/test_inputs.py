@@ -44,16 +44,22 @@ def strict_json(content: bytes) -> Any:
 # -- proxy models ----------------------------------------------------------------------------------
 def test_a_proxy_model_locks_the_rows_of_its_concrete_model(store: TaskStore) -> None:
     manager = AsyncManager()
-    key = manager.launch_async_task("tests.testapp.tasks.add", 1, 2,
-                                    conflict_ids={"testapp.Project": [1]})
+    key = manager.launch_async_task(
+        "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.Project": [1]}
+    )
     assert not manager.add_conflict_ids("b", {"testapp.ProjectProxy": [1]})
     with pytest.raises(ConflictError) as raised:
-        manager.launch_async_task("tests.testapp.tasks.add", 1, 2,
-                                  conflict_ids={"testapp.ProjectProxy": ["1"]})
+        manager.launch_async_task(
+            "tests.testapp.tasks.add", 1, 2, conflict_ids={"testapp.ProjectProxy": ["1"]}
+        )
     assert raised.value.conflicts == {"testapp.project": {"1": key}}
     assert manager.check_conflict({"testapp.projectproxy": [1]}) == {1}
-    assert manager.get_conflict_holders({"testapp.projectproxy": [1]}) == {"testapp.project": {"1": key}}
-    assert {(lock.model_label, lock.object_pk) for lock in store.locks()} == {("testapp.project", "1")}
+    assert manager.get_conflict_holders({"testapp.projectproxy": [1]}) == {
+        "testapp.project": {"1": key}
+    }
+    assert {(lock.model_label, lock.object_pk) for lock in store.locks()} == {
+        ("testapp.project", "1")
+    }
 
 
 # -- launch inputs ---------------------------------------------------------------------------------
@@ -92,7 +98,11 @@ def test_values_at_the_limits_are_accepted_everywhere(store: TaskStore) -> None:
     """What the checks let through fits every column and store (no DataError on PostgreSQL)."""
     manager = AsyncManager()
     key = manager.launch_async_task(
-        "tests.testapp.tasks.add", 1, 2, task_key="k" * 100, group="g" * 100,
+        "tests.testapp.tasks.add",
+        1,
+        2,
+        task_key="k" * 100,
+        group="g" * 100,
         conflict_ids={"testapp.Tag": ["p" * 255, "ünïcödé ²"]},
     )
     assert store.get(key).group == "g" * 100  # type: ignore[union-attr]
@@ -130,15 +140,24 @@ def test_progress_numbers_must_be_finite(store: TaskStore, field: str, value: fl
 
 def test_a_snapshot_with_non_finite_numbers_still_gives_valid_json() -> None:
     """Whatever is in the cache (an older version wrote NaN), the endpoint answers JSON."""
-    progress.write(progress.ProgressSnapshot(
-        task_name="odd", status="in_progress", current=float("nan"), total=float("inf"),
-    ))
+    progress.write(
+        progress.ProgressSnapshot(
+            task_name="odd",
+            status="in_progress",
+            current=float("nan"),
+            total=float("inf"),
+        )
+    )
     data = strict_json(Client().get(URL, {"task_name": "odd"}).content)
     assert data["percent"] is None and data["current"] is None and data["total"] is None
 
 
-@pytest.mark.parametrize("name", ["a\x00b", "a\udc80", "n" * 256], ids=["NUL", "surrogate", "too long"])
-def test_names_no_task_can_have_are_refused_or_unknown_alike_everywhere(store: TaskStore, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["a\x00b", "a\udc80", "n" * 256], ids=["NUL", "surrogate", "too long"]
+)
+def test_names_no_task_can_have_are_refused_or_unknown_alike_everywhere(
+    store: TaskStore, name: str
+) -> None:
     manager = AsyncManager()
     with pytest.raises(InvalidTaskName):
         manager.update_progress(name, "working")

@@ -36,8 +36,13 @@ def test_first_attempt_checks_its_locks_before_running(store: TaskStore, tmp_pat
     """The job's lock was released (by an operator) and taken by another task before the first
     attempt started: the body must not run unlocked."""
     marker = tmp_path / "ran"
-    key, envelope = launch("tests.testapp.tasks.slow", 0.0, steps=1, marker=str(marker),
-                           conflict_ids={"testapp.Project": [1]})
+    key, envelope = launch(
+        "tests.testapp.tasks.slow",
+        0.0,
+        steps=1,
+        marker=str(marker),
+        conflict_ids={"testapp.Project": [1]},
+    )
     assert AsyncManager().remove_conflict_ids(key) == 1
     assert AsyncManager().add_conflict_ids("intruder", {"testapp.Project": [1]})
     assert runner.is_skip_marker(runner.run_task(envelope))

@@ -135,7 +135,10 @@ def test_an_open_transaction_on_other_rows_does_not_refuse_a_launch(store: TaskS
         other.release.set()
         other.join(HANG_GUARD)
         launch.join(HANG_GUARD)
-    assert launch.error is None and {lock.task_name for lock in store.locks()} == {other.key, launch.key}
+    assert launch.error is None and {lock.task_name for lock in store.locks()} == {
+        other.key,
+        launch.key,
+    }
 
 
 def test_the_lock_timeout_does_not_outlive_the_launch_in_a_callers_transaction() -> None:

@@ -28,8 +28,9 @@ def finals(key: str) -> list[str]:
 def _killed_while_reporting(store: TaskStore, tmp_path: Path) -> str:
     """Launch with ``DiesReporting`` and run the job in a worker process that is SIGKILLed in
     the middle of handing its end to the lifecycle handler."""
-    key = DiesReporting().launch_async_task("tests.testapp.tasks.add", 2, 3,
-                                            conflict_ids={"testapp.Project": [1]})
+    key = DiesReporting().launch_async_task(
+        "tests.testapp.tasks.add", 2, 3, conflict_ids={"testapp.Project": [1]}
+    )
     envelope = next(q.args()[0] for q in OrmQ.objects.all() if q.name() == key)
     deliver(envelope, tmp_path, store, exit_code=-9)
     return key
@@ -63,7 +64,9 @@ def test_cleanup_sends_the_events_a_killed_worker_owed(store: TaskStore, tmp_pat
     assert again["redelivered"] == [] and finals(key) == ["complete", "cleanup"]
 
 
-def test_a_worker_that_reported_its_end_leaves_nothing_due(store: TaskStore, tmp_path: Path) -> None:
+def test_a_worker_that_reported_its_end_leaves_nothing_due(
+    store: TaskStore, tmp_path: Path
+) -> None:
     """The guard: the ordinary path marks its events delivered, so cleanup sends nothing."""
     key = Recording().launch_async_task("tests.testapp.tasks.add", 2, 3)
     envelope = next(q.args()[0] for q in OrmQ.objects.all() if q.name() == key)
@@ -97,14 +100,24 @@ def test_a_redelivered_end_is_not_recorded_twice(store: TaskStore) -> None:
     assert row is not None and not row.events_due
 
 
-def test_a_redelivered_end_completes_a_record_the_worker_never_wrote(store: TaskStore, tmp_path: Path) -> None:
+def test_a_redelivered_end_completes_a_record_the_worker_never_wrote(
+    store: TaskStore, tmp_path: Path
+) -> None:
     """Killed before the handler wrote anything: the redelivery writes the terminal record."""
     from tests.testapp.models import AsyncTaskRecord
 
     manager = TrackedManager()
     key = manager.launch_async_task("tests.faults.jobs.noop")
-    assert store.finish(key, ["pending", "in_progress"], TaskStatus.SUCCESS,
-                        finished_at=timezone.now() - LONG_AGO, events_due=True) == 0
+    assert (
+        store.finish(
+            key,
+            ["pending", "in_progress"],
+            TaskStatus.SUCCESS,
+            finished_at=timezone.now() - LONG_AGO,
+            events_due=True,
+        )
+        == 0
+    )
     assert AsyncTaskRecord.objects.get(task_name=key).status != "success"
 
     assert Recording().cleanup_completed_tasks()["redelivered"] == [key]

@@ -26,14 +26,21 @@ DB = 3  # a database of its own on the shared test Redis
 
 
 @pytest.fixture
-def broker_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[str]:
+def broker_url(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> Iterator[str]:
     """This process talks to the Redis broker as the qcluster does (``Conf`` is read once at
     import, so it is patched, not overridden)."""
     url = f"redis://127.0.0.1:{redis_server.port}/{DB}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    for name, value in {"ORM": None, "REDIS": url, "WORKERS": WORKERS, "QUEUE_LIMIT": QUEUE_LIMIT,
-                        "TIMEOUT": TIMEOUT}.items():
+    for name, value in {
+        "ORM": None,
+        "REDIS": url,
+        "WORKERS": WORKERS,
+        "QUEUE_LIMIT": QUEUE_LIMIT,
+        "TIMEOUT": TIMEOUT,
+    }.items():
         monkeypatch.setattr(Conf, name, value)
     settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "HEARTBEAT_INTERVAL": 1}
     yield url
@@ -41,20 +48,33 @@ def broker_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, setti
 
 
 def age(key: str, seconds: float) -> None:
-    LiveTask.objects.filter(task_name=key).update(created_at=timezone.now() - timedelta(seconds=seconds))
+    LiveTask.objects.filter(task_name=key).update(
+        created_at=timezone.now() - timedelta(seconds=seconds)
+    )
 
 
 def test_prefetched_jobs_are_kept_and_run(qcluster: Any, broker_url: str) -> None:
     manager = Recording()
-    gate = manager.launch_async_task("tests.faults.jobs.wait_on_redis", broker_url, "gate",
-                                     conflict_ids={"testapp.Project": [0]})
-    queued = [manager.launch_async_task("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [i]})
-              for i in (1, 2, 3)]
+    gate = manager.launch_async_task(
+        "tests.faults.jobs.wait_on_redis", broker_url, "gate", conflict_ids={"testapp.Project": [0]}
+    )
+    queued = [
+        manager.launch_async_task("tests.faults.jobs.noop", conflict_ids={"testapp.Project": [i]})
+        for i in (1, 2, 3)
+    ]
     q_broker = broker._broker()
-    qcluster(PCA_BROKER_REDIS=broker_url, PCA_Q_WORKERS=str(WORKERS), PCA_Q_LIMIT=str(QUEUE_LIMIT),
-             PCA_Q_TIMEOUT=str(TIMEOUT), PCA_Q_RETRY=str(TIMEOUT + 10), PCA_HEARTBEAT="1")
+    qcluster(
+        PCA_BROKER_REDIS=broker_url,
+        PCA_Q_WORKERS=str(WORKERS),
+        PCA_Q_LIMIT=str(QUEUE_LIMIT),
+        PCA_Q_TIMEOUT=str(TIMEOUT),
+        PCA_Q_RETRY=str(TIMEOUT + 10),
+        PCA_HEARTBEAT="1",
+    )
     wait_until(lambda: get_store().get(gate).status == TaskStatus.IN_PROGRESS, timeout=60)
-    wait_until(lambda: q_broker.queue_size() == 0, timeout=30)  # all popped into the cluster's memory
+    wait_until(
+        lambda: q_broker.queue_size() == 0, timeout=30
+    )  # all popped into the cluster's memory
     for key in queued:
         assert get_store().get(key).status == TaskStatus.PENDING
         age(key, 60)  # past 3 heartbeats, well within what one worker behind 4 jobs may take

@@ -53,7 +53,11 @@ def test_a_launch_in_another_thread_does_not_adopt_the_reservation(store: TaskSt
     manager = AsyncManager()
     assert manager.add_conflict_ids("custom-task", IDS)
     with pytest.raises(ConflictError) as raised:
-        in_thread(lambda: AsyncManager().launch_async_task(JOB, 1, 2, conflict_ids={"testapp.Project": [2]}))
+        in_thread(
+            lambda: AsyncManager().launch_async_task(
+                JOB, 1, 2, conflict_ids={"testapp.Project": [2]}
+            )
+        )
     assert raised.value.holders == ["custom-task"]
     assert owners(store) == {"custom-task"}
     # The launch it was made for, in this thread, still adopts it (seed 002).
@@ -76,7 +80,9 @@ def test_the_seed_pattern_in_two_threads_at_once(store: TaskStore) -> None:
 
 def test_a_launch_under_the_reserved_name_takes_it_anywhere(store: TaskStore) -> None:
     assert AsyncManager().add_conflict_ids("job-7", IDS)
-    key = in_thread(lambda: AsyncManager().launch_async_task(JOB, 1, 2, task_key="job-7", conflict_ids=IDS))
+    key = in_thread(
+        lambda: AsyncManager().launch_async_task(JOB, 1, 2, task_key="job-7", conflict_ids=IDS)
+    )
     assert key == "job-7" and owners(store) == {"job-7"}
 
 
@@ -109,7 +115,10 @@ def test_a_sibling_asyncio_task_does_not_adopt_the_reservation(store: TaskStore)
 
     key, refused = asyncio.run(main())
     assert isinstance(refused, ConflictError) and refused.holders == ["custom-task"]
-    assert {lock.object_pk: lock.task_name for lock in store.locks()} == {"1": key, "2": "custom-task"}
+    assert {lock.object_pk: lock.task_name for lock in store.locks()} == {
+        "1": key,
+        "2": "custom-task",
+    }
 
 
 def test_a_new_request_on_a_reused_thread_starts_without_reservations(store: TaskStore) -> None:
@@ -120,12 +129,19 @@ def test_a_new_request_on_a_reused_thread_starts_without_reservations(store: Tas
     assert owners(store) == {"custom-task"}
 
 
-def test_two_requests_reserving_the_same_rows_under_one_name_do_not_share_them(store: TaskStore) -> None:
+def test_two_requests_reserving_the_same_rows_under_one_name_do_not_share_them(
+    store: TaskStore,
+) -> None:
     """Seed 002's fixed name in two requests at once: the second reservation of the same rows is
     refused (it used to succeed, re-entrant by name, and its launch took the first one's locks)."""
     first = AsyncManager()
     assert first.add_conflict_ids("custom-task", IDS)
-    assert in_thread(lambda: AsyncManager().add_conflict_ids("custom-task", {"testapp.Project": {2, 3}})) is False
+    assert (
+        in_thread(
+            lambda: AsyncManager().add_conflict_ids("custom-task", {"testapp.Project": {2, 3}})
+        )
+        is False
+    )
     assert {lock.object_pk for lock in store.locks()} == {"1", "2"}  # nothing of the refused one
     # The first request may still add to its own reservation, and launches with all of it.
     assert first.add_conflict_ids("custom-task", {"testapp.Project": {2, 3}})

@@ -24,11 +24,16 @@ def test_short_chaos_soak_keeps_every_invariant() -> None:
         missing("redis-server")
     if postgres_bin() is None:
         missing("postgresql")
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PCA_PG_PORT")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PCA_PG_PORT")
+    }
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.soak", "--jobs", "120", "--seed", "7"],
-        cwd=ROOT, env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"},
-        capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     report = done.stdout
     assert done.returncode == 0, report + done.stderr[-3000:]

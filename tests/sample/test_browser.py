@@ -21,8 +21,13 @@ from tests.services import missing
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -58,8 +63,15 @@ def shot(page: Any, name: str) -> None:
 def test_newcomer_walk(live_server: Any, sample_qcluster: Any, page: Any) -> None:
     from playwright.sync_api import expect
 
-    call_command("demo_setup", "--skip-migrate", "--username", "walker", "--password", "walk-pass",
-                 stdout=StringIO())
+    call_command(
+        "demo_setup",
+        "--skip-migrate",
+        "--username",
+        "walker",
+        "--password",
+        "walk-pass",
+        stdout=StringIO(),
+    )
     cluster = sample_qcluster(SAMPLE_WORK_DELAY="0.3")
     books = list(Book.objects.filter(chapters__isnull=False).distinct().order_by("title")[:3])
 
@@ -129,7 +141,9 @@ def sized(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
 
         def open_page(width: int, height: int) -> Any:
             page = browser.new_context(viewport={"width": width, "height": height}).new_page()
@@ -144,15 +158,23 @@ def sized(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.mark.parametrize("width,height", [(1400, 1000), (480, 900)])
 def test_refusals_name_books_keep_typing_and_clear_when_the_job_ends(
-        live_server: Any, sized: Any, width: int, height: int) -> None:
+    live_server: Any, sized: Any, width: int, height: int
+) -> None:
     """No qcluster: the holding job stays queued until the test runs it, so nothing races."""
     from playwright.sync_api import expect
 
     from sample.models import AsyncTaskRecord
     from tests.sample.conftest import run_queued
 
-    call_command("demo_setup", "--skip-migrate", "--username", "walker", "--password", "walk-pass",
-                 stdout=StringIO())
+    call_command(
+        "demo_setup",
+        "--skip-migrate",
+        "--username",
+        "walker",
+        "--password",
+        "walk-pass",
+        stdout=StringIO(),
+    )
     books = list(Book.objects.filter(chapters__isnull=False).distinct().order_by("title")[:3])
     page = sized(width, height)
     page.goto(f"{live_server.url}/accounts/login/?next=/sample/book/")
@@ -191,7 +213,9 @@ def test_refusals_name_books_keep_typing_and_clear_when_the_job_ends(
     page.get_by_role("button", name="Delete in background").click()
     expect(refusal).to_be_visible()
     for book in books[1:]:
-        page.get_by_label(f"Select {book.title}", exact=True).uncheck()  # selection pauses refreshes
+        page.get_by_label(
+            f"Select {book.title}", exact=True
+        ).uncheck()  # selection pauses refreshes
     run_queued()
     assert AsyncTaskRecord.objects.filter(status="success").count() == 1
     expect(page.locator("#book-table tr.locked")).to_have_count(0, timeout=10_000)
@@ -199,4 +223,6 @@ def test_refusals_name_books_keep_typing_and_clear_when_the_job_ends(
     # "Rebuild in background" says what it started.
     page.goto(f"{live_server.url}/sample/book/{books[2].pk}/")
     page.get_by_role("button", name="Rebuild in background").click()
-    expect(page.locator(".message.success")).to_contain_text(f"Rebuilding “{books[2].title}” in background.")
+    expect(page.locator(".message.success")).to_contain_text(
+        f"Rebuilding “{books[2].title}” in background."
+    )

@@ -33,12 +33,25 @@ def production_env() -> Iterator[dict[str, str]]:
         missing("postgresql")
     try:
         subprocess.run(
-            [*postgres.prefix, f"{postgres.bindir}/createdb", "-h", "127.0.0.1", "-p",
-             str(postgres.port), "-U", "postgres", "library"],
-            check=True, capture_output=True,
+            [
+                *postgres.prefix,
+                f"{postgres.bindir}/createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(postgres.port),
+                "-U",
+                "postgres",
+                "library",
+            ],
+            check=True,
+            capture_output=True,
         )
-        base = {k: v for k, v in os.environ.items()
-                if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL")
+        }
         yield {
             **base,
             "DJANGO_SETTINGS_MODULE": "sample.settings",
@@ -53,8 +66,14 @@ def production_env() -> Iterator[dict[str, str]]:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -71,8 +90,9 @@ def records(env: dict[str, str]) -> dict[str, Any]:
         "  'records': sorted([r.func_path.rsplit('.', 1)[1], r.status]\n"
         "                    for r in AsyncTaskRecord.objects.all())}))"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -81,16 +101,24 @@ def test_sample_runs_on_postgres_and_redis(production_env: dict[str, str]) -> No
     env = production_env
     manage(env, "migrate", "--noinput")
     assert "username: demo" in manage(env, "demo_setup", "--skip-migrate")
-    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    cluster = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out = manage(env, "demo_jobs", "--long-steps", "3", "--pause", "0.1")
         assert "conflict (refused)   Not started: book" in out
         expected = [
-            ["audit_prices", "success"], ["bulk_update_books", "success"],
-            ["count_words", "success"], ["count_words", "success"],
-            ["import_catalogue", "failed"], ["reindex_library", "cancelled"],
+            ["audit_prices", "success"],
+            ["bulk_update_books", "success"],
+            ["count_words", "success"],
+            ["count_words", "success"],
+            ["import_catalogue", "failed"],
+            ["reindex_library", "cancelled"],
             ["reindex_library", "success"],
         ]
         deadline = time.monotonic() + 60
@@ -98,8 +126,12 @@ def test_sample_runs_on_postgres_and_redis(production_env: dict[str, str]) -> No
         while state["records"] != expected and time.monotonic() < deadline:
             time.sleep(0.5)
             state = records(env)
-        assert state == {"store": "RedisTaskStore", "cache": "RedisCache", "db": "postgresql",
-                         "records": expected}
+        assert state == {
+            "store": "RedisTaskStore",
+            "cache": "RedisCache",
+            "db": "postgresql",
+            "records": expected,
+        }
     finally:
         cluster.send_signal(signal.SIGTERM)
         try:

@@ -33,8 +33,15 @@ PASSWORD = "pw-for-tests"
 
 
 def seed(username: str = "demo") -> User:
-    call_command("demo_setup", "--skip-migrate", "--username", username, "--password", PASSWORD,
-                 stdout=StringIO())
+    call_command(
+        "demo_setup",
+        "--skip-migrate",
+        "--username",
+        username,
+        "--password",
+        PASSWORD,
+        stdout=StringIO(),
+    )
     return User.objects.get(username=username)
 
 
@@ -55,7 +62,12 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.client.force_login(self.user)
 
     def bulk(self, action: str, books: list[Book], **extra: Any) -> Any:
-        data = {"action": action, "selected": [b.pk for b in books], "next": "/sample/book/", **extra}
+        data = {
+            "action": action,
+            "selected": [b.pk for b in books],
+            "next": "/sample/book/",
+            **extra,
+        }
         return self.client.post("/sample/book/bulk/", data, follow=True)
 
     def test_default_manager_is_the_sample_manager(self) -> None:
@@ -76,7 +88,9 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(response.redirect_chain, [(f"/sample/book/?watch={key}", 302)])
         [message] = messages_of(response)
         self.assertIn(f"Started task {key}: update in background for 3 books.", message)
-        self.assertEqual(AsyncTaskRecord.objects.get(task_name=key).label, "Update in background for 3 books")
+        self.assertEqual(
+            AsyncTaskRecord.objects.get(task_name=key).label, "Update in background for 3 books"
+        )
         self.assertIn(f'href="/sample/async-dashboard/jobs/{key}/"', message)
         self.assertEqual(task.manager_class, "sample.async_manager.SampleAsyncManager")
         self.assertEqual(
@@ -99,7 +113,8 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         # Each book's save() locked its chapters under the bulk task: no child jobs.
         self.assertEqual({name for name, _ in acquired}, {key})
         self.assertEqual(
-            set().union(*(ids["sample.chapter"] for _, ids in acquired)), {str(c) for c in chapter_ids}
+            set().union(*(ids["sample.chapter"] for _, ids in acquired)),
+            {str(c) for c in chapter_ids},
         )
         self.assertFalse(OrmQ.objects.exists())
         self.assertEqual(LiveTask.objects.count(), 1)
@@ -107,7 +122,9 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(record.status, "success")
         self.assertEqual(record.result_payload["updated"], 3)
         for book in Book.objects.filter(pk__in=prices):
-            self.assertEqual(book.price, (prices[book.pk] * Decimal("1.1")).quantize(Decimal("0.01")))
+            self.assertEqual(
+                book.price, (prices[book.pk] * Decimal("1.1")).quantize(Decimal("0.01"))
+            )
             self.assertEqual(book.revision, 1)
         self.assertFalse(Chapter.objects.filter(pk__in=chapter_ids, revision=0).exists())
         self.assertFalse(TaskLock.objects.exists())
@@ -120,12 +137,17 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         response = self.bulk("delete", books[1:])
         [message] = messages_of(response)
         # Books by title (not "book 9"), the holder linked, how far it has got.
-        self.assertEqual(f'Not started: “{books[1].title}” is locked by <a href="/sample/async-dashboard/jobs/{first}/">'
-                         f"task {first[:8]}…</a>, queued. Try again when that task has finished.", message)
+        self.assertEqual(
+            f'Not started: “{books[1].title}” is locked by <a href="/sample/async-dashboard/jobs/{first}/">'
+            f"task {first[:8]}…</a>, queued. Try again when that task has finished.",
+            message,
+        )
         self.assertEqual(LiveTask.objects.count(), 1)
         self.assertEqual(Book.objects.filter(pk__in=[b.pk for b in books]).count(), 4)
         # The refusal is shown escaped-safe in the page (a real link, not markup as text).
-        self.assertContains(response, f'<a href="/sample/async-dashboard/jobs/{first}/">task {first[:8]}')
+        self.assertContains(
+            response, f'<a href="/sample/async-dashboard/jobs/{first}/">task {first[:8]}'
+        )
 
     def test_book_list_marks_locked_rows_with_progress_and_a_link(self) -> None:
         books = books_with_chapters(2)
@@ -201,25 +223,32 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(task.func_path, "sample.jobs.refresh_book")
         self.assertEqual(task.label, f"Refresh the chapters of {Book.objects.get(pk=book.pk)}")
         self.assertIn(f"task {task.task_name}", messages_of(response)[0])
-        response = self.client.post(f"/sample/book/{book.pk}/edit/", {**data, "year": 1901}, follow=True)
+        response = self.client.post(
+            f"/sample/book/{book.pk}/edit/", {**data, "year": 1901}, follow=True
+        )
         # Refused on the form itself: the reason, and what was typed is kept.
         self.assertEqual(response.status_code, 200)
-        self.assertIn(f"is locked by task {task.task_name}", str(response.context["form"].non_field_errors()))
+        self.assertIn(
+            f"is locked by task {task.task_name}", str(response.context["form"].non_field_errors())
+        )
         self.assertContains(response, 'value="1901"')
         self.assertEqual(Book.objects.get(pk=book.pk).year, 1900)
         response = self.client.post(f"/sample/book/{book.pk}/delete/", follow=True)
         self.assertTrue(Book.objects.filter(pk=book.pk).exists())
         run_queued()
-        self.assertEqual(Book.objects.get(pk=book.pk).chapters.filter(revision=1).count(),
-                         book.chapters.count())
+        self.assertEqual(
+            Book.objects.get(pk=book.pk).chapters.filter(revision=1).count(), book.chapters.count()
+        )
         self.assertEqual(AsyncTaskRecord.objects.get().status, "success")
 
     def test_save_inside_a_job_does_chapter_work_now_without_new_jobs(self) -> None:
         book = books_with_chapters(1)[0]
         manager = AsyncManager.resolve_manager(None)
-        with mock.patch.object(SampleAsyncManager, "launch_async_task") as launch, \
-                mock.patch.object(SampleAsyncManager, "acquire_or_raise") as acquire, \
-                mock.patch.object(SampleAsyncManager, "update_progress") as progress:
+        with (
+            mock.patch.object(SampleAsyncManager, "launch_async_task") as launch,
+            mock.patch.object(SampleAsyncManager, "acquire_or_raise") as acquire,
+            mock.patch.object(SampleAsyncManager, "update_progress") as progress,
+        ):
             with task_context("outer-task", manager=manager):
                 book.save()
         launch.assert_not_called()
@@ -227,7 +256,10 @@ class SampleAsyncDashboardTests(TransactionTestCase):
         self.assertEqual(acquire.call_args.args[0], "outer-task")
         chapters = book.chapters.count()
         self.assertEqual(progress.call_count, chapters)
-        self.assertEqual(progress.call_args.args[:2], ("outer-task", f"{book.title}: chapter {chapters}/{chapters}"))
+        self.assertEqual(
+            progress.call_args.args[:2],
+            ("outer-task", f"{book.title}: chapter {chapters}/{chapters}"),
+        )
         self.assertEqual(book.chapters.filter(revision=1).count(), chapters)
         self.assertFalse(OrmQ.objects.exists())
 
@@ -239,7 +271,9 @@ def test_pages_need_login_and_permissions() -> None:
     client = Client()
     assert client.get("/").status_code == 200
     assert client.get("/sample/book/")["Location"].startswith("/accounts/login/")
-    assert client.post("/sample/book/bulk/", {"action": "update"})["Location"].startswith("/accounts/login/")
+    assert client.post("/sample/book/bulk/", {"action": "update"})["Location"].startswith(
+        "/accounts/login/"
+    )
     viewer = User.objects.create_user("viewer", password=PASSWORD)
     viewer.user_permissions.add(Permission.objects.get(codename="view_book"))
     client.force_login(viewer)
@@ -257,11 +291,15 @@ def test_pages_need_login_and_permissions() -> None:
 def test_non_staff_users_follow_their_task_on_the_sample_task_page() -> None:
     seed()
     editor = User.objects.create_user("editor", password=PASSWORD)
-    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_book", "change_book"]))
+    editor.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_book", "change_book"])
+    )
     client = Client()
     client.force_login(editor)
     book = books_with_chapters(1)[0]
-    response = client.post("/sample/book/bulk/", {"action": "update", "selected": [book.pk]}, follow=True)
+    response = client.post(
+        "/sample/book/bulk/", {"action": "update", "selected": [book.pk]}, follow=True
+    )
     key = LiveTask.objects.get().task_name
     assert f'href="/sample/tasks/{key}/"' in messages_of(response)[0]
     assert b"Task dashboard" not in response.content
@@ -284,12 +322,18 @@ def test_login_and_logout_pages() -> None:
     page = client.get("/accounts/login/")
     assert page.status_code == 200
     token = page.cookies["csrftoken"].value
-    response = client.post("/accounts/login/", {"username": "demo", "password": PASSWORD,
-                                                "csrfmiddlewaretoken": token})
+    response = client.post(
+        "/accounts/login/", {"username": "demo", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302 and response["Location"] == "/"
     home = client.get("/")
     assert b"Log out demo" in home.content
-    assert client.post("/accounts/logout/", {"csrfmiddlewaretoken": client.cookies["csrftoken"].value}).status_code == 302
+    assert (
+        client.post(
+            "/accounts/logout/", {"csrfmiddlewaretoken": client.cookies["csrftoken"].value}
+        ).status_code
+        == 302
+    )
     assert b"Log in" in client.get("/").content
 
 
@@ -301,26 +345,46 @@ def test_admin_actions_launch_and_refuse() -> None:
     client.force_login(User.objects.get(username="demo"))
     books = books_with_chapters(3)
     changelist = "/admin/sample/book/"
-    response = client.post(changelist, {"action": "bulk_update_books_async", "index": 0,
-                                        "_selected_action": [b.pk for b in books[:2]]}, follow=True)
+    response = client.post(
+        changelist,
+        {
+            "action": "bulk_update_books_async",
+            "index": 0,
+            "_selected_action": [b.pk for b in books[:2]],
+        },
+        follow=True,
+    )
     key = LiveTask.objects.get().task_name
     assert messages_of(response) == [
         f"Started task {key}: Update selected books in background for 2 books."
     ]
-    assert AsyncTaskRecord.objects.get(task_name=key).label == "Update selected books in background for 2 books"
-    response = client.post(changelist, {"action": "rebuild_books", "index": 0,
-                                        "_selected_action": [b.pk for b in books[1:]]}, follow=True)
+    assert (
+        AsyncTaskRecord.objects.get(task_name=key).label
+        == "Update selected books in background for 2 books"
+    )
+    response = client.post(
+        changelist,
+        {"action": "rebuild_books", "index": 0, "_selected_action": [b.pk for b in books[1:]]},
+        follow=True,
+    )
     [message] = messages_of(response)
-    assert message.startswith("Not started: Another task already processes these books: ") and key in message
+    assert (
+        message.startswith("Not started: Another task already processes these books: ")
+        and key in message
+    )
     assert LiveTask.objects.count() == 1
-    response = client.post(changelist, {"action": "rebuild_books", "index": 0,
-                                        "_selected_action": [books[2].pk]}, follow=True)
+    response = client.post(
+        changelist,
+        {"action": "rebuild_books", "index": 0, "_selected_action": [books[2].pk]},
+        follow=True,
+    )
     assert LiveTask.objects.count() == 2
     rebuilt = LiveTask.objects.exclude(task_name=key).get()
     assert rebuilt.func_path == "sample.jobs.rebuild_books"
     run_queued()
     assert AsyncTaskRecord.objects.get(task_name=rebuilt.task_name).result_payload == {
-        "books": [books[2].pk], "extra": {"extra": "info"}
+        "books": [books[2].pk],
+        "extra": {"extra": "info"},
     }
 
 
@@ -350,14 +414,22 @@ def test_refresh_books_command_and_rebuild_view() -> None:
     assert book is not None
     assert client.get(f"/sample/book/{book.pk}/rebuild/").status_code == 405  # POST only
     response = client.post(f"/sample/book/{book.pk}/rebuild/", follow=True)
-    rebuild = LiveTask.objects.filter(func_path="sample.jobs.rebuild_books").latest("created_at").task_name
+    rebuild = (
+        LiveTask.objects.filter(func_path="sample.jobs.rebuild_books")
+        .latest("created_at")
+        .task_name
+    )
     assert response.redirect_chain == [(f"/sample/book/?watch={rebuild}", 302)]
-    assert messages_of(response) == [f"Rebuilding “{book.title}” in background. "
-                                     f'<a href="/sample/async-dashboard/jobs/{rebuild}/">Follow the task</a>.']
+    assert messages_of(response) == [
+        f"Rebuilding “{book.title}” in background. "
+        f'<a href="/sample/async-dashboard/jobs/{rebuild}/">Follow the task</a>.'
+    ]
     assert LiveTask.objects.filter(func_path="sample.jobs.rebuild_books").count() == 2
     assert AsyncTaskRecord.objects.get(task_name=rebuild).label == "Rebuild 1 book"
     response = client.post(f"/sample/book/{book.pk}/rebuild/", follow=True)
-    assert messages_of(response)[0].startswith("Not started: Another task already processes these books")
+    assert messages_of(response)[0].startswith(
+        "Not started: Another task already processes these books"
+    )
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -377,7 +449,10 @@ def test_demo_setup_is_idempotent() -> None:
     from django_q.models import Schedule
 
     cleanup, audit = Schedule.objects.order_by("pk")
-    assert (cleanup.func, cleanup.minutes) == ("powercrud_async.schedules.cleanup_async_artifacts", 1)
+    assert (cleanup.func, cleanup.minutes) == (
+        "powercrud_async.schedules.cleanup_async_artifacts",
+        1,
+    )
     assert (audit.func, audit.minutes) == ("powercrud_async.schedules.run_scheduled", 30)
 
 
@@ -427,35 +502,60 @@ def settings_with(env: dict[str, str]) -> dict[str, Any]:
         "'cache': s.CACHES['default'], 'pcrud': s.POWERCRUD_SETTINGS, 'q': s.Q_CLUSTER}, default=str))"
     )
     clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
 def test_embedded_default_settings() -> None:
     s = settings_with({})
     assert s["db"]["ENGINE"] == "django.db.backends.sqlite3"
-    assert s["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE" and s["db"]["OPTIONS"]["timeout"] >= 20
+    assert (
+        s["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+        and s["db"]["OPTIONS"]["timeout"] >= 20
+    )
     assert "journal_mode=WAL" in s["db"]["OPTIONS"]["init_command"]
-    assert s["cache"]["BACKEND"].endswith("DatabaseCache") and s["cache"]["OPTIONS"]["MAX_ENTRIES"] >= 10_000
+    assert (
+        s["cache"]["BACKEND"].endswith("DatabaseCache")
+        and s["cache"]["OPTIONS"]["MAX_ENTRIES"] >= 10_000
+    )
     assert s["q"]["orm"] == "default" and s["q"]["timeout"] < s["q"]["retry"]
     assert s["pcrud"].get("LOCK_STORE", "database") == "database"
-    assert s["pcrud"]["ASYNC_MANAGER_DEFAULT"] == {"manager_class": "sample.async_manager.SampleAsyncManager"}
+    assert s["pcrud"]["ASYNC_MANAGER_DEFAULT"] == {
+        "manager_class": "sample.async_manager.SampleAsyncManager"
+    }
 
 
 def test_production_tier_from_urls() -> None:
-    s = settings_with({
-        "DATABASE_URL": "postgres://app:p%40ss@db.internal:6543/library?sslmode=require",
-        "REDIS_URL": "redis://cache.internal:6380/2",
-    })
-    assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
-    assert (s["db"]["NAME"], s["db"]["USER"], s["db"]["PASSWORD"], s["db"]["HOST"], s["db"]["PORT"]) == (
-        "library", "app", "p@ss", "db.internal", "6543"
+    s = settings_with(
+        {
+            "DATABASE_URL": "postgres://app:p%40ss@db.internal:6543/library?sslmode=require",
+            "REDIS_URL": "redis://cache.internal:6380/2",
+        }
     )
+    assert s["db"]["ENGINE"] == "django.db.backends.postgresql"
+    assert (
+        s["db"]["NAME"],
+        s["db"]["USER"],
+        s["db"]["PASSWORD"],
+        s["db"]["HOST"],
+        s["db"]["PORT"],
+    ) == ("library", "app", "p@ss", "db.internal", "6543")
     assert s["db"]["OPTIONS"] == {"sslmode": "require"}
-    assert s["cache"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": "redis://cache.internal:6380/2"}
-    assert s["pcrud"]["LOCK_STORE"] == "redis" and s["pcrud"]["REDIS_URL"] == "redis://cache.internal:6380/2"
+    assert s["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache.internal:6380/2",
+    }
+    assert (
+        s["pcrud"]["LOCK_STORE"] == "redis"
+        and s["pcrud"]["REDIS_URL"] == "redis://cache.internal:6380/2"
+    )
     assert s["q"]["redis"] == "redis://cache.internal:6380/2" and "orm" not in s["q"]
 
 
@@ -483,7 +583,14 @@ def test_restarting_the_sample_keeps_the_demo_password_and_the_session() -> None
     assert "password unchanged" in out.getvalue()
     assert client.get("/sample/book/").status_code == 200  # still logged in
     assert Client().login(username="demo", password="demo-password")
-    call_command("demo_setup", "--skip-migrate", "--reset-password", "--password", "another", stdout=StringIO())
+    call_command(
+        "demo_setup",
+        "--skip-migrate",
+        "--reset-password",
+        "--password",
+        "another",
+        stdout=StringIO(),
+    )
     assert Client().login(username="demo", password="another")
 
 
@@ -492,9 +599,19 @@ def test_home_page_prints_the_command_that_works() -> None:
     client = Client()
     client.force_login(seed())
     html = client.get("/").content.decode()
-    prefix = os.path.relpath(sys.executable, ROOT) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+    prefix = (
+        os.path.relpath(sys.executable, ROOT)
+        if Path(sys.executable).is_relative_to(ROOT)
+        else sys.executable
+    )
     assert f'<code id="demo-jobs-command">{prefix} manage.py demo_jobs</code>' in html
     # ... and it runs: this interpreter has Django, from the project folder.
-    done = subprocess.run([*prefix.split(), "manage.py", "help", "demo_jobs"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "sample.settings"})
+    done = subprocess.run(
+        [*prefix.split(), "manage.py", "help", "demo_jobs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "sample.settings"},
+    )
     assert done.returncode == 0, done.stderr

@@ -48,12 +48,17 @@ class Parent(models.Model):
             for index, child in enumerate(self.children.all(), start=1):
                 child.touched += 1
                 child.save()
-                update_progress(f"{self.name}: child {index}/{len(children)}", current=index, total=len(children))
+                update_progress(
+                    f"{self.name}: child {index}/{len(children)}",
+                    current=index,
+                    total=len(children),
+                )
         else:
             from powercrud_async.async_manager import AsyncManager
 
             AsyncManager.resolve_manager().launch_async_task(
-                "tests.testapp.tasks.touch_children", self.pk,
+                "tests.testapp.tasks.touch_children",
+                self.pk,
                 conflict_ids={"testapp.Child": children},
             )
 

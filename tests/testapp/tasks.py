@@ -19,7 +19,9 @@ def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"args": list(args), "kwargs": {k: v for k, v in kwargs.items()}}
 
 
-def seed_worker(project_id: int, *, task_key: str | None = None, manager_class: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def seed_worker(
+    project_id: int, *, task_key: str | None = None, manager_class: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """The worker signature of seed 002."""
     from powercrud_async.async_manager import AsyncManager
 
@@ -42,7 +44,9 @@ def system_exit() -> None:
     raise SystemExit("stopped")
 
 
-def slow(seconds: float, *, task_key: str | None = None, marker: str | None = None, steps: int = 10) -> str:
+def slow(
+    seconds: float, *, task_key: str | None = None, marker: str | None = None, steps: int = 10
+) -> str:
     """Sleeps in steps, reporting progress (so it can be cancelled); writes its pid to ``marker``."""
     from powercrud_async.async_context import update_progress
 

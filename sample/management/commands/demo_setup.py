@@ -26,15 +26,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--username", default=os.environ.get("SAMPLE_USERNAME", DEFAULT_USERNAME))
-        parser.add_argument("--password", default=os.environ.get("SAMPLE_PASSWORD", DEFAULT_PASSWORD))
         parser.add_argument(
-            "--reset-password", action="store_true",
-            help="Set the password of an existing demo user again (it is set only when created, so a "
-                 "restart keeps you logged in).",
+            "--username", default=os.environ.get("SAMPLE_USERNAME", DEFAULT_USERNAME)
         )
         parser.add_argument(
-            "--skip-migrate", action="store_true",
+            "--password", default=os.environ.get("SAMPLE_PASSWORD", DEFAULT_PASSWORD)
+        )
+        parser.add_argument(
+            "--reset-password",
+            action="store_true",
+            help="Set the password of an existing demo user again (it is set only when created, so a "
+            "restart keeps you logged in).",
+        )
+        parser.add_argument(
+            "--skip-migrate",
+            action="store_true",
             help="Do not run migrate/createcachetable first (they are no-ops when up to date).",
         )
 
@@ -64,18 +70,24 @@ class Command(BaseCommand):
             f"({books_created} books and {chapters_created} chapters added now)."
         )
         self.stdout.write(f"Cleanup schedule {schedule.name!r}: every {schedule.minutes} min.")
-        self.stdout.write(f"Demo schedule {audit.name!r}: every {audit.minutes} min, under the books' locks.")
+        self.stdout.write(
+            f"Demo schedule {audit.name!r}: every {audit.minutes} min, under the books' locks."
+        )
         if reset:
-            self.stdout.write(self.style.SUCCESS(
-                f"Demo user {'created' if created else 'ready'}. Log in with\n"
-                f"    username: {username}\n    password: {password}"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo user {'created' if created else 'ready'}. Log in with\n"
+                    f"    username: {username}\n    password: {password}"
+                )
+            )
         else:
-            self.stdout.write(self.style.SUCCESS(
-                f"Demo user ready (password unchanged, so you stay logged in). Log in with\n"
-                f"    username: {username}\n    password: the one set when it was created "
-                f"(run demo_setup --reset-password to set it to {password!r} again)"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo user ready (password unchanged, so you stay logged in). Log in with\n"
+                    f"    username: {username}\n    password: the one set when it was created "
+                    f"(run demo_setup --reset-password to set it to {password!r} again)"
+                )
+            )
 
     def ensure_audit_schedule(self) -> Any:
         """A recurring job on the Schedules page: it runs through the manager, so a run finding
@@ -90,8 +102,13 @@ class Command(BaseCommand):
             return found
         ids = list(Book.objects.order_by("pk").values_list("pk", flat=True)[:3])
         return SampleAsyncManager().schedule_async_task(
-            "sample.jobs.audit_prices", ids, name=name, schedule_type=Schedule.MINUTES, minutes=30,
-            conflict_ids={"sample.Book": ids}, affected_objects=f"Books {', '.join(map(str, ids))}",
+            "sample.jobs.audit_prices",
+            ids,
+            name=name,
+            schedule_type=Schedule.MINUTES,
+            minutes=30,
+            conflict_ids={"sample.Book": ids},
+            affected_objects=f"Books {', '.join(map(str, ids))}",
         )
 
     def seed_library(self) -> tuple[int, int]:
@@ -100,13 +117,19 @@ class Command(BaseCommand):
             author, _ = Author.objects.get_or_create(name=author_name)
             book = Book.objects.filter(title=title, author=author).first()
             if book is None:
-                book = Book(title=title, author=author, year=year, price=Decimal(price),
-                            needs_refresh=index % 3 == 0)
+                book = Book(
+                    title=title,
+                    author=author,
+                    year=year,
+                    price=Decimal(price),
+                    needs_refresh=index % 3 == 0,
+                )
                 book.save(skip_async=True)  # no chapters yet: nothing to launch
                 books_created += 1
             for number in range(1, chapter_count + 1):
                 _, made = Chapter.objects.get_or_create(
-                    book=book, number=number,
+                    book=book,
+                    number=number,
                     defaults={"title": CHAPTER_WORDS[(number - 1) % len(CHAPTER_WORDS)]},
                 )
                 chapters_created += made

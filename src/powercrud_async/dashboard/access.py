@@ -31,7 +31,9 @@ def check(rule: Any, request: HttpRequest) -> bool:
     if callable(rule):
         return bool(rule(request))
     if not isinstance(rule, str) or not rule:
-        raise ImproperlyConfigured(f"A dashboard access rule must be a string or a callable, got {rule!r}.")
+        raise ImproperlyConfigured(
+            f"A dashboard access rule must be a string or a callable, got {rule!r}."
+        )
     user = _user(request)
     if rule in BUILTIN:
         if not is_authenticated(request):

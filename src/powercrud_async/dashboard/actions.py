@@ -55,26 +55,53 @@ class Action:
     confirm: str
 
     def ask(self, n: int) -> str:
-        return self.question.format(n=n, jobs="job" if n == 1 else "jobs",
-                                    records="record" if n == 1 else "records")
+        return self.question.format(
+            n=n, jobs="job" if n == 1 else "jobs", records="record" if n == 1 else "records"
+        )
 
     def confirm_label(self, n: int) -> str:
-        return self.confirm.format(n=n, jobs="job" if n == 1 else "jobs",
-                                   records="record" if n == 1 else "records")
+        return self.confirm.format(
+            n=n, jobs="job" if n == 1 else "jobs", records="record" if n == 1 else "records"
+        )
 
 
 ACTIONS: dict[str, Action] = {
-    "cancel": Action("cancel", "Cancel", True, "Queued jobs are removed from the queue; running jobs "
-                     "stop at their next progress update.", "cancel", "Cancel {n} {jobs}?",
-                     "Yes, cancel {n} {jobs}"),
-    "retry": Action("retry", "Retry", False, "Run failed or cancelled jobs again as new jobs.", "retry",
-                    "Retry {n} {jobs}?", "Yes, retry {n} {jobs}"),
-    "release": Action("release", "Release locks", True, "Free the locks of dead or finished jobs; "
-                      "locks of live jobs are kept.", "release the locks of",
-                      "Release the locks of {n} {jobs}?", "Yes, release the locks of {n} {jobs}"),
-    "delete": Action("delete", "Delete records", True, "Delete finished jobs' records, timelines and "
-                     "logs. This cannot be undone.", "delete the record of", "Delete {n} job {records}?",
-                     "Yes, delete {n} {records}"),
+    "cancel": Action(
+        "cancel",
+        "Cancel",
+        True,
+        "Queued jobs are removed from the queue; running jobs stop at their next progress update.",
+        "cancel",
+        "Cancel {n} {jobs}?",
+        "Yes, cancel {n} {jobs}",
+    ),
+    "retry": Action(
+        "retry",
+        "Retry",
+        False,
+        "Run failed or cancelled jobs again as new jobs.",
+        "retry",
+        "Retry {n} {jobs}?",
+        "Yes, retry {n} {jobs}",
+    ),
+    "release": Action(
+        "release",
+        "Release locks",
+        True,
+        "Free the locks of dead or finished jobs; locks of live jobs are kept.",
+        "release the locks of",
+        "Release the locks of {n} {jobs}?",
+        "Yes, release the locks of {n} {jobs}",
+    ),
+    "delete": Action(
+        "delete",
+        "Delete records",
+        True,
+        "Delete finished jobs' records, timelines and logs. This cannot be undone.",
+        "delete the record of",
+        "Delete {n} job {records}?",
+        "Yes, delete {n} {records}",
+    ),
 }
 
 
@@ -162,7 +189,9 @@ def _cancel(key: str, status: TaskStatus | None, info: TaskInfo | None, user: An
     if info is None:
         if status is not None and status not in ACTIVE:
             return Outcome(key, SKIPPED, "had already finished")
-        return Outcome(key, REFUSED, "it is not in the live-task registry (purged or never launched)")
+        return Outcome(
+            key, REFUSED, "it is not in the live-task registry (purged or never launched)"
+        )
     if not info.is_active:
         return Outcome(key, SKIPPED, "had already finished")
     result = manager_for(info).cancel_task(key, reason="Cancelled by an operator")
@@ -176,8 +205,16 @@ def _cancel(key: str, status: TaskStatus | None, info: TaskInfo | None, user: An
 def _retry(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any) -> Outcome:
     live = info is not None and info.is_active
     if live or (status is not None and status not in (TaskStatus.FAILED, TaskStatus.CANCELLED)):
-        shown = TaskStatus(info.status).label if live and info else (status.label if status else "unknown")
-        return Outcome(key, REFUSED, f"only failed or cancelled jobs can be retried (this one is {str(shown).lower()})")
+        shown = (
+            TaskStatus(info.status).label
+            if live and info
+            else (status.label if status else "unknown")
+        )
+        return Outcome(
+            key,
+            REFUSED,
+            f"only failed or cancelled jobs can be retried (this one is {str(shown).lower()})",
+        )
     owner = original_owner(info)
     if owner is None:
         return Outcome(key, REFUSED, "the user who launched it no longer exists")
@@ -194,8 +231,9 @@ def _retry(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any
     except (TaskNotRetryable, AsyncManagerError, ValueError, TypeError, LookupError) as exc:
         return Outcome(key, REFUSED, str(exc))
     operator = str(user.get_username()) if user is not None and user.is_authenticated else "someone"
-    TaskEvent.objects.create(task_name=new_key, event="retry",
-                             message=f"Retry of {key} launched by {operator}"[:2000])
+    TaskEvent.objects.create(
+        task_name=new_key, event="retry", message=f"Retry of {key} launched by {operator}"[:2000]
+    )
     return Outcome(key, DONE, "retried", new_key=new_key)
 
 
@@ -213,22 +251,33 @@ def original_owner(info: TaskInfo | None) -> Any:
 
 def _release(key: str, status: TaskStatus | None, info: TaskInfo | None, user: Any) -> Outcome:
     if info is None:
-        live = [lock for lock in get_store().locks(task_name=key) if lock.expires_at > timezone.now()]
+        live = [
+            lock for lock in get_store().locks(task_name=key) if lock.expires_at > timezone.now()
+        ]
         if live:
-            return Outcome(key, REFUSED, "it is a live reservation: its locks are freed when it "
-                           "launches, is released by its owner, or expires")
+            return Outcome(
+                key,
+                REFUSED,
+                "it is a live reservation: its locks are freed when it "
+                "launches, is released by its owner, or expires",
+            )
     # A dead job is ended with the cause cleanup would record (its worker died), not with the
     # operator's action; the action goes on the job's timeline beside it.
     cause = _dead_cause(info)
     try:
-        count = manager_for(info).release_task_locks(key, reason=cause or "Locks released by an operator")
+        count = manager_for(info).release_task_locks(
+            key, reason=cause or "Locks released by an operator"
+        )
     except TaskStillLive as exc:
         return Outcome(key, REFUSED, f"still live ({exc})")
     if not count:
         return Outcome(key, SKIPPED, "held no locks")
     who = getattr(user, "get_username", lambda: "")() or "an operator"
-    TaskEvent.objects.create(task_name=key, event="release",
-                             message=f"{who} released {count} lock{'' if count == 1 else 's'}")
+    TaskEvent.objects.create(
+        task_name=key,
+        event="release",
+        message=f"{who} released {count} lock{'' if count == 1 else 's'}",
+    )
     return Outcome(key, DONE, "released", count=count)
 
 
@@ -243,7 +292,9 @@ PerTask = Callable[[str, "TaskStatus | None", "TaskInfo | None", Any], Outcome]
 PER_TASK: dict[str, PerTask] = {"cancel": _cancel, "retry": _retry, "release": _release}
 
 
-def run(action: str, keys: list[str], records: dict[str, Any], schema: RecordSchema, user: Any) -> Report:
+def run(
+    action: str, keys: list[str], records: dict[str, Any], schema: RecordSchema, user: Any
+) -> Report:
     """Apply ``action`` to ``keys``; ``records`` holds the visible records by task key."""
     report = Report(action)
     infos = get_store().get_many(keys)
@@ -265,8 +316,13 @@ def run(action: str, keys: list[str], records: dict[str, Any], schema: RecordSch
     return report
 
 
-def _delete(report: Report, keys: list[str], records: dict[str, Any],
-            infos: dict[str, TaskInfo], schema: RecordSchema) -> Report:
+def _delete(
+    report: Report,
+    keys: list[str],
+    records: dict[str, Any],
+    infos: dict[str, TaskInfo],
+    schema: RecordSchema,
+) -> Report:
     deletable: list[str] = []
     for key in keys:
         info = infos.get(key)
@@ -276,7 +332,9 @@ def _delete(report: Report, keys: list[str], records: dict[str, Any],
         elif (info is not None and info.is_active) or (
             info is None and status_of(schema.value(record, "status")) in ACTIVE
         ):
-            report.outcomes.append(Outcome(key, REFUSED, "it is still queued or running: cancel it first"))
+            report.outcomes.append(
+                Outcome(key, REFUSED, "it is still queued or running: cancel it first")
+            )
         else:
             deletable.append(key)
     if deletable:
@@ -285,7 +343,9 @@ def _delete(report: Report, keys: list[str], records: dict[str, Any],
             if key_field:
                 schema.model._default_manager.filter(**{f"{key_field}__in": deletable}).delete()
             else:
-                schema.model._default_manager.filter(pk__in=[records[k].pk for k in deletable]).delete()
+                schema.model._default_manager.filter(
+                    pk__in=[records[k].pk for k in deletable]
+                ).delete()
             TaskEvent.objects.filter(task_name__in=deletable).delete()
             TaskLogEntry.objects.filter(task_name__in=deletable).delete()
         report.outcomes.extend(Outcome(key, DONE, "deleted") for key in deletable)

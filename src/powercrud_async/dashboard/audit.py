@@ -38,13 +38,22 @@ def bounded_targets(targets: list[str]) -> list[str]:
 
 
 def bounded_results(results: list[list[str]]) -> list[list[str]]:
-    return [[clip(key, MAX_KEY_LENGTH), clip(result, 20), clip(detail, MAX_DETAIL_LENGTH)]
-            for key, result, detail in list(results)[:MAX_TARGETS]]
+    return [
+        [clip(key, MAX_KEY_LENGTH), clip(result, 20), clip(detail, MAX_DETAIL_LENGTH)]
+        for key, result, detail in list(results)[:MAX_TARGETS]
+    ]
 
 
-def record(request: HttpRequest, action: str, targets: list[str], outcome: str, *,
-           succeeded: int = 0, refused: int = 0,
-           results: list[list[str]] | None = None) -> AuditEntry | None:
+def record(
+    request: HttpRequest,
+    action: str,
+    targets: list[str],
+    outcome: str,
+    *,
+    succeeded: int = 0,
+    refused: int = 0,
+    results: list[list[str]] | None = None,
+) -> AuditEntry | None:
     """Write one entry for an authenticated operator (anonymous requests never get this far)."""
     user: Any = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -58,15 +67,25 @@ def record(request: HttpRequest, action: str, targets: list[str], outcome: str, 
         "results": bounded_results(results or []),
     }
     if refused and not succeeded:
-        previous = (AuditEntry.objects.filter(user_id=values["user_id"])
-                    .order_by("-created_at", "-id").first())
-        if (previous is not None and previous.succeeded == 0 and previous.action == values["action"]
-                and previous.created_at >= timezone.now() - REPEAT_WINDOW):
+        previous = (
+            AuditEntry.objects.filter(user_id=values["user_id"])
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if (
+            previous is not None
+            and previous.succeeded == 0
+            and previous.action == values["action"]
+            and previous.created_at >= timezone.now() - REPEAT_WINDOW
+        ):
             merged = list(dict.fromkeys([*previous.targets, *values["targets"]]))[:MAX_TARGETS]
             repeated = f"{values['outcome']} (refused {previous.repeats + 1} times)"
             AuditEntry.objects.filter(pk=previous.pk).update(
-                repeats=F("repeats") + 1, refused=F("refused") + refused, targets=merged,
-                outcome=clip(repeated, MAX_OUTCOME_LENGTH), results=values["results"],
+                repeats=F("repeats") + 1,
+                refused=F("refused") + refused,
+                targets=merged,
+                outcome=clip(repeated, MAX_OUTCOME_LENGTH),
+                results=values["results"],
             )
             previous.refresh_from_db()
             return previous

@@ -57,11 +57,15 @@ class Chart:
 
     @property
     def summary(self) -> str:
-        return (f"{self.total_ok} succeeded and {self.total_failed} failed in the last {self.hours} h; "
-                f"busiest hour {self.peak} jobs.")
+        return (
+            f"{self.total_ok} succeeded and {self.total_failed} failed in the last {self.hours} h; "
+            f"busiest hour {self.peak} jobs."
+        )
 
 
-def hourly_counts(qs: QuerySet[Any], schema: RecordSchema, since: datetime) -> dict[tuple[datetime, str], int]:
+def hourly_counts(
+    qs: QuerySet[Any], schema: RecordSchema, since: datetime
+) -> dict[tuple[datetime, str], int]:
     """``{(hour, status): n}`` for succeeded and failed jobs finished since ``since`` (one query)."""
     status = schema["status"]
     done, failed, updated = schema["completed_at"], schema["failed_at"], schema["updated_at"]
@@ -131,16 +135,30 @@ def build_chart(counts: dict[tuple[datetime, str], int], now: datetime, hours: i
         ok_h = plot_h * ok / top
         bad_h = plot_h * bad / top
         label = f"{slot:%H}:00–{(slot + timedelta(hours=1)):%H}:00: {ok} succeeded, {bad} failed"
-        bars.append(Bar(
-            x=round(x, 1), width=round(bar_w, 1),
-            ok_y=round(baseline - ok_h, 1), ok_height=round(ok_h, 1),
-            fail_y=round(baseline - ok_h - bad_h, 1), fail_height=round(bad_h, 1),
-            succeeded=ok, failed=bad, label=label,
-            tick=f"{slot:%H}" if i % 3 == 0 else "",
-        ))
+        bars.append(
+            Bar(
+                x=round(x, 1),
+                width=round(bar_w, 1),
+                ok_y=round(baseline - ok_h, 1),
+                ok_height=round(ok_h, 1),
+                fail_y=round(baseline - ok_h - bad_h, 1),
+                fail_height=round(bad_h, 1),
+                succeeded=ok,
+                failed=bad,
+                label=label,
+                tick=f"{slot:%H}" if i % 3 == 0 else "",
+            )
+        )
     gridlines = [(round(baseline - plot_h * f, 1), int(top * f)) for f in (0.25, 0.5, 0.75, 1.0)]
     return Chart(
-        bars=bars, gridlines=gridlines, width=WIDTH, height=HEIGHT, left=LEFT, baseline=baseline,
-        total_ok=sum(ok for ok, _ in values), total_failed=sum(bad for _, bad in values),
-        peak=peak, hours=hours,
+        bars=bars,
+        gridlines=gridlines,
+        width=WIDTH,
+        height=HEIGHT,
+        left=LEFT,
+        baseline=baseline,
+        total_ok=sum(ok for ok, _ in values),
+        total_failed=sum(bad for _, bad in values),
+        peak=peak,
+        hours=hours,
     )

@@ -62,12 +62,16 @@ def _validate(key: str, value: Any) -> None:  # noqa: C901 - one flat list of ru
         raise _fail(key, value, " or ".join(t.__name__ for t in types))
     matches = isinstance(value, types)
     if not matches:
-        raise _fail(key, value, " or ".join("None" if t is type(None) else t.__name__ for t in types))
+        raise _fail(
+            key, value, " or ".join("None" if t is type(None) else t.__name__ for t in types)
+        )
     if key in ("REFRESH_INTERVAL", "PROGRESS_INTERVAL", "EXPORT_LIMIT") and value < 0:
         raise _fail(key, value, "a number >= 0")
     if key in ("PAGE_SIZE", "RECENT_WINDOW_HOURS", "STUCK_QUEUE_AFTER") and value < 1:
         raise _fail(key, value, "a positive integer")
-    if key == "PAGE_SIZES" and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    if key == "PAGE_SIZES" and not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
         raise _fail(key, value, "a list of positive integers")
     if key == "COLUMNS":
         unknown = [c for c in value if not isinstance(c, str)]
@@ -92,4 +96,3 @@ def dashboard_config() -> dict[str, Any]:
     if merged["PAGE_SIZE"] not in merged["PAGE_SIZES"]:
         merged["PAGE_SIZES"] = sorted({*merged["PAGE_SIZES"], merged["PAGE_SIZE"]})
     return merged
-

@@ -9,6 +9,7 @@ from ..models import AuditEntry
 
 def deletion_of(key: str) -> Any:
     """The audit entry that deleted ``key``'s record, newest first, or ``None``."""
-    candidates = (AuditEntry.objects.filter(action="delete", succeeded__gt=0, targets__icontains=key)
-                  .order_by("-created_at", "-id")[:20])
+    candidates = AuditEntry.objects.filter(
+        action="delete", succeeded__gt=0, targets__icontains=key
+    ).order_by("-created_at", "-id")[:20]
     return next((entry for entry in candidates if key in (entry.targets or [])), None)

@@ -14,9 +14,25 @@ from typing import Any
 from ..redaction import redact
 from .records import RecordSchema
 
-EXPORT_FIELDS = ("task_name", "status", "user_label", "func_path", "message", "percent",
-                 "created_at", "updated_at", "started_at", "completed_at", "failed_at",
-                 "cancelled_at", "duration", "retry_of", "cleaned_up", "affected_objects", "label")
+EXPORT_FIELDS = (
+    "task_name",
+    "status",
+    "user_label",
+    "func_path",
+    "message",
+    "percent",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "failed_at",
+    "cancelled_at",
+    "duration",
+    "retry_of",
+    "cleaned_up",
+    "affected_objects",
+    "label",
+)
 #: Logical columns whose values go through ``redact`` when a project exports them.
 REDACTED = frozenset({"args_payload", "kwargs_payload"})
 
@@ -25,7 +41,9 @@ class NothingToExport(Exception):
     """The record model has none of the export columns."""
 
 
-def export_columns(schema: RecordSchema, fields: Sequence[str] = EXPORT_FIELDS) -> list[tuple[str, str]]:
+def export_columns(
+    schema: RecordSchema, fields: Sequence[str] = EXPORT_FIELDS
+) -> list[tuple[str, str]]:
     """``(logical name, model field)`` for each export column the model has."""
     found = [(logical, schema[logical]) for logical in fields if schema[logical]]
     columns = [(logical, str(name)) for logical, name in found]
@@ -79,7 +97,10 @@ def json_rows(headers: list[str], rows: Any) -> Iterator[str]:
     yield "["
     first = True
     for row in masked_rows(headers, rows.iterator(chunk_size=2000)):
-        item = {h: (v.isoformat() if hasattr(v, "isoformat") else v) for h, v in zip(headers, row, strict=True)}
+        item = {
+            h: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for h, v in zip(headers, row, strict=True)
+        }
         yield ("" if first else ",") + "\n" + json.dumps(item, default=str, ensure_ascii=False)
         first = False
     yield "\n]\n"

@@ -28,7 +28,8 @@ def stuck_tasks(now: datetime, active: list[TaskInfo] | None = None) -> dict[str
         return {}
     limit = dead_after()
     needs_broker = any(
-        info.status == TaskStatus.PENDING and info.created_at is not None
+        info.status == TaskStatus.PENDING
+        and info.created_at is not None
         and (now - info.created_at).total_seconds() > limit
         for info in infos
     )
@@ -71,8 +72,15 @@ class QueueHealth:
         return 60.0 * self.started_recently / self.window if self.window else 0.0
 
 
-def queue_health(now: datetime, active: list[TaskInfo], *, started_recently: int, window: float,
-                 last_started: datetime | None, stuck_after: float) -> QueueHealth:
+def queue_health(
+    now: datetime,
+    active: list[TaskInfo],
+    *,
+    started_recently: int,
+    window: float,
+    last_started: datetime | None,
+    stuck_after: float,
+) -> QueueHealth:
     """``stuck`` when a job has waited longer than ``stuck_after`` and no job has started for
     longer than both ``stuck_after`` and three times the recent mean gap between starts (so a
     queue of long jobs that starts one every few minutes is slow, not stuck). Fewer than
@@ -88,8 +96,11 @@ def queue_health(now: datetime, active: list[TaskInfo], *, started_recently: int
     mean_gap = window / started_recently if started_recently >= MIN_STARTS_FOR_RATE else 0.0
     quiet = last_age is None or last_age > max(stuck_after, 3 * mean_gap)
     if oldest > stuck_after and quiet:
-        since = f"no job started for {human_duration(last_age)}" if last_age is not None else "no job has started yet"
+        since = (
+            f"no job started for {human_duration(last_age)}"
+            if last_age is not None
+            else "no job has started yet"
+        )
         reason = f"{len(queued)} waiting, the oldest for {human_duration(oldest)}; {since}"
         return QueueHealth("stuck", len(queued), oldest, started_recently, window, last_age, reason)
     return QueueHealth("moving", len(queued), oldest, started_recently, window, last_age)
-

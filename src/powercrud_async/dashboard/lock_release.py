@@ -19,15 +19,18 @@ def release_confirmation(keys: list[str], named: list[dict[str, Any]]) -> dict[s
     total = sum(len(locks) for locks in held.values())
     for item in named:
         locks = held.get(item["key"], [])
-        item["detail"] = (f"{_plural(len(locks), 'lock')}: "
-                          + describe_locks(lock_groups((lk.model_label, lk.object_pk) for lk in locks))
-                          if locks else "holds no locks")
+        item["detail"] = (
+            f"{_plural(len(locks), 'lock')}: "
+            + describe_locks(lock_groups((lk.model_label, lk.object_pk) for lk in locks))
+            if locks
+            else "holds no locks"
+        )
     jobs = _plural(len(keys), "job")
     return {
         "question": f"Release {_plural(total, 'lock')} held by {jobs}?",
         "confirm_label": f"Yes, release {_plural(total, 'lock')}",
         "release_note": "Every lock of the listed jobs is freed. A job whose worker died is marked "
-                        "failed with that cause; your release is added to its timeline.",
+        "failed with that cause; your release is added to its timeline.",
     }
 
 

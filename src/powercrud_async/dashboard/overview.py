@@ -82,21 +82,25 @@ def clusters(now: datetime) -> list[Cluster]:
         seen = stat.get("timestamp")
         age = (now - seen).total_seconds() if seen else None
         uptime = stat.get("uptime")
-        found.append(Cluster(
-            cluster_id=str(stat.get("cluster_id", ""))[:8],
-            name=str(stat.get("name") or ""),
-            host=str(stat.get("host", "")),
-            status=str(stat.get("status", "")),
-            workers=int(stat.get("workers") or 0),
-            uptime=human_duration(uptime) if isinstance(uptime, (int, float)) else "",
-            seen=Moment.of(seen, now),
-            age=age,
-            healthy=age is not None and age < 60 and str(stat.get("status", "")).lower() != "stopped",
-            task_q_size=stat.get("task_q_size"),
-            reincarnations=int(stat.get("reincarnations") or 0),
-            pids=list(stat.get("pids") or []),
-            done_q_size=stat.get("done_q_size"),
-        ))
+        found.append(
+            Cluster(
+                cluster_id=str(stat.get("cluster_id", ""))[:8],
+                name=str(stat.get("name") or ""),
+                host=str(stat.get("host", "")),
+                status=str(stat.get("status", "")),
+                workers=int(stat.get("workers") or 0),
+                uptime=human_duration(uptime) if isinstance(uptime, (int, float)) else "",
+                seen=Moment.of(seen, now),
+                age=age,
+                healthy=age is not None
+                and age < 60
+                and str(stat.get("status", "")).lower() != "stopped",
+                task_q_size=stat.get("task_q_size"),
+                reincarnations=int(stat.get("reincarnations") or 0),
+                pids=list(stat.get("pids") or []),
+                done_q_size=stat.get("done_q_size"),
+            )
+        )
     return found
 
 
@@ -105,8 +109,10 @@ def starts(qs: QuerySet[Any], schema: RecordSchema, now: datetime) -> tuple[int,
     started = schema["started_at"]
     if not started:
         return 0, None
-    row = qs.aggregate(n=Count("pk", filter=Q(**{f"{started}__gte": now - timedelta(seconds=RATE_WINDOW)})),
-                       last=Max(started))
+    row = qs.aggregate(
+        n=Count("pk", filter=Q(**{f"{started}__gte": now - timedelta(seconds=RATE_WINDOW)})),
+        last=Max(started),
+    )
     return int(row["n"] or 0), row["last"]
 
 
@@ -115,15 +121,28 @@ def work_state(counts: dict[str, int], queue: QueueHealth) -> tuple[str, str]:
     if queue.state == "stuck":
         return "stuck", f"Stuck queue: {queue.reason}."
     if counts["running"]:
-        return "working", f"Working: {counts['running']} job{'s' if counts['running'] != 1 else ''} running."
+        return (
+            "working",
+            f"Working: {counts['running']} job{'s' if counts['running'] != 1 else ''} running.",
+        )
     if queue.waiting:
-        return "working", f"{queue.waiting} job{'s' if queue.waiting != 1 else ''} waiting to start."
+        return (
+            "working",
+            f"{queue.waiting} job{'s' if queue.waiting != 1 else ''} waiting to start.",
+        )
     return "idle", "Idle: nothing running or waiting."
 
 
-def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
-                   window_hours: int, job_url: Callable[[str], str], everything: bool = True,
-                   stuck_after: float = 120) -> Overview:
+def build_overview(
+    qs: QuerySet[Any],
+    schema: RecordSchema,
+    now: datetime,
+    *,
+    window_hours: int,
+    job_url: Callable[[str], str],
+    everything: bool = True,
+    stuck_after: float = 120,
+) -> Overview:
     """Everything for a viewer who sees every job; otherwise only what ``qs`` (their jobs) holds:
     no other job's stuck row, and no global figure (locks, queue depth, clusters)."""
     since = now - timedelta(hours=window_hours)
@@ -131,17 +150,33 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
     updated = schema["updated_at"]
     key_field = schema["task_name"]
     counts = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "finished": 0}
-    names = {TaskStatus.PENDING: "queued", TaskStatus.IN_PROGRESS: "running", TaskStatus.SUCCESS: "succeeded",
-             TaskStatus.FAILED: "failed", TaskStatus.CANCELLED: "cancelled"}
+    names = {
+        TaskStatus.PENDING: "queued",
+        TaskStatus.IN_PROGRESS: "running",
+        TaskStatus.SUCCESS: "succeeded",
+        TaskStatus.FAILED: "failed",
+        TaskStatus.CANCELLED: "cancelled",
+    }
     if status:
-        for row in qs.filter(**{f"{status}__in": list(ACTIVE)}).values(status).annotate(n=Count("pk")).order_by():
+        for row in (
+            qs.filter(**{f"{status}__in": list(ACTIVE)})
+            .values(status)
+            .annotate(n=Count("pk"))
+            .order_by()
+        ):
             counts[names[TaskStatus(row[status])]] = int(row["n"])
         if updated:
-            recent = (qs.filter(**{f"{updated}__gte": since})
-                      .exclude(**{f"{status}__in": list(ACTIVE)})
-                      .values(status).annotate(n=Count("pk")).order_by())
+            recent = (
+                qs.filter(**{f"{updated}__gte": since})
+                .exclude(**{f"{status}__in": list(ACTIVE)})
+                .values(status)
+                .annotate(n=Count("pk"))
+                .order_by()
+            )
             for row in recent:
-                name = names.get(TaskStatus(row[status])) if row[status] in TaskStatus.values else None
+                name = (
+                    names.get(TaskStatus(row[status])) if row[status] in TaskStatus.values else None
+                )
                 if name:
                     counts[name] = int(row["n"])
             counts["finished"] = counts["succeeded"] + counts["failed"] + counts["cancelled"]
@@ -163,7 +198,9 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
     stuck_jobs: dict[str, Job] = {}
     if status:
         started = schema["started_at"] or schema["created_at"] or "pk"
-        running = jobs(qs.filter(**{status: TaskStatus.IN_PROGRESS}).order_by(started)[:LIST_LIMIT], stuck)
+        running = jobs(
+            qs.filter(**{status: TaskStatus.IN_PROGRESS}).order_by(started)[:LIST_LIMIT], stuck
+        )
         oldest = running[0] if running else None
         order = f"-{updated}" if updated else "-pk"
         recent_failed = qs.filter(**{status: TaskStatus.FAILED})
@@ -184,12 +221,26 @@ def build_overview(qs: QuerySet[Any], schema: RecordSchema, now: datetime, *,
         oldest_age = human_duration((now - oldest.started.value).total_seconds())
     chart = build_chart(hourly_counts(qs, schema, since), now, hours=min(window_hours, 48))
     started_recently, last_started = starts(qs, schema, now)
-    health = queue_health(now, active, started_recently=started_recently, window=RATE_WINDOW,
-                          last_started=last_started, stuck_after=stuck_after)
+    health = queue_health(
+        now,
+        active,
+        started_recently=started_recently,
+        window=RATE_WINDOW,
+        last_started=last_started,
+        stuck_after=stuck_after,
+    )
     return Overview(
-        counts=counts, locks=locks, lock_owners=owners,
+        counts=counts,
+        locks=locks,
+        lock_owners=owners,
         queue_depth=broker.queue_depth() if everything else None,
-        clusters=clusters(now) if everything else [], oldest_running=oldest, oldest_age=oldest_age, stuck=stuck_rows,
-        recent_failures=failures, running=running, chart=chart, window_hours=window_hours,
+        clusters=clusters(now) if everything else [],
+        oldest_running=oldest,
+        oldest_age=oldest_age,
+        stuck=stuck_rows,
+        recent_failures=failures,
+        running=running,
+        chart=chart,
+        window_hours=window_hours,
         queue=health,
     )

@@ -16,13 +16,19 @@ def link(base: str, query: Mapping[str, Any]) -> str:
     return base + ("?" + urlencode(pairs) if pairs else "")
 
 
-def paged(items: QuerySet[Any] | Sequence[Any], per_page: int, number: Any, base: str,
-          query: Mapping[str, Any]) -> dict[str, Any]:
+def paged(
+    items: QuerySet[Any] | Sequence[Any],
+    per_page: int,
+    number: Any,
+    base: str,
+    query: Mapping[str, Any],
+) -> dict[str, Any]:
     """One page of ``items`` and its previous/next links (which keep the page's filters)."""
     paginator = Paginator(items, per_page)
     page = paginator.get_page(number or 1)
     return {
-        "page_obj": page, "paginator": paginator,
+        "page_obj": page,
+        "paginator": paginator,
         "prev_url": link(base, {**query, "page": page.number - 1}) if page.has_previous() else "",
         "next_url": link(base, {**query, "page": page.number + 1}) if page.has_next() else "",
     }

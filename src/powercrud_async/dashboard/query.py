@@ -85,8 +85,15 @@ class ListState:
     errors: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_query(cls, query: QueryDict, *, sortable: set[str], page_sizes: list[int],
-                   default_per_page: int, default_sort: str = "-created") -> ListState:
+    def from_query(
+        cls,
+        query: QueryDict,
+        *,
+        sortable: set[str],
+        page_sizes: list[int],
+        default_per_page: int,
+        default_sort: str = "-created",
+    ) -> ListState:
         errors: list[str] = []
 
         def day(name: str) -> date | None:
@@ -100,7 +107,9 @@ class ListState:
             if parsed is None:
                 errors.append(f"Ignored the date {raw[:40]!r}: use YYYY-MM-DD.")
             elif not day_in_range(parsed):
-                errors.append(f"Ignored the date {raw!r}: it is out of the range this site can search.")
+                errors.append(
+                    f"Ignored the date {raw!r}: it is out of the range this site can search."
+                )
                 parsed = None
             return parsed
 
@@ -166,8 +175,15 @@ class ListState:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q or self.status or self.user or self.date_from or self.date_to
-                    or self.window or self.cleaned)
+        return bool(
+            self.q
+            or self.status
+            or self.user
+            or self.date_from
+            or self.date_to
+            or self.window
+            or self.cleaned
+        )
 
     def active_filters(self) -> list[tuple[str, str]]:
         """(label, query string without it) for each filter in use, for removable chips."""
@@ -177,14 +193,30 @@ class ListState:
         if self.user:
             chips.append((f"User: {self.user}", self.query_string(user="", page=1)))
         if self.date_from:
-            chips.append((f"Launched from {self.date_from:%Y-%m-%d}", self.query_string(date_from=None, page=1)))
+            chips.append(
+                (
+                    f"Launched from {self.date_from:%Y-%m-%d}",
+                    self.query_string(date_from=None, page=1),
+                )
+            )
         if self.date_to:
-            chips.append((f"Launched until {self.date_to:%Y-%m-%d}", self.query_string(date_to=None, page=1)))
+            chips.append(
+                (f"Launched until {self.date_to:%Y-%m-%d}", self.query_string(date_to=None, page=1))
+            )
         if self.window:
-            chips.append((f"Updated in the {WINDOW_LABELS[self.window]}", self.query_string(window="", page=1)))
+            chips.append(
+                (
+                    f"Updated in the {WINDOW_LABELS[self.window]}",
+                    self.query_string(window="", page=1),
+                )
+            )
         if self.cleaned:
-            chips.append(("Cleaned up" if self.cleaned == "yes" else "Not cleaned up",
-                          self.query_string(cleaned="", page=1)))
+            chips.append(
+                (
+                    "Cleaned up" if self.cleaned == "yes" else "Not cleaned up",
+                    self.query_string(cleaned="", page=1),
+                )
+            )
         return chips
 
 
@@ -220,7 +252,9 @@ def attention_q(schema: RecordSchema, stuck: set[str], since: datetime) -> Q:
     return result
 
 
-def filter_records(qs: QuerySet[Any], state: ListState, schema: RecordSchema, *, now: datetime) -> QuerySet[Any]:
+def filter_records(
+    qs: QuerySet[Any], state: ListState, schema: RecordSchema, *, now: datetime
+) -> QuerySet[Any]:
     """Every filter except the status (the chips count across statuses)."""
     if state.q:
         for term in state.q.split()[:8]:

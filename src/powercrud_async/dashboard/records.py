@@ -19,10 +19,30 @@ from ..statuses import ACTIVE, TaskStatus
 
 #: Logical columns the dashboard knows, named as on ``AbstractAsyncTaskRecord``.
 LOGICAL_FIELDS = (
-    "task_name", "status", "message", "progress_payload", "percent", "user_label", "user_id",
-    "affected_objects", "func_path", "args_payload", "kwargs_payload", "result_payload",
-    "cleaned_up", "retry_of", "label", "created_at", "updated_at", "started_at", "completed_at",
-    "failed_at", "cancelled_at", "duration", "error", "traceback",
+    "task_name",
+    "status",
+    "message",
+    "progress_payload",
+    "percent",
+    "user_label",
+    "user_id",
+    "affected_objects",
+    "func_path",
+    "args_payload",
+    "kwargs_payload",
+    "result_payload",
+    "cleaned_up",
+    "retry_of",
+    "label",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "failed_at",
+    "cancelled_at",
+    "duration",
+    "error",
+    "traceback",
 )
 
 #: Lifecycle payload keys that feed each logical column (what a ``field_map`` is keyed by).
@@ -44,8 +64,9 @@ def default_manager() -> Any:
     return AsyncManager.resolve_manager()
 
 
-def resolve_record_model(view_model: type[models.Model] | None = None,
-                         configured: str | None = None) -> type[models.Model]:
+def resolve_record_model(
+    view_model: type[models.Model] | None = None, configured: str | None = None
+) -> type[models.Model]:
     """The view's ``model``, else ``DASHBOARD["RECORD_MODEL"]``, else the default manager's."""
     if view_model is not None:
         return view_model
@@ -144,10 +165,10 @@ def split_error(text: str) -> tuple[str, str]:
     text = (text or "").strip()
     for prefix in ("Failed: ", "Failed:"):
         if text.startswith(prefix):
-            text = text[len(prefix):].strip()
+            text = text[len(prefix) :].strip()
     prefix = ""
     if text.startswith("Timed out: "):
-        prefix, text = "Timed out: ", text[len("Timed out: "):]
+        prefix, text = "Timed out: ", text[len("Timed out: ") :]
     first = text.splitlines()[0] if text else ""
     match = _EXC_RE.match(first)
     if match and (match.group(1)[:1].isupper() or "." in match.group(1)):
@@ -330,8 +351,10 @@ def job_titles(schema: RecordSchema, qs: Any, keys: Any) -> dict[str, str]:
     fields = [name for name in (key_field, label_field, func_field) if name]
     titles: dict[str, str] = {}
     for row in qs.filter(**{f"{key_field}__in": keys}).values(*fields):
-        title = title_of(str(row.get(label_field) or "") if label_field else "",
-                         str(row.get(func_field) or "") if func_field else "")
+        title = title_of(
+            str(row.get(label_field) or "") if label_field else "",
+            str(row.get(func_field) or "") if func_field else "",
+        )
         if title:
             titles[str(row[key_field])] = title
     return titles
@@ -345,8 +368,9 @@ def finished_time(schema: RecordSchema, obj: Any) -> datetime | None:
     return None
 
 
-def build_job(schema: RecordSchema, obj: Any, now: datetime, *, url: str = "",
-              stuck: str = "") -> Job:
+def build_job(
+    schema: RecordSchema, obj: Any, now: datetime, *, url: str = "", stuck: str = ""
+) -> Job:
     status = status_of(schema.value(obj, "status", TaskStatus.UNKNOWN))
     func_path = str(schema.value(obj, "func_path", "") or "")
     message = str(schema.value(obj, "message", "") or "")

@@ -26,8 +26,15 @@ def polled(request: HttpRequest, region: str) -> bool:
     return bool(htmx and htmx.trigger == region)
 
 
-def region_or_page(view: Any, context: dict[str, Any], region: str, partial: str, *,
-                   push: bool = True, page: str | None = None) -> HttpResponse:
+def region_or_page(
+    view: Any,
+    context: dict[str, Any],
+    region: str,
+    partial: str,
+    *,
+    push: bool = True,
+    page: str | None = None,
+) -> HttpResponse:
     """Only ``region`` when htmx asks for it (its URL pushed unless it polled itself), else the page."""
     if view.htmx_target() != region:
         return view.render(context, page)

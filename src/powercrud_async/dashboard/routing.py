@@ -37,7 +37,9 @@ class Spec:
     route: str
     get: Handler | None = None
     post: Handler | None = None
-    template: str = ""  # below powercrud_async/dashboard/; "" for endpoints with no page of their own
+    template: str = (
+        ""  # below powercrud_async/dashboard/; "" for endpoints with no page of their own
+    )
     label: str = ""  # its nav entry
     in_nav: bool = False
     order: int = 0  # its place in the nav
@@ -47,28 +49,83 @@ class Spec:
 class Page(enum.Enum):
     """Every dashboard page. Routes are the packaged dashboard's (``TaskDashboardView``)."""
 
-    OVERVIEW = Spec("overview", "", overview.show, template="overview.html",
-                    label="Overview", in_nav=True, order=1)
-    LIST = Spec("list", "jobs/", jobs.show, template="list.html", label="Jobs", in_nav=True, order=2)
-    LOCKS = Spec("locks", "locks/", locks.show, template="locks.html", label="Locks", in_nav=True, order=4)
-    AUDIT = Spec("audit", "audit/", audit_trail.show, template="audit.html",
-                 label="Audit trail", in_nav=True, order=8)
-    LOGS = Spec("logs", "logs/", streams.logs_page, template="logs.html", label="Logs", in_nav=True, order=6)
-    EVENTS = Spec("events", "events/", streams.events_page, template="events.html",
-                  label="Events", in_nav=True, order=7)
-    WORKERS = Spec("workers", "workers/", workers.workers_page, template="workers.html",
-                   label="Workers", in_nav=True, order=5)
+    OVERVIEW = Spec(
+        "overview",
+        "",
+        overview.show,
+        template="overview.html",
+        label="Overview",
+        in_nav=True,
+        order=1,
+    )
+    LIST = Spec(
+        "list", "jobs/", jobs.show, template="list.html", label="Jobs", in_nav=True, order=2
+    )
+    LOCKS = Spec(
+        "locks", "locks/", locks.show, template="locks.html", label="Locks", in_nav=True, order=4
+    )
+    AUDIT = Spec(
+        "audit",
+        "audit/",
+        audit_trail.show,
+        template="audit.html",
+        label="Audit trail",
+        in_nav=True,
+        order=8,
+    )
+    LOGS = Spec(
+        "logs", "logs/", streams.logs_page, template="logs.html", label="Logs", in_nav=True, order=6
+    )
+    EVENTS = Spec(
+        "events",
+        "events/",
+        streams.events_page,
+        template="events.html",
+        label="Events",
+        in_nav=True,
+        order=7,
+    )
+    WORKERS = Spec(
+        "workers",
+        "workers/",
+        workers.workers_page,
+        template="workers.html",
+        label="Workers",
+        in_nav=True,
+        order=5,
+    )
     ACTION = Spec("action", "actions/", post=job_actions.perform)
     EXPORT = Spec("export", "export/", export.show)
     PROGRESS = Spec("progress", "progress/", progress.show)
     DETAIL = Spec("detail", "jobs/<path:task_key>/", detail.show, template="detail.html")
-    SCHEDULES = Spec("schedules", "schedules/", schedules.show, template="schedules.html",
-                     label="Schedules", in_nav=True, order=3)
-    SCHEDULE_ACTION = Spec("schedule-action", "schedules/actions/", post=schedules.act, section="schedules")
-    SCHEDULE_NEW = Spec("schedule-new", "schedules/new/", schedules.new, schedules.new,
-                        template="schedule_form.html", section="schedules")
-    SCHEDULE_EDIT = Spec("schedule-edit", "schedules/<int:schedule_id>/edit/", schedules.edit, schedules.edit,
-                         template="schedule_form.html", section="schedules")
+    SCHEDULES = Spec(
+        "schedules",
+        "schedules/",
+        schedules.show,
+        template="schedules.html",
+        label="Schedules",
+        in_nav=True,
+        order=3,
+    )
+    SCHEDULE_ACTION = Spec(
+        "schedule-action", "schedules/actions/", post=schedules.act, section="schedules"
+    )
+    SCHEDULE_NEW = Spec(
+        "schedule-new",
+        "schedules/new/",
+        schedules.new,
+        schedules.new,
+        template="schedule_form.html",
+        section="schedules",
+    )
+    SCHEDULE_EDIT = Spec(
+        "schedule-edit",
+        "schedules/<int:schedule_id>/edit/",
+        schedules.edit,
+        schedules.edit,
+        template="schedule_form.html",
+        section="schedules",
+    )
 
     @property
     def spec(self) -> Spec:
@@ -111,6 +168,13 @@ def nav_entries(view: Any) -> list[dict[str, Any]]:
     """The nav: the pages this view routes, in order, the current page's section marked."""
     current = Page.of(view.page)
     section = current.nav_section() if current is not None else view.page
-    return [{"page": page.slug, "label": page.spec.label, "url": view.page_url(page.slug),
-             "current": page.slug == section}
-            for page in Page.nav() if page.slug in view.routes]
+    return [
+        {
+            "page": page.slug,
+            "label": page.spec.label,
+            "url": view.page_url(page.slug),
+            "current": page.slug == section,
+        }
+        for page in Page.nav()
+        if page.slug in view.routes
+    ]

@@ -29,10 +29,16 @@ __all__ = ["ScheduleForm", "SchedulePages", "schedule_summary"]
 PER_PAGE = 50
 MAX_BULK = 500
 STATES = {"active": "Active", "paused": "Paused", "finished": "Finished"}
-SORTS = {"name": ("name", "pk"), "next": ("next_run", "pk"), "trigger": ("schedule_type", "minutes", "cron", "pk"),
-         "state": ("state_rank", "next_run", "pk")}
+SORTS = {
+    "name": ("name", "pk"),
+    "next": ("next_run", "pk"),
+    "trigger": ("schedule_type", "minutes", "cron", "pk"),
+    "state": ("state_rank", "next_run", "pk"),
+}
 ACTIONS = {
-    "run": ("Run now", "Ran"), "pause": ("Pause", "Paused"), "resume": ("Resume", "Resumed"),
+    "run": ("Run now", "Ran"),
+    "pause": ("Pause", "Paused"),
+    "resume": ("Resume", "Resumed"),
     "remove": ("Remove", "Removed"),
 }
 
@@ -72,11 +78,18 @@ def _model() -> Any:
 
 
 def annotated() -> QuerySet[Any]:
-    return _model().objects.select_related("powercrud_state").annotate(state_rank=Case(
-        When(powercrud_state__paused_at__isnull=False, then=Value(1)),
-        When(repeats=0, then=Value(2)),
-        default=Value(0), output_field=IntegerField(),
-    ))
+    return (
+        _model()
+        .objects.select_related("powercrud_state")
+        .annotate(
+            state_rank=Case(
+                When(powercrud_state__paused_at__isnull=False, then=Value(1)),
+                When(repeats=0, then=Value(2)),
+                default=Value(0),
+                output_field=IntegerField(),
+            )
+        )
+    )
 
 
 def state_q(state: str) -> Q:
@@ -97,7 +110,9 @@ def repeats_text(schedule: Any, state: str) -> str:
     return f"{repeats} left" if repeats else "none left"
 
 
-def last_runs(schedules: list[Any], now: datetime, job_url: Callable[[str], str]) -> dict[int, LastRun]:
+def last_runs(
+    schedules: list[Any], now: datetime, job_url: Callable[[str], str]
+) -> dict[int, LastRun]:
     """The last run of each schedule in two queries: our job (registry) or django-q2's task."""
     from django_q.models import Task
 
@@ -108,19 +123,28 @@ def last_runs(schedules: list[Any], now: datetime, job_url: Callable[[str], str]
             ours[s.pk] = state
     infos = get_store().get_many([st.last_task for st in ours.values() if st.last_task])
     q_ids = [s.task for s in schedules if s.task and (s.pk not in ours or not recurring.is_ours(s))]
-    q_tasks = {t["id"]: t for t in Task.objects.filter(id__in=q_ids).values("id", "success", "stopped", "result")}
+    q_tasks = {
+        t["id"]: t
+        for t in Task.objects.filter(id__in=q_ids).values("id", "success", "stopped", "result")
+    }
     found: dict[int, LastRun] = {}
     for s in schedules:
         state = ours.get(s.pk)
         q_task = q_tasks.get(s.task) if s.task else None
-        if state is not None and (q_task is None or recurring.is_ours(s) or
-                                  (state.last_run_at and state.last_run_at >= q_task["stopped"])):
+        if state is not None and (
+            q_task is None
+            or recurring.is_ours(s)
+            or (state.last_run_at and state.last_run_at >= q_task["stopped"])
+        ):
             found[s.pk] = _our_last(state, infos.get(state.last_task), now, job_url)
         elif q_task is not None:
             ok = bool(q_task["success"])
-            found[s.pk] = LastRun("Succeeded" if ok else "Failed", TaskStatus.SUCCESS if ok else TaskStatus.FAILED,
-                                  "" if ok else str(q_task["result"] or "")[:200],
-                                  when=Moment.of(q_task["stopped"], now))
+            found[s.pk] = LastRun(
+                "Succeeded" if ok else "Failed",
+                TaskStatus.SUCCESS if ok else TaskStatus.FAILED,
+                "" if ok else str(q_task["result"] or "")[:200],
+                when=Moment.of(q_task["stopped"], now),
+            )
     return found
 
 
@@ -138,8 +162,12 @@ def _our_last(state: Any, info: Any, now: datetime, job_url: Callable[[str], str
     return LastRun(label, status.value, detail, url, when)
 
 
-def build_rows(schedules: list[Any], now: datetime, job_url: Callable[[str], str],
-               edit_url: Callable[[int], str]) -> list[ScheduleRow]:
+def build_rows(
+    schedules: list[Any],
+    now: datetime,
+    job_url: Callable[[str], str],
+    edit_url: Callable[[int], str],
+) -> list[ScheduleRow]:
     lasts = last_runs(schedules, now, job_url)
     rows = []
     for s in schedules:
@@ -149,12 +177,21 @@ def build_rows(schedules: list[Any], now: datetime, job_url: Callable[[str], str
             func = recurring.spec_of(s)["func"] if ours else s.func
         except AsyncManagerError:
             func = s.func
-        rows.append(ScheduleRow(
-            pk=s.pk, name=s.name or f"Schedule {s.pk}", func=str(func), ours=ours,
-            trigger=triggers.describe_trigger(s), trigger_code=s.schedule_type, state=state,
-            next_run=Moment.of(s.next_run if state == "active" else None, now),
-            repeats=repeats_text(s, state), last=lasts.get(s.pk), edit_url=edit_url(s.pk),
-        ))
+        rows.append(
+            ScheduleRow(
+                pk=s.pk,
+                name=s.name or f"Schedule {s.pk}",
+                func=str(func),
+                ours=ours,
+                trigger=triggers.describe_trigger(s),
+                trigger_code=s.schedule_type,
+                state=state,
+                next_run=Moment.of(s.next_run if state == "active" else None, now),
+                repeats=repeats_text(s, state),
+                last=lasts.get(s.pk),
+                edit_url=edit_url(s.pk),
+            )
+        )
     return rows
 
 
@@ -171,17 +208,27 @@ class Summary:
     failing: list[ScheduleRow]
 
 
-def schedule_summary(healthy_clusters: int, now: datetime, job_url: Callable[[str], str],
-                     edit_url: Callable[[int], str]) -> Summary:
+def schedule_summary(
+    healthy_clusters: int,
+    now: datetime,
+    job_url: Callable[[str], str],
+    edit_url: Callable[[int], str],
+) -> Summary:
     """For the overview: is anything running the scheduler, the next 5 runs, failing schedules."""
     qs = annotated()
     upcoming = list(qs.filter(state_q("active")).order_by("next_run", "pk")[:5])
-    recent = list(qs.filter(Q(powercrud_state__last_outcome__gt="") | Q(task__isnull=False))
-                  .order_by("-powercrud_state__last_run_at", "-pk")[:200])
+    recent = list(
+        qs.filter(Q(powercrud_state__last_outcome__gt="") | Q(task__isnull=False)).order_by(
+            "-powercrud_state__last_run_at", "-pk"
+        )[:200]
+    )
     failing = [r for r in build_rows(recent, now, job_url, edit_url) if failed_last(r)][:5]
     return Summary(
-        clusters=healthy_clusters, total=qs.count(), paused=qs.filter(state_q("paused")).count(),
-        upcoming=build_rows(upcoming, now, job_url, edit_url), failing=failing,
+        clusters=healthy_clusters,
+        total=qs.count(),
+        paused=qs.filter(state_q("paused")).count(),
+        upcoming=build_rows(upcoming, now, job_url, edit_url),
+        failing=failing,
     )
 
 
@@ -190,21 +237,46 @@ class ScheduleForm(forms.Form):
     """Create or edit a schedule; every check is ``lifecycle.recurring``'s, shown next to its field."""
 
     name = forms.CharField(max_length=recurring.NAME_MAX_LENGTH)
-    func = forms.CharField(label="Function", max_length=256, help_text="Dotted path, e.g. myapp.tasks.rebuild")
+    func = forms.CharField(
+        label="Function", max_length=256, help_text="Dotted path, e.g. myapp.tasks.rebuild"
+    )
     schedule_type = forms.ChoiceField(label="Trigger", choices=())
-    minutes = forms.IntegerField(required=False, help_text="For “Minutes”: run every this many minutes.")
-    cron = forms.CharField(required=False, max_length=100, help_text="For “Cron”: e.g. 0 3 * * * (03:00 every day).")
-    repeats = forms.IntegerField(initial=-1, help_text="-1 runs forever; otherwise the number of runs left.")
-    next_run = forms.DateTimeField(required=False, help_text="In the project's time zone; empty: now (cron: from the expression).",
-                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
-    args = forms.CharField(required=False, label="Arguments", help_text='JSON list, e.g. [42, "full"]')
-    kwargs = forms.CharField(required=False, label="Keyword arguments", help_text='JSON object, e.g. {"dry_run": false}')
-    conflict_ids = forms.CharField(required=False, label="Conflict ids",
-                                   help_text='JSON object, e.g. {"myapp.Project": [1, 2]}: runs lock these objects.')
+    minutes = forms.IntegerField(
+        required=False, help_text="For “Minutes”: run every this many minutes."
+    )
+    cron = forms.CharField(
+        required=False, max_length=100, help_text="For “Cron”: e.g. 0 3 * * * (03:00 every day)."
+    )
+    repeats = forms.IntegerField(
+        initial=-1, help_text="-1 runs forever; otherwise the number of runs left."
+    )
+    next_run = forms.DateTimeField(
+        required=False,
+        help_text="In the project's time zone; empty: now (cron: from the expression).",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    args = forms.CharField(
+        required=False, label="Arguments", help_text='JSON list, e.g. [42, "full"]'
+    )
+    kwargs = forms.CharField(
+        required=False, label="Keyword arguments", help_text='JSON object, e.g. {"dry_run": false}'
+    )
+    conflict_ids = forms.CharField(
+        required=False,
+        label="Conflict ids",
+        help_text='JSON object, e.g. {"myapp.Project": [1, 2]}: runs lock these objects.',
+    )
 
-    FIELD_ERRORS = (("minutes", "minutes"), ("cron", "cron"), ("schedule_type", "schedule_type"),
-                    ("repeats", "repeats"), ("next_run", "next_run"), ("kwargs", "kwargs"), ("args", "args"),
-                    ("name", "name"))
+    FIELD_ERRORS = (
+        ("minutes", "minutes"),
+        ("cron", "cron"),
+        ("schedule_type", "schedule_type"),
+        ("repeats", "repeats"),
+        ("next_run", "next_run"),
+        ("kwargs", "kwargs"),
+        ("args", "args"),
+        ("name", "name"),
+    )
 
     def __init__(self, *args: Any, plain: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -248,7 +320,11 @@ class ScheduleForm(forms.Form):
         """Put a schedule error next to the field it is about."""
         message = str(exc)
         lowered = message.lower()
-        by_type = {InvalidTaskFunction: "func", InvalidConflictIds: "conflict_ids", UnknownModel: "conflict_ids"}
+        by_type = {
+            InvalidTaskFunction: "func",
+            InvalidConflictIds: "conflict_ids",
+            UnknownModel: "conflict_ids",
+        }
         for kind, field in by_type.items():
             if isinstance(exc, kind) and field in self.fields:
                 self.add_error(field, message)
@@ -266,15 +342,22 @@ def form_initial(schedule: Any) -> dict[str, Any]:
     repeats = state.saved_repeats if state is not None else schedule.repeats
     next_run = state.saved_next_run if state is not None else schedule.next_run
     initial: dict[str, Any] = {
-        "name": schedule.name, "schedule_type": schedule.schedule_type, "minutes": schedule.minutes,
-        "cron": schedule.cron or "", "repeats": repeats, "func": schedule.func,
+        "name": schedule.name,
+        "schedule_type": schedule.schedule_type,
+        "minutes": schedule.minutes,
+        "cron": schedule.cron or "",
+        "repeats": repeats,
+        "func": schedule.func,
         "next_run": timezone.localtime(next_run) if next_run else None,
     }
     if recurring.is_ours(schedule):
         spec = recurring.spec_of(schedule)
-        initial.update(func=spec["func"], args=json.dumps(spec.get("args") or []),
-                       kwargs=json.dumps(spec.get("kwargs") or {}),
-                       conflict_ids=json.dumps(spec["conflict_ids"]) if spec.get("conflict_ids") else "")
+        initial.update(
+            func=spec["func"],
+            args=json.dumps(spec.get("args") or []),
+            kwargs=json.dumps(spec.get("kwargs") or {}),
+            conflict_ids=json.dumps(spec["conflict_ids"]) if spec.get("conflict_ids") else "",
+        )
     return initial
 
 
@@ -302,4 +385,6 @@ class SchedulePages:
 
     def may_edit_schedules(self, perm: str) -> bool:
         user = getattr(self.request, "user", None)
-        return bool(self.may_act() and user is not None and user.has_perm(f"django_q.{perm}_schedule"))
+        return bool(
+            self.may_act() and user is not None and user.has_perm(f"django_q.{perm}_schedule")
+        )

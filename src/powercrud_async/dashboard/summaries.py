@@ -11,8 +11,11 @@ _DIGITS = re.compile(r"(\d+)")
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that puts ``2`` before ``10`` (and ``book-2`` before ``book-10``)."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part.lower())
-                 for part in _DIGITS.split(str(text)) if part != "")
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.lower())
+        for part in _DIGITS.split(str(text))
+        if part != ""
+    )
 
 
 def ranges(pks: Iterable[str]) -> str:

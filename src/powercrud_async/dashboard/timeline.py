@@ -12,7 +12,15 @@ from django.utils import timezone
 from .records import Moment, short, status_of
 
 #: Where each event falls among events stamped with the same moment.
-LIFECYCLE_ORDER = {"create": 0, "start": 1, "progress": 2, "complete": 3, "fail": 3, "cancel": 3, "cleanup": 4}
+LIFECYCLE_ORDER = {
+    "create": 0,
+    "start": 1,
+    "progress": 2,
+    "complete": 3,
+    "fail": 3,
+    "cancel": 3,
+    "cleanup": 4,
+}
 _PERCENT = re.compile(r"\((\d+(?:\.\d+)?)%\)\s*$")
 
 
@@ -23,8 +31,12 @@ def ordered(events: Sequence[Any]) -> list[Any]:
 
 
 def entry(event: Any, now: datetime) -> dict[str, Any]:
-    return {"event": event.event, "status": status_of(event.status) if event.status else None,
-            "message": short(event.message, 300), "time": Moment.of(event.created_at, now)}
+    return {
+        "event": event.event,
+        "status": status_of(event.status) if event.status else None,
+        "message": short(event.message, 300),
+        "time": Moment.of(event.created_at, now),
+    }
 
 
 def build(events: Sequence[Any], now: datetime) -> list[dict[str, Any]]:
@@ -41,8 +53,14 @@ def build(events: Sequence[Any], now: datetime) -> list[dict[str, Any]]:
         steps.append(entry(event, now))
     if steps:
         group = next(e for e in entries if e.get("group"))
-        group.update(count=len(steps), first=steps[0], last=steps[-1], time=steps[-1]["time"],
-                     status=None, message=steps[-1]["message"])
+        group.update(
+            count=len(steps),
+            first=steps[0],
+            last=steps[-1],
+            time=steps[-1]["time"],
+            status=None,
+            message=steps[-1]["message"],
+        )
     return entries
 
 

@@ -63,7 +63,9 @@ class TaskDashboardMixin(SchedulePages):
     #: Path before every page; ``None`` means ``"<url_base>/"`` (neapolitan's layout).
     url_prefix: str | None = None
     #: Page slug → path below the prefix; a page left out is not mounted (nor in the nav).
-    routes: dict[str, str] = Page.routes(list="", overview="overview/", detail="job/<path:task_key>/")
+    routes: dict[str, str] = Page.routes(
+        list="", overview="overview/", detail="job/<path:task_key>/"
+    )
     lookup_url_kwarg = "task_key"
     dashboard_title: str | None = None
     page: str = ""
@@ -111,8 +113,11 @@ class TaskDashboardMixin(SchedulePages):
     def page_url(self, page: str, **kwargs: Any) -> str:
         namespace = self.current_namespace()
         name = f"{self.url_base}-{page}"
-        return reverse(f"{namespace}:{name}" if namespace else name, kwargs=kwargs or None,
-                       current_app=namespace or None)
+        return reverse(
+            f"{namespace}:{name}" if namespace else name,
+            kwargs=kwargs or None,
+            current_app=namespace or None,
+        )
 
     def job_url(self, key: str) -> str:
         return self.page_url("detail", task_key=key)
@@ -120,8 +125,9 @@ class TaskDashboardMixin(SchedulePages):
     def safe_next(self, default: str) -> str:
         """The posted ``next`` when it stays on this site, else ``default`` (no open redirects)."""
         target = self.request.POST.get("next") or ""
-        if target and url_has_allowed_host_and_scheme(target, {self.request.get_host()},
-                                                       require_https=self.request.is_secure()):
+        if target and url_has_allowed_host_and_scheme(
+            target, {self.request.get_host()}, require_https=self.request.is_secure()
+        ):
             return target
         return default
 
@@ -155,8 +161,9 @@ class TaskDashboardMixin(SchedulePages):
         if not access.is_authenticated(request):
             login = redirect_to_login(request.get_full_path())
             if getattr(request, "htmx", False):
-                return HttpResponseClientRedirect(login["Location"], content="Sign in to see the task dashboard.",
-                                                  status=401)
+                return HttpResponseClientRedirect(
+                    login["Location"], content="Sign in to see the task dashboard.", status=401
+                )
             return login
         if not self.has_view_access():
             raise PermissionDenied("You may not see the task dashboard.")
@@ -204,7 +211,9 @@ class TaskDashboardMixin(SchedulePages):
 
     def visible_keys(self, keys: Any) -> set[str]:
         key_field = self.schema["task_name"]
-        return set(self.visible_jobs(keys).values_list(key_field, flat=True)) if key_field else set()
+        return (
+            set(self.visible_jobs(keys).values_list(key_field, flat=True)) if key_field else set()
+        )
 
     def visible_count(self, keys: Any) -> int:
         """How many of ``keys`` this viewer may see (all of them for those who see everything)."""
@@ -234,7 +243,9 @@ class TaskDashboardMixin(SchedulePages):
     def get_columns(self) -> builtins.list[Column]:
         return jobs.columns(self)
 
-    def list_state(self, columns: builtins.list[Column], query: QueryDict | None = None) -> ListState:
+    def list_state(
+        self, columns: builtins.list[Column], query: QueryDict | None = None
+    ) -> ListState:
         return jobs.list_state(self, columns, query)
 
     def list_context(self) -> dict[str, Any]:
@@ -260,7 +271,11 @@ class TaskDashboardMixin(SchedulePages):
         if self.template_name is not None:
             return [self.template_name]
         page = Page.of(self.page)
-        return [page.template_name() if page is not None else f"powercrud_async/dashboard/{self.page}.html"]
+        return [
+            page.template_name()
+            if page is not None
+            else f"powercrud_async/dashboard/{self.page}.html"
+        ]
 
     def title(self) -> str:
         return self.dashboard_title or self.config["TITLE"]
@@ -291,7 +306,9 @@ class TaskDashboardMixin(SchedulePages):
             "actions": actions.ACTIONS,
         }
 
-    def render(self, context: dict[str, Any], template: str | None = None, status: int = 200) -> HttpResponse:
+    def render(
+        self, context: dict[str, Any], template: str | None = None, status: int = 200
+    ) -> HttpResponse:
         full = {**self.base_context(), **context}
         names = [template] if template else self.get_template_names()
         return TemplateResponse(self.request, names, full, status=status)

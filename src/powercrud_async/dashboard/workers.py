@@ -42,26 +42,50 @@ def workers_page(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> 
     outcomes = broker.cluster_outcomes(now - timedelta(hours=hours))
     ours = broker.configured_cluster_name()
     started_recently, last_started = starts(view.get_queryset(), view.schema, now)
-    health = queue_health(now, get_store().active(), started_recently=started_recently, window=RATE_WINDOW,
-                          last_started=last_started, stuck_after=view.config["STUCK_QUEUE_AFTER"])
-    names = sorted({ours, *(c.name for c in found), *(n for n in outcomes if n)} - {""},
-                   key=lambda n: (n != ours, n))
+    health = queue_health(
+        now,
+        get_store().active(),
+        started_recently=started_recently,
+        window=RATE_WINDOW,
+        last_started=last_started,
+        stuck_after=view.config["STUCK_QUEUE_AFTER"],
+    )
+    names = sorted(
+        {ours, *(c.name for c in found), *(n for n in outcomes if n)} - {""},
+        key=lambda n: (n != ours, n),
+    )
     rows = []
     for name in names:
         result = outcomes.get(name, {})
-        rows.append(QueueRow(
-            name=name, configured=name == ours, clusters=[c for c in found if c.name == name],
-            done=int(result.get("done") or 0), failed=int(result.get("failed") or 0),
-            last_finished=Moment.of(result.get("last"), now),
-            # The registry and the broker this site reads belong to its own queue.
-            health=health if name == ours else None, depth=broker.queue_depth() if name == ours else None,
-        ))
+        rows.append(
+            QueueRow(
+                name=name,
+                configured=name == ours,
+                clusters=[c for c in found if c.name == name],
+                done=int(result.get("done") or 0),
+                failed=int(result.get("failed") or 0),
+                last_finished=Moment.of(result.get("last"), now),
+                # The registry and the broker this site reads belong to its own queue.
+                health=health if name == ours else None,
+                depth=broker.queue_depth() if name == ours else None,
+            )
+        )
     key_field = view.schema["task_name"]
     running = []
     if view.schema["status"]:
         started = view.schema["started_at"] or view.schema["created_at"] or "pk"
-        for obj in view.get_queryset().filter(**{view.schema["status"]: TaskStatus.IN_PROGRESS}).order_by(started)[:20]:
+        for obj in (
+            view.get_queryset()
+            .filter(**{view.schema["status"]: TaskStatus.IN_PROGRESS})
+            .order_by(started)[:20]
+        ):
             running.append(view.build_job(obj))
-    context = {"queues": rows, "clusters": found, "running": running, "window_hours": hours,
-               "region_url": request.get_full_path(), "has_keys": bool(key_field)}
+    context = {
+        "queues": rows,
+        "clusters": found,
+        "running": running,
+        "window_hours": hours,
+        "region_url": request.get_full_path(),
+        "has_keys": bool(key_field),
+    }
     return region_or_page(view, context, "pca-workers", "workers_body.html", push=False)

@@ -25,8 +25,12 @@ def cancel(manager: Manager, task_key: str, reason: str) -> str:
     if info.status == TaskStatus.PENDING:
         broker.remove_queued(task_key)
         # Only while still queued: a job a worker started meanwhile is asked to stop instead.
-        if finish(manager, task_key, Outcome(TaskStatus.CANCELLED, reason=reason),
-                  expect={"status": TaskStatus.PENDING}):
+        if finish(
+            manager,
+            task_key,
+            Outcome(TaskStatus.CANCELLED, reason=reason),
+            expect={"status": TaskStatus.PENDING},
+        ):
             return "cancelled"
         info = store.get(task_key) or info  # it started meanwhile: ask it to stop
     if info.status == TaskStatus.IN_PROGRESS and store.update(
@@ -49,8 +53,13 @@ def retry(manager: Manager, task_key: str, user: Any) -> str:
     args, kwargs = call
     owner = manager.resolve_manager(info.manager_class or None, info.manager_config)
     return owner.launch_async_task(
-        info.func_path, *args, conflict_ids=info.conflict_ids or None, user=user,
-        task_kwargs=kwargs, group=info.group or None, retry_of=task_key,
+        info.func_path,
+        *args,
+        conflict_ids=info.conflict_ids or None,
+        user=user,
+        task_kwargs=kwargs,
+        group=info.group or None,
+        retry_of=task_key,
         task_label=info.label or None,
     )
 
@@ -64,13 +73,19 @@ def release_locks(manager: Manager, task_key: str, reason: str) -> int:
         if alive:
             raise TaskStillLive(f"Task {task_key} is {why}; its locks stay until it ends.")
         count = len(store.locks(task_name=task_key))
-        if not finish(manager, task_key, Outcome(TaskStatus.FAILED, error=reason, reason=reason),
-                      expect=judged(info)):
+        if not finish(
+            manager,
+            task_key,
+            Outcome(TaskStatus.FAILED, error=reason, reason=reason),
+            expect=judged(info),
+        ):
             # It moved since it was judged dead (a new attempt took over, or it ended).
             now = store.get(task_key)
             if now is not None and now.is_active:
-                raise TaskStillLive(f"Task {task_key} changed while its locks were being "
-                                    "released (a new attempt took it over); they stay.")
+                raise TaskStillLive(
+                    f"Task {task_key} changed while its locks were being "
+                    "released (a new attempt took it over); they stay."
+                )
             return 0
         return count
     reservations.forget([task_key])

@@ -25,7 +25,6 @@ from .protocol import Manager
 logger = logging.getLogger("powercrud_async.lifecycle.finish")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How a task ended: its terminal status and what its events report."""
@@ -54,8 +53,15 @@ def finish(
     """
     store = get_store()
     now = timezone.now()
-    released = store.finish(task_name, ACTIVE, outcome.status, expect=expect, finished_at=now,
-                            reason=outcome.reason[:10000], events_due=True)
+    released = store.finish(
+        task_name,
+        ACTIVE,
+        outcome.status,
+        expect=expect,
+        finished_at=now,
+        reason=outcome.reason[:10000],
+        events_due=True,
+    )
     if released is None:
         return False
     if info is None:
@@ -93,23 +99,38 @@ def final_payload(outcome: Outcome, now: datetime, started: datetime | None) -> 
     if status is TaskStatus.SUCCESS:
         payload.update(result=result, completed_at=now)
     elif status is TaskStatus.FAILED:
-        payload.update(result=error or reason, error=error or reason, traceback=outcome.traceback,
-                       reason=reason, failed_at=now)
+        payload.update(
+            result=error or reason,
+            error=error or reason,
+            traceback=outcome.traceback,
+            reason=reason,
+            failed_at=now,
+        )
     else:
         payload.update(result=reason or "Cancelled", cancelled_at=now)
     return payload
 
 
-def _deliver(manager: Manager, task_name: str, payload: dict[str, Any], released: int | None) -> None:
+def _deliver(
+    manager: Manager, task_name: str, payload: dict[str, Any], released: int | None
+) -> None:
     """Emit the terminal event and ``cleanup``, then mark them delivered."""
     status = payload["status"]
     extra = {"redelivered": True} if payload.get("redelivered") else {}
     with manager.event_batch(task_name):
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
-        manager.emit(Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra)
-    _side_effect("mark its final events delivered", task_name, lambda: get_store().update(
-        task_name, expect={"events_due": True}, events_due=False,
-    ))
+        manager.emit(
+            Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra
+        )
+    _side_effect(
+        "mark its final events delivered",
+        task_name,
+        lambda: get_store().update(
+            task_name,
+            expect={"events_due": True},
+            events_due=False,
+        ),
+    )
 
 
 def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:
@@ -117,8 +138,9 @@ def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:
     try:
         return action()
     except Exception as exc:  # noqa: BLE001 - the task has ended; nothing here may change that
-        logger.warning("Task %s ended, but could not %s: %s: %s", task_name, what,
-                       type(exc).__name__, exc)
+        logger.warning(
+            "Task %s ended, but could not %s: %s: %s", task_name, what, type(exc).__name__, exc
+        )
         return None
 
 

@@ -45,7 +45,9 @@ def verdict(
         if not is_beating(info, now):
             return "dead", (
                 f"Worker died: no heartbeat for {silent:.0f} s "
-                f"(last at {beat:%Y-%m-%d %H:%M:%S %Z})." if beat else "Worker died: no heartbeat."
+                f"(last at {beat:%Y-%m-%d %H:%M:%S %Z})."
+                if beat
+                else "Worker died: no heartbeat."
             )
         started = info.started_at or info.created_at
         if started and (now - started).total_seconds() > conf.get("MAX_TASK_DURATION"):
@@ -64,10 +66,15 @@ def verdict(
         return "keep", "queued (this broker cannot tell where)"
     if age <= limit + wait:
         return "keep", "queued: may be waiting in a live cluster's memory"
-    where = "no live cluster could hold it" if wait == 0 else (
-        f"waited longer than the {wait:.0f} s a live cluster can hold a job"
+    where = (
+        "no live cluster could hold it"
+        if wait == 0
+        else (f"waited longer than the {wait:.0f} s a live cluster can hold a job")
     )
-    return "dead", f"Lost before it started: not in the broker {age:.0f} s after launch, and {where}."
+    return (
+        "dead",
+        f"Lost before it started: not in the broker {age:.0f} s after launch, and {where}.",
+    )
 
 
 def liveness(info: TaskInfo) -> tuple[bool, str]:
@@ -79,5 +86,3 @@ def liveness(info: TaskInfo) -> tuple[bool, str]:
 def judged(info: TaskInfo) -> dict[str, Any]:
     """The fields an action on ``info`` is conditional on: the task as it was judged."""
     return {"status": info.status, "attempts": info.attempts, "heartbeat_at": info.heartbeat_at}
-
-

@@ -40,7 +40,9 @@ class _Steps:
     def __init__(self, summary: dict[str, Any]):
         self.summary = summary
 
-    def run(self, what: str, action: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    def run(
+        self, what: str, action: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any
+    ) -> Any:
         try:
             return action(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - reported in the summary, never half-silent
@@ -75,15 +77,23 @@ def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
             summary["kept"] += 1
         elif action == "dead":
             ended = dry_run or steps.run(
-                f"end {name}", finish.finish, owner(manager, info), name,
-                finish.Outcome(TaskStatus.FAILED, error=reason, reason=reason), expect=judged(info),
+                f"end {name}",
+                finish.finish,
+                owner(manager, info),
+                name,
+                finish.Outcome(TaskStatus.FAILED, error=reason, reason=reason),
+                expect=judged(info),
             )
             key = "reclaimed" if ended else "changed"
             summary[key].append({"task_name": name, "reason": reason})
         elif action == "overdue":
             asked = dry_run or steps.run(
-                f"ask {name} to cancel", store.update, name, only_statuses=[TaskStatus.IN_PROGRESS],
-                expect={"attempts": info.attempts}, cancel_requested=True,
+                f"ask {name} to cancel",
+                store.update,
+                name,
+                only_statuses=[TaskStatus.IN_PROGRESS],
+                expect={"attempts": info.attempts},
+                cancel_requested=True,
             )
             summary["overdue" if asked else "changed"].append({"task_name": name, "reason": reason})
 
@@ -91,8 +101,12 @@ def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
     due_before = now - timedelta(seconds=dead_after())
     for info in steps.run("list tasks with events due", store.undelivered, due_before, default=[]):
         if not dry_run:
-            steps.run(f"send the final events of {info.task_name}", finish.redeliver,
-                      owner(manager, info), info)
+            steps.run(
+                f"send the final events of {info.task_name}",
+                finish.redeliver,
+                owner(manager, info),
+                info,
+            )
         summary["redelivered"].append(info.task_name)
 
     _release_orphans(store, now, dry_run, steps)
@@ -103,11 +117,23 @@ def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
                 continue
             steps.run(f"drop the progress entry of {name}", progress.delete, name)
             summary["dashboard_artifacts_removed"] += steps.run(
-                f"remove the dashboard data of {name}", manager.cleanup_dashboard_data, name, default=0
+                f"remove the dashboard data of {name}",
+                manager.cleanup_dashboard_data,
+                name,
+                default=0,
             )
         summary["purged"].append(name)
     summary["counts"] = {
-        key: len(summary[key]) for key in ("reclaimed", "overdue", "redelivered", "orphaned_locks", "purged", "changed", "errors")
+        key: len(summary[key])
+        for key in (
+            "reclaimed",
+            "overdue",
+            "redelivered",
+            "orphaned_locks",
+            "purged",
+            "changed",
+            "errors",
+        )
     }
     summary["counts"]["kept"] = summary["kept"]
     return summary
@@ -133,6 +159,10 @@ def _release_orphans(store: Any, now: Any, dry_run: bool, steps: _Steps) -> None
             reason, release = "reservation expired", store.release_expired
         else:
             reason, release = f"task already {holder.status}", store.release
-        count = 0 if dry_run else steps.run(f"release the locks of {owner}", release, owner, default=0)
+        count = (
+            0 if dry_run else steps.run(f"release the locks of {owner}", release, owner, default=0)
+        )
         if count or dry_run:
-            summary["orphaned_locks"].append({"task_name": owner, "reason": reason, "released": count})
+            summary["orphaned_locks"].append(
+                {"task_name": owner, "reason": reason, "released": count}
+            )

@@ -75,8 +75,10 @@ def clean_manager(manager: Manager, manager_class: Any) -> tuple[str, dict[str, 
     if manager_class is None:
         path, config = manager.class_path(), manager.config or None
     elif isinstance(manager_class, type | str):
-        path = manager_class if isinstance(manager_class, str) else (
-            f"{manager_class.__module__}.{manager_class.__qualname__}"
+        path = (
+            manager_class
+            if isinstance(manager_class, str)
+            else (f"{manager_class.__module__}.{manager_class.__qualname__}")
         )
         try:
             manager.import_class(path)
@@ -84,14 +86,22 @@ def clean_manager(manager: Manager, manager_class: Any) -> tuple[str, dict[str, 
             raise InvalidSchedule(f"manager_class: {exc}") from exc
         config = None
     else:
-        raise InvalidSchedule(f"manager_class must be a dotted path or a class, got {manager_class!r}.")
+        raise InvalidSchedule(
+            f"manager_class must be a dotted path or a class, got {manager_class!r}."
+        )
     if config is not None and not _is_literal(config):
-        raise InvalidSchedule("The manager's config must hold only literals to be stored in a schedule.")
+        raise InvalidSchedule(
+            "The manager's config must hold only literals to be stored in a schedule."
+        )
     return path, config
 
 
 def clean_call(args: Sequence[Any], kwargs: Mapping[str, Any], affected_objects: Any) -> None:
-    for what, value in (("args", list(args)), ("kwargs", dict(kwargs)), ("affected_objects", affected_objects)):
+    for what, value in (
+        ("args", list(args)),
+        ("kwargs", dict(kwargs)),
+        ("affected_objects", affected_objects),
+    ):
         if not _is_literal(value):
             raise InvalidSchedule(
                 f"Scheduled {what} must be Python literals (numbers, strings, lists, dicts, ...): "
@@ -135,13 +145,23 @@ def create_schedule(
     clean_call(args, kwargs, affected_objects)
     manager_path, manager_config = clean_manager(manager, manager_class)
     spec = {
-        "func": func_path, "args": list(args), "kwargs": dict(kwargs), "conflict_ids": normalized,
-        "affected_objects": affected_objects, "user": user_pk(user),
-        "manager_class": manager_path, "manager_config": manager_config,
+        "func": func_path,
+        "args": list(args),
+        "kwargs": dict(kwargs),
+        "conflict_ids": normalized,
+        "affected_objects": affected_objects,
+        "user": user_pk(user),
+        "manager_class": manager_path,
+        "manager_config": manager_config,
     }
     Schedule = schedule_model()
-    schedule = Schedule(name=name, func=ENTRY_POINT, next_run=next_run or timezone.now(),
-                        intended_date_kwarg=DUE_KWARG, **trigger)
+    schedule = Schedule(
+        name=name,
+        func=ENTRY_POINT,
+        next_run=next_run or timezone.now(),
+        intended_date_kwarg=DUE_KWARG,
+        **trigger,
+    )
     with transaction.atomic(using=router.db_for_write(Schedule)):
         _store_spec(schedule, spec)
         _full_clean(schedule)
@@ -172,8 +192,16 @@ def spec_of(schedule: Schedule) -> dict[str, Any]:
             raise InvalidSchedule(f"Schedule {schedule.pk} lost what it should launch.")
         return spec
     kwargs.pop("q_options", None)
-    return {"func": schedule.func, "args": list(args), "kwargs": kwargs, "conflict_ids": {},
-            "affected_objects": None, "user": None, "manager_class": None, "manager_config": None}
+    return {
+        "func": schedule.func,
+        "args": list(args),
+        "kwargs": kwargs,
+        "conflict_ids": {},
+        "affected_objects": None,
+        "user": None,
+        "manager_class": None,
+        "manager_config": None,
+    }
 
 
 def parse_arguments(schedule: Schedule) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -201,10 +229,20 @@ def parse_arguments(schedule: Schedule) -> tuple[tuple[Any, ...], dict[str, Any]
     return tuple(args), kwargs
 
 
-def update_schedule(pk: Any, *, name: Any, schedule_type: Any, minutes: Any = None, cron: Any = None,
-                    repeats: Any = -1, next_run: Any = None, func: Any = None,
-                    args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
-                    conflict_ids: Any = None) -> Schedule:
+def update_schedule(
+    pk: Any,
+    *,
+    name: Any,
+    schedule_type: Any,
+    minutes: Any = None,
+    cron: Any = None,
+    repeats: Any = -1,
+    next_run: Any = None,
+    func: Any = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    conflict_ids: Any = None,
+) -> Schedule:
     """Change a schedule's name and trigger (and, for ours, what it launches).
 
     A paused schedule stays paused: the new ``repeats`` and ``next_run`` are what resuming restores.
@@ -229,7 +267,9 @@ def update_schedule(pk: Any, *, name: Any, schedule_type: Any, minutes: Any = No
             _store_spec(schedule, spec)
         elif func is not None:
             schedule.func, _ = resolve_func(func)
-        retimed = trigger["schedule_type"] != schedule.schedule_type or trigger["cron"] != schedule.cron
+        retimed = (
+            trigger["schedule_type"] != schedule.schedule_type or trigger["cron"] != schedule.cron
+        )
         schedule.name = name
         schedule.schedule_type = trigger["schedule_type"]
         schedule.minutes = trigger["minutes"]
@@ -237,7 +277,11 @@ def update_schedule(pk: Any, *, name: Any, schedule_type: Any, minutes: Any = No
         when = next_run
         if trigger["schedule_type"] == "C" and (retimed or when is None):
             when = cron_next(schedule.cron, timezone.now())
-        state = ScheduleState.objects.using(using).filter(schedule_id=schedule.pk, paused_at__isnull=False).first()
+        state = (
+            ScheduleState.objects.using(using)
+            .filter(schedule_id=schedule.pk, paused_at__isnull=False)
+            .first()
+        )
         if state is not None:
             state.saved_repeats = trigger["repeats"]
             if when is not None:
@@ -261,7 +305,9 @@ def get_schedule(pk: Any) -> Schedule:
 
 def _locked(pk: Any) -> Schedule:
     Schedule = schedule_model()
-    schedule = Schedule.objects.select_for_update().filter(pk=pk).first() if str(pk).isdigit() else None
+    schedule = (
+        Schedule.objects.select_for_update().filter(pk=pk).first() if str(pk).isdigit() else None
+    )
     if schedule is None:
         raise UnknownSchedule(f"No schedule with id {pk!r}.")
     return schedule
@@ -284,7 +330,9 @@ def pause_schedule(pk: Any, *, user: Any = None) -> bool:
         if state.paused_at is not None:
             return False
         if schedule.repeats == 0:
-            raise InvalidSchedule(f"Schedule {schedule.name or schedule.pk} has no runs left; nothing to pause.")
+            raise InvalidSchedule(
+                f"Schedule {schedule.name or schedule.pk} has no runs left; nothing to pause."
+            )
         state.paused_at = timezone.now()
         state.paused_by = str(user.get_username())[:255] if user_pk(user) else ""
         state.saved_repeats = schedule.repeats
@@ -304,7 +352,9 @@ def resume_schedule(pk: Any, *, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     with transaction.atomic(using=router.db_for_write(Schedule)):
         schedule = _locked(pk)
-        state = ScheduleState.objects.filter(schedule_id=schedule.pk, paused_at__isnull=False).first()
+        state = ScheduleState.objects.filter(
+            schedule_id=schedule.pk, paused_at__isnull=False
+        ).first()
         if state is None:
             return False
         schedule.repeats = state.saved_repeats if state.saved_repeats is not None else -1

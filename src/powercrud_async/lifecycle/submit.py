@@ -41,18 +41,29 @@ def validate_name(name: Any, what: str, max_length: int) -> str:
     return name
 
 
-def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: Any,
-                     sync: Any = None, task_label: Any = None) -> None:
+def validate_options(
+    *,
+    task_kwargs: Any,
+    q_options: Any,
+    timeout: Any,
+    group: Any,
+    sync: Any = None,
+    task_label: Any = None,
+) -> None:
     """The django-q2-bound options, checked here so a bad one fails before anything is locked."""
     for name, value in (("task_kwargs", task_kwargs), ("q_options", q_options)):
         if value is not None and not isinstance(value, Mapping):
             raise InvalidLaunchOption(f"{name} must be a mapping, got {type(value).__name__}.")
     if sync is not None and not isinstance(sync, bool):
         raise InvalidLaunchOption(f"sync must be True, False or None, got {sync!r}.")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
+    ):
         raise InvalidLaunchOption(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    for name, value, max_length in (("group", group, GROUP_MAX_LENGTH),
-                                     ("task_label", task_label, LABEL_MAX_LENGTH)):
+    for name, value, max_length in (
+        ("group", group, GROUP_MAX_LENGTH),
+        ("task_label", task_label, LABEL_MAX_LENGTH),
+    ):
         if value is None:
             continue
         if not isinstance(value, str):
@@ -62,8 +73,7 @@ def validate_options(*, task_kwargs: Any, q_options: Any, timeout: Any, group: A
             raise InvalidLaunchOption(f"{name} {value[:20]!r} {problem}.")
 
 
-def django_q_options(q_options: Any, *, cached: Any, broker: Any,
-                     kwargs: dict[str, Any]) -> Any:
+def django_q_options(q_options: Any, *, cached: Any, broker: Any, kwargs: dict[str, Any]) -> Any:
     """PowerCRUD's ``cached``/``broker`` parameters and ``save`` keyword, moved into ``q_options``
     (where an explicit ``q_options`` entry still wins) so they reach django-q2, not the worker."""
     extra = {"cached": cached, "broker": broker, "save": kwargs.pop("save", None)}
@@ -127,8 +137,14 @@ def launch(manager: Manager, request: Launch) -> str:
     task_key = str(uuid.uuid4()) if request.task_key is None else request.task_key
     task_key = validate_name(task_key, "task_key", TASK_KEY_MAX_LENGTH)
     normalized = normalize_conflict_ids(request.conflict_ids)
-    validate_options(task_kwargs=task_kwargs, q_options=q_options, timeout=timeout, group=group,
-                     sync=request.sync, task_label=task_label)
+    validate_options(
+        task_kwargs=task_kwargs,
+        q_options=q_options,
+        timeout=timeout,
+        group=group,
+        sync=request.sync,
+        task_label=task_label,
+    )
     q_options = dict(q_options or {})
     sync = broker.effective_sync(request.sync, q_options)
     worker_kwargs = {**(task_kwargs or {}), **request.kwargs}
@@ -176,14 +192,20 @@ def launch(manager: Manager, request: Launch) -> str:
     }
 
     def lock_and_register() -> None:
-        conflicts = store.acquire(task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info)
+        conflicts = store.acquire(
+            task_key, keys, conf.get("CONFLICT_TTL"), adopt=adopt, register=info
+        )
         if conflicts:
             raise ConflictError(group_conflicts(conflicts))
 
     def enqueue(*, rollback: bool) -> None:
         try:
             broker.enqueue(
-                task_key, envelope, group=group, timeout=timeout, sync=sync,
+                task_key,
+                envelope,
+                group=group,
+                timeout=timeout,
+                sync=sync,
                 q_options=dict(q_options),
             )
         except BaseException as exc:
@@ -199,7 +221,11 @@ def launch(manager: Manager, request: Launch) -> str:
 
     using = router.db_for_write(LiveTask)
     in_transaction = connections[using].in_atomic_block
-    if not sync and not in_transaction and broker.orm_broker_alias() == getattr(store, "using", None):
+    if (
+        not sync
+        and not in_transaction
+        and broker.orm_broker_alias() == getattr(store, "using", None)
+    ):
         # Locks, registration and the broker row share a database: one transaction holds them
         # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
         def launch_atomically() -> None:
@@ -218,6 +244,7 @@ def launch(manager: Manager, request: Launch) -> str:
         manager.emit(Event.CREATE, task_key, **create_payload)
         enqueue(rollback=True)
     elif in_transaction:
+
         def on_commit() -> None:
             enqueue(rollback=True)
             manager.emit(Event.CREATE, task_key, **create_payload)

@@ -29,7 +29,9 @@ class TaskLogHandler(logging.Handler):
         self._lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread_id or record.name.startswith("powercrud_async.lifecycle.tasklogs"):
+        if record.thread != self.thread_id or record.name.startswith(
+            "powercrud_async.lifecycle.tasklogs"
+        ):
             return
         from ..models import TaskLogEntry
 
@@ -65,7 +67,9 @@ class TaskLogHandler(logging.Handler):
         try:
             TaskLogEntry.objects.bulk_create(batch)
         except Exception:  # noqa: BLE001 - losing log lines must never fail the job
-            logger.exception("Could not store %d log records of task %s", len(batch), self.task_name)
+            logger.exception(
+                "Could not store %d log records of task %s", len(batch), self.task_name
+            )
 
 
 @contextmanager
@@ -76,7 +80,9 @@ def capture_logs(task_name: str) -> Iterator[TaskLogHandler | None]:
         yield None
         return
     level = logging.getLevelName(str(conf.get("TASK_LOG_LEVEL")).upper())
-    handler = TaskLogHandler(task_name, threading.get_ident(), limit, level if isinstance(level, int) else logging.INFO)
+    handler = TaskLogHandler(
+        task_name, threading.get_ident(), limit, level if isinstance(level, int) else logging.INFO
+    )
     root = logging.getLogger()
     root.addHandler(handler)
     try:

@@ -17,8 +17,15 @@ if TYPE_CHECKING:
 MAX_MINUTES = 32767  # Schedule.minutes is a PositiveSmallIntegerField
 #: Trigger types in words (django-q2's ``Schedule.TYPE`` codes).
 EVERY = {
-    "O": "once", "H": "every hour", "D": "every day", "W": "every week", "BW": "every 2 weeks",
-    "M": "every month", "BM": "every 2 months", "Q": "every quarter", "Y": "every year",
+    "O": "once",
+    "H": "every hour",
+    "D": "every day",
+    "W": "every week",
+    "BW": "every 2 weeks",
+    "M": "every month",
+    "BM": "every 2 months",
+    "Q": "every quarter",
+    "Y": "every year",
 }
 DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
@@ -96,21 +103,31 @@ def describe_trigger(schedule: Schedule) -> str:
     return EVERY.get(kind, kind)
 
 
-def clean_trigger(schedule_type: Any, minutes: Any, cron: Any, repeats: Any, next_run: Any) -> dict[str, Any]:
+def clean_trigger(
+    schedule_type: Any, minutes: Any, cron: Any, repeats: Any, next_run: Any
+) -> dict[str, Any]:
     """The trigger fields, checked the way django-q2's scheduler will use them."""
     types = trigger_types()
     if schedule_type not in types:
         choices = ", ".join(f"{code!r} ({label})" for code, label in types.items())
         raise InvalidSchedule(f"schedule_type {schedule_type!r} is not one of {choices}.")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
-        raise InvalidSchedule(f"repeats must be -1 (forever) or a number of runs from 0, got {repeats!r}.")
+        raise InvalidSchedule(
+            f"repeats must be -1 (forever) or a number of runs from 0, got {repeats!r}."
+        )
     if schedule_type == "I":
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_MINUTES:
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not 1 <= minutes <= MAX_MINUTES
+        ):
             raise InvalidSchedule(
                 f"An interval needs minutes between 1 and {MAX_MINUTES}, got {minutes!r}."
             )
     elif minutes is not None:
-        raise InvalidSchedule(f"minutes only applies to the 'I' (Minutes) type, not {types[schedule_type]}.")
+        raise InvalidSchedule(
+            f"minutes only applies to the 'I' (Minutes) type, not {types[schedule_type]}."
+        )
     if schedule_type == "C":
         cron = (cron or "").strip() if isinstance(cron, str) or cron is None else cron
         if not isinstance(cron, str) or not cron:
@@ -126,13 +143,19 @@ def clean_trigger(schedule_type: Any, minutes: Any, cron: Any, repeats: Any, nex
                 "month day-of-week, e.g. '0 3 * * *' (03:00 every day)."
             )
     elif cron:
-        raise InvalidSchedule(f"cron only applies to the 'C' (Cron) type, not {types[schedule_type]}.")
+        raise InvalidSchedule(
+            f"cron only applies to the 'C' (Cron) type, not {types[schedule_type]}."
+        )
     else:
         cron = None
     if next_run is not None and (not isinstance(next_run, datetime) or timezone.is_naive(next_run)):
         raise InvalidSchedule(f"next_run must be an aware datetime, got {next_run!r}.")
-    return {"schedule_type": schedule_type, "minutes": minutes if schedule_type == "I" else None,
-            "cron": cron, "repeats": repeats}
+    return {
+        "schedule_type": schedule_type,
+        "minutes": minutes if schedule_type == "I" else None,
+        "cron": cron,
+        "repeats": repeats,
+    }
 
 
 def cron_next(expression: str, after: datetime) -> datetime:

@@ -115,7 +115,11 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     def locks(
-        self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
+        self,
+        *,
+        task_name: str | None = None,
+        model_label: str | None = None,
+        object_pk: str | None = None,
     ) -> list[LockInfo]:
         """Locks held now, optionally filtered."""
 
@@ -193,7 +197,9 @@ class TaskStore(abc.ABC):
         Stores that can do both in one atomic step override this.
         """
         if not self.update(
-            task_name, only_statuses=[TaskStatus.IN_PROGRESS], expect={"attempts": attempt},
+            task_name,
+            only_statuses=[TaskStatus.IN_PROGRESS],
+            expect={"attempts": attempt},
             heartbeat_at=now,
         ):
             return False

@@ -132,14 +132,23 @@ class DatabaseTaskStore(TaskStore):
         }
         return conflicts or dict.fromkeys(keys, UNCOMMITTED)
 
-    def _acquire(self, task_name: str, keys: list[LockKey], ttl: float, adopt: set[str],
-                 reenter: set[LockKey] | None = None) -> None:
+    def _acquire(
+        self,
+        task_name: str,
+        keys: list[LockKey],
+        ttl: float,
+        adopt: set[str],
+        reenter: set[LockKey] | None = None,
+    ) -> None:
         now = timezone.now()
         expires = now + timedelta(seconds=ttl)
         conn = self.connection
         size = sql.chunk_size(conn)
         if reenter is None:
-            inserted = sum(sql.insert_ignore(conn, chunk, task_name, now, expires) for chunk in sql.chunks(keys, size))
+            inserted = sum(
+                sql.insert_ignore(conn, chunk, task_name, now, expires)
+                for chunk in sql.chunks(keys, size)
+            )
             if inserted == len(keys):
                 return
         # Slow path: some keys are taken (or, with ``reenter``, rows our name already holds must
@@ -152,8 +161,9 @@ class DatabaseTaskStore(TaskStore):
         owners = {row.task_name for row in held.values()} - {task_name}
         active_owners = self._active_names(owners)
         for key, row in held.items():
-            if (row.task_name == task_name and (reenter is None or key in reenter)) \
-                    or row.task_name in adopt:
+            if (
+                row.task_name == task_name and (reenter is None or key in reenter)
+            ) or row.task_name in adopt:
                 take.append(row)
             elif row.expires_at <= now and row.task_name not in active_owners:
                 reclaim.append(row)
@@ -165,24 +175,37 @@ class DatabaseTaskStore(TaskStore):
         # a row another transaction adopted or renewed meanwhile is left alone and conflicts.
         manager = TaskLock.objects.using(self.using)
         for rows in sql.chunks(take, size):
-            if manager.filter(_as_judged(rows)).update(task_name=task_name, expires_at=expires) != len(rows):
+            if manager.filter(_as_judged(rows)).update(
+                task_name=task_name, expires_at=expires
+            ) != len(rows):
                 raise _Conflict(self._others(keys, task_name, size, reenter))
         for rows in sql.chunks(reclaim, size):
             manager.filter(_as_judged(rows)).delete()
         reclaimed = {row.pk for row in reclaim}
         missing = [key for key in keys if key not in held or held[key].pk in reclaimed]
-        got = sum(sql.insert_ignore(conn, chunk, task_name, now, expires) for chunk in sql.chunks(missing, size))
+        got = sum(
+            sql.insert_ignore(conn, chunk, task_name, now, expires)
+            for chunk in sql.chunks(missing, size)
+        )
         if got != len(missing):
             # Someone else committed a lock on one of these keys in the meantime: they won.
             raise _Conflict(self._others(missing, task_name, size, reenter))
 
-    def _others(self, keys: Sequence[LockKey], task_name: str, size: int,
-                reenter: set[LockKey] | None = None) -> dict[LockKey, str]:
+    def _others(
+        self,
+        keys: Sequence[LockKey],
+        task_name: str,
+        size: int,
+        reenter: set[LockKey] | None = None,
+    ) -> dict[LockKey, str]:
         """Keys among ``keys`` now held by someone other than ``task_name`` (with ``reenter``,
         also those held under our name that we may not re-enter)."""
         now_held = self._holder_rows(keys, size)
-        return {k: r.task_name for k, r in now_held.items()
-                if r.task_name != task_name or (reenter is not None and k not in reenter)}
+        return {
+            k: r.task_name
+            for k, r in now_held.items()
+            if r.task_name != task_name or (reenter is not None and k not in reenter)
+        }
 
     def _holder_rows(self, keys: Sequence[LockKey], size: int) -> dict[LockKey, TaskLock]:
         by_label: dict[str, list[str]] = {}
@@ -191,7 +214,9 @@ class DatabaseTaskStore(TaskStore):
         rows: dict[LockKey, TaskLock] = {}
         for label, pks in by_label.items():
             for chunk in sql.chunks(pks, size):
-                for row in TaskLock.objects.using(self.using).filter(model_label=label, object_pk__in=chunk):
+                for row in TaskLock.objects.using(self.using).filter(
+                    model_label=label, object_pk__in=chunk
+                ):
                     rows[(row.model_label, row.object_pk)] = row
         return rows
 
@@ -225,18 +250,28 @@ class DatabaseTaskStore(TaskStore):
             return 0
         return self._run(
             f"release expired locks of {task_name}",
-            lambda: sql.delete_expired_locks(self.connection, task_name, timezone.now(), [str(s) for s in ACTIVE]),
+            lambda: sql.delete_expired_locks(
+                self.connection, task_name, timezone.now(), [str(s) for s in ACTIVE]
+            ),
         )
 
     def renew(self, task_name: str, ttl: float) -> int:
         expires = timezone.now() + timedelta(seconds=ttl)
         return self._run(
             f"renew locks of {task_name}",
-            lambda: TaskLock.objects.using(self.using).filter(task_name=task_name).update(expires_at=expires),
+            lambda: (
+                TaskLock.objects.using(self.using)
+                .filter(task_name=task_name)
+                .update(expires_at=expires)
+            ),
         )
 
     def locks(
-        self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
+        self,
+        *,
+        task_name: str | None = None,
+        model_label: str | None = None,
+        object_pk: str | None = None,
     ) -> list[LockInfo]:
         qs = TaskLock.objects.using(self.using).order_by("acquired_at", "model_label", "object_pk")
         if task_name is not None:
@@ -250,7 +285,9 @@ class DatabaseTaskStore(TaskStore):
     def lock_owners(self) -> set[str]:
         return self._run(
             "list lock owners",
-            lambda: set(TaskLock.objects.using(self.using).values_list("task_name", flat=True).distinct()),
+            lambda: set(
+                TaskLock.objects.using(self.using).values_list("task_name", flat=True).distinct()
+            ),
         )
 
     def lock_counts(self) -> tuple[int, int]:
@@ -317,12 +354,14 @@ class DatabaseTaskStore(TaskStore):
         **changes: Any,
     ) -> bool:
         statuses = list(from_statuses)
-        return bool(self._run(
-            f"move {task_name} to {to_status}",
-            lambda: sql.update_row(
-                self.connection, task_name, statuses, {"status": to_status, **changes}, expect
-            ),
-        ))
+        return bool(
+            self._run(
+                f"move {task_name} to {to_status}",
+                lambda: sql.update_row(
+                    self.connection, task_name, statuses, {"status": to_status, **changes}, expect
+                ),
+            )
+        )
 
     def finish(
         self,
@@ -338,7 +377,9 @@ class DatabaseTaskStore(TaskStore):
         def both() -> int | None:
             with transaction.atomic(using=self.using):
                 conn = self.connection
-                if not sql.update_row(conn, task_name, statuses, {"status": to_status, **changes}, expect):
+                if not sql.update_row(
+                    conn, task_name, statuses, {"status": to_status, **changes}, expect
+                ):
                     return None
                 return sql.delete_locks(conn, task_name)
 
@@ -357,9 +398,12 @@ class DatabaseTaskStore(TaskStore):
         if not changes:
             return False
         statuses = list(only_statuses) or None
-        return bool(self._run(
-            f"update {task_name}", lambda: sql.update_row(self.connection, task_name, statuses, changes, expect)
-        ))
+        return bool(
+            self._run(
+                f"update {task_name}",
+                lambda: sql.update_row(self.connection, task_name, statuses, changes, expect),
+            )
+        )
 
     def beat(self, task_name: str, attempt: int, ttl: float, now: Any) -> bool:
         expires = now + timedelta(seconds=ttl)
@@ -367,10 +411,16 @@ class DatabaseTaskStore(TaskStore):
         def both() -> bool:
             with transaction.atomic(using=self.using):
                 if not sql.update_row(
-                    self.connection, task_name, [TaskStatus.IN_PROGRESS], {"heartbeat_at": now}, {"attempts": attempt}
+                    self.connection,
+                    task_name,
+                    [TaskStatus.IN_PROGRESS],
+                    {"heartbeat_at": now},
+                    {"attempts": attempt},
                 ):
                     return False
-                TaskLock.objects.using(self.using).filter(task_name=task_name).update(expires_at=expires)
+                TaskLock.objects.using(self.using).filter(task_name=task_name).update(
+                    expires_at=expires
+                )
                 return True
 
         return bool(self._run(f"heartbeat of {task_name}", both))
@@ -380,7 +430,9 @@ class DatabaseTaskStore(TaskStore):
             "list active tasks",
             lambda: [
                 _to_info(r)
-                for r in LiveTask.objects.using(self.using).filter(status__in=ACTIVE).order_by("created_at")
+                for r in LiveTask.objects.using(self.using)
+                .filter(status__in=ACTIVE)
+                .order_by("created_at")
             ],
         )
 
@@ -416,4 +468,3 @@ class DatabaseTaskStore(TaskStore):
                 lambda: LiveTask.objects.using(self.using).filter(task_name=task_name).delete()[0],
             )
         )
-

@@ -136,7 +136,6 @@ def _flatten(pairs: Iterable[tuple[str, str]]) -> list[str]:
     return [item for pair in pairs for item in pair]
 
 
-
 class RedisTaskStore(TaskStore):
     """``TaskStore`` on one Redis server (or primary); see the module docstring for the layout."""
 
@@ -197,17 +196,30 @@ class RedisTaskStore(TaskStore):
         reg_pairs = _flatten(self._row(register)) if register is not None else []
         reg_name = register.task_name if register is not None else ""
         args: list[Any] = [
-            self.prefix, task_name, int(round(ttl * 1000)), uuid.uuid4().hex, reg_name,
-            len(adopt_names), *adopt_names, len(reg_pairs), *reg_pairs,
-            "0" if reenter is None else "1", len(reentered), *reentered,
+            self.prefix,
+            task_name,
+            int(round(ttl * 1000)),
+            uuid.uuid4().hex,
+            reg_name,
+            len(adopt_names),
+            *adopt_names,
+            len(reg_pairs),
+            *reg_pairs,
+            "0" if reenter is None else "1",
+            len(reentered),
+            *reentered,
             *(_field(key) for key in ordered),
         ]
         script_keys = [
-            self.locks_key, self.owners_key, self.active_key, self.finished_key,
+            self.locks_key,
+            self.owners_key,
+            self.active_key,
+            self.finished_key,
             self._task_key(reg_name),
         ]
         reply = self._run(
-            f"acquire locks for {task_name}", lambda: self.scripts["acquire"](keys=script_keys, args=args)
+            f"acquire locks for {task_name}",
+            lambda: self.scripts["acquire"](keys=script_keys, args=args),
         )
         outcome = _text(reply[0])
         if outcome == "dup":
@@ -244,19 +256,34 @@ class RedisTaskStore(TaskStore):
     def release_expired(self, task_name: str) -> int:
         if impossible_name(task_name):
             return 0
-        script_keys = [self.locks_key, self.owners_key, self._owned_key(task_name), self._task_key(task_name)]
+        script_keys = [
+            self.locks_key,
+            self.owners_key,
+            self._owned_key(task_name),
+            self._task_key(task_name),
+        ]
         script = self.scripts["release_expired"]
-        return int(self._run(f"release expired locks of {task_name}",
-                             lambda: script(keys=script_keys, args=[task_name])))
+        return int(
+            self._run(
+                f"release expired locks of {task_name}",
+                lambda: script(keys=script_keys, args=[task_name]),
+            )
+        )
 
     def renew(self, task_name: str, ttl: float) -> int:
         script_keys = [self.locks_key, self._owned_key(task_name)]
         args: list[Any] = [task_name, int(round(ttl * 1000))]
         renew = self.scripts["renew"]
-        return int(self._run(f"renew locks of {task_name}", lambda: renew(keys=script_keys, args=args)))
+        return int(
+            self._run(f"renew locks of {task_name}", lambda: renew(keys=script_keys, args=args))
+        )
 
     def locks(
-        self, *, task_name: str | None = None, model_label: str | None = None, object_pk: str | None = None
+        self,
+        *,
+        task_name: str | None = None,
+        model_label: str | None = None,
+        object_pk: str | None = None,
     ) -> list[LockInfo]:
         def read() -> list[tuple[Any, Any]]:
             if task_name is not None:
@@ -347,11 +374,19 @@ class RedisTaskStore(TaskStore):
         encoded = [encode_status(s) for s in statuses]
         expected = self._changes(dict(expect or {}), timestamps=False)
         args: list[Any] = [
-            task_name, "1" if check else "0", uuid.uuid4().hex, len(encoded), *encoded,
-            len(expected), *_flatten(expected), *_flatten(pairs),
+            task_name,
+            "1" if check else "0",
+            uuid.uuid4().hex,
+            len(encoded),
+            *encoded,
+            len(expected),
+            *_flatten(expected),
+            *_flatten(pairs),
         ]
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
-        return bool(self._run(operation, lambda: self.scripts["set_fields"](keys=script_keys, args=args)))
+        return bool(
+            self._run(operation, lambda: self.scripts["set_fields"](keys=script_keys, args=args))
+        )
 
     def transition(
         self,
@@ -385,7 +420,8 @@ class RedisTaskStore(TaskStore):
 
     def active(self) -> list[TaskInfo]:
         reply = self._run(
-            "list active tasks", lambda: self.scripts["active"](keys=[self.active_key], args=[self.prefix])
+            "list active tasks",
+            lambda: self.scripts["active"](keys=[self.active_key], args=[self.prefix]),
         )
         infos = [_to_info(row) for _, row in reply]
         infos = [info for info in infos if info.is_active]
@@ -395,17 +431,26 @@ class RedisTaskStore(TaskStore):
     def finished_before(self, when: datetime) -> list[str]:
         bound = f"({when.timestamp()!r}"
         names: list[Any] = self._run(
-            "list finished tasks", lambda: self.client.zrangebyscore(self.finished_key, "-inf", bound)
+            "list finished tasks",
+            lambda: self.client.zrangebyscore(self.finished_key, "-inf", bound),
         )
         return [_text(name) for name in names]
 
     def undelivered(self, when: datetime) -> list[TaskInfo]:
-        names = sorted(_text(n) for n in self._run(
-            "list tasks with events due", lambda: self.client.smembers(self.due_key)
-        ))
-        infos = [info for info in self.get_many(names).values()
-                 if info.events_due and not info.is_active
-                 and info.finished_at is not None and info.finished_at < when]
+        names = sorted(
+            _text(n)
+            for n in self._run(
+                "list tasks with events due", lambda: self.client.smembers(self.due_key)
+            )
+        )
+        infos = [
+            info
+            for info in self.get_many(names).values()
+            if info.events_due
+            and not info.is_active
+            and info.finished_at is not None
+            and info.finished_at < when
+        ]
         infos.sort(key=lambda info: info.finished_at)  # type: ignore[arg-type, return-value]
         return infos
 
@@ -414,4 +459,6 @@ class RedisTaskStore(TaskStore):
             return False
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key, self.due_key]
         delete = self.scripts["delete"]
-        return bool(self._run(f"delete {task_name}", lambda: delete(keys=script_keys, args=[task_name])))
+        return bool(
+            self._run(f"delete {task_name}", lambda: delete(keys=script_keys, args=[task_name]))
+        )

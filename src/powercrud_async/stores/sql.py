@@ -36,7 +36,9 @@ class Uncommitted(Exception):
 def lock_not_available(exc: OperationalError) -> bool:
     """Whether ``exc`` is PostgreSQL giving up a row-lock wait (``lock_timeout``)."""
     cause = exc.__cause__
-    return (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == LOCK_NOT_AVAILABLE
+    return (
+        getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    ) == LOCK_NOT_AVAILABLE
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -80,8 +82,9 @@ def bounded_lock_wait(conn: BaseDatabaseWrapper) -> Iterator[None]:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
 
 
-def insert_ignore(conn: BaseDatabaseWrapper, chunk: Sequence[LockKey], task_name: str, now: Any,
-                  expires: Any) -> int:
+def insert_ignore(
+    conn: BaseDatabaseWrapper, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any
+) -> int:
     """Insert a lock row per key that has none; returns how many were inserted. A key whose row
     another open transaction holds past the lock wait raises ``Uncommitted``."""
     if conn.vendor not in ("sqlite", "postgresql"):
@@ -89,7 +92,13 @@ def insert_ignore(conn: BaseDatabaseWrapper, chunk: Sequence[LockKey], task_name
         before = manager.filter(task_name=task_name).count()
         manager.bulk_create(
             [
-                TaskLock(model_label=label, object_pk=pk, task_name=task_name, acquired_at=now, expires_at=expires)
+                TaskLock(
+                    model_label=label,
+                    object_pk=pk,
+                    task_name=task_name,
+                    acquired_at=now,
+                    expires_at=expires,
+                )
                 for label, pk in chunk
             ],
             ignore_conflicts=True,
@@ -119,10 +128,14 @@ def insert_ignore(conn: BaseDatabaseWrapper, chunk: Sequence[LockKey], task_name
 def delete_locks(conn: BaseDatabaseWrapper, task_name: str) -> int:
     """One statement: no signals or cascades hang off locks."""
     qn = conn.ops.quote_name
-    return _rowcount(conn, f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s", [task_name])
+    return _rowcount(
+        conn, f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s", [task_name]
+    )
 
 
-def delete_expired_locks(conn: BaseDatabaseWrapper, task_name: str, now: Any, active: Sequence[str]) -> int:
+def delete_expired_locks(
+    conn: BaseDatabaseWrapper, task_name: str, now: Any, active: Sequence[str]
+) -> int:
     """One statement, so nothing can register or renew in between: ``task_name``'s locks that
     expired by ``now``, unless ``task_name`` is a queued or running task."""
     qn = conn.ops.quote_name

@@ -22,16 +22,30 @@ from .config import UNSET_STATUS, RecordFormatters, Tracking
 
 #: Logical names whose payload key differs; any other logical name is its payload key.
 PAYLOAD_KEYS: dict[str, str] = {
-    "user": "user", "user_id": "user", "affected": "affected_objects", "args": "task_args",
-    "kwargs": "task_kwargs", "cleaned": "cleaned_up",
+    "user": "user",
+    "user_id": "user",
+    "affected": "affected_objects",
+    "args": "task_args",
+    "kwargs": "task_kwargs",
+    "cleaned": "cleaned_up",
 }
 
 #: Fields whose meaning depends on the task's state: written only while the status may still
 #: move to the event's status (a late ``progress`` never overwrites a finished record).
 GUARDED = frozenset(
     {
-        "status", "message", "progress", "percent", "result", "completed_at", "failed_at",
-        "cancelled_at", "duration", "error", "traceback", "reason",
+        "status",
+        "message",
+        "progress",
+        "percent",
+        "result",
+        "completed_at",
+        "failed_at",
+        "cancelled_at",
+        "duration",
+        "error",
+        "traceback",
+        "reason",
     }
 )
 
@@ -47,8 +61,11 @@ EVENT_RANK: dict[str, int] = {
 TERMINAL_EVENTS = frozenset({"complete", "fail", "cancel"})
 #: The payload key holding the moment each event happened (others: when it was handled).
 EVENT_TIME_KEYS = {
-    "create": "created_at", "start": "started_at", "complete": "completed_at",
-    "fail": "failed_at", "cancel": "cancelled_at",
+    "create": "created_at",
+    "start": "started_at",
+    "complete": "completed_at",
+    "fail": "failed_at",
+    "cancel": "cancelled_at",
 }
 #: Current statuses a guarded field of an event of each rank may still overwrite.
 ALLOWED_FROM: dict[int, tuple[str, ...]] = {
@@ -74,8 +91,12 @@ def merge(into: dict[str, Change], changes: Mapping[str, Change]) -> None:
     """Later changes win, except a guarded value never loses to one from a lower-ranked event."""
     for column, change in changes.items():
         old = into.get(column)
-        if old is not None and old.guard is not None and change.guard is not None \
-                and change.guard < old.guard:
+        if (
+            old is not None
+            and old.guard is not None
+            and change.guard is not None
+            and change.guard < old.guard
+        ):
             continue
         into[column] = change
 
@@ -109,7 +130,11 @@ def coerce(manager: RecordFormatters, field_obj: models.Field, value: Any) -> An
         return value
     if field_obj.is_relation:
         related = field_obj.related_model
-        if isinstance(value, models.Model) and isinstance(related, type) and isinstance(value, related):
+        if (
+            isinstance(value, models.Model)
+            and isinstance(related, type)
+            and isinstance(value, related)
+        ):
             return value.pk
         return SKIP
     return value
@@ -172,7 +197,11 @@ def changes_for(
         elif logical == "user":
             value = _user_value(manager, field_obj, raw)
         elif logical == "user_id":
-            value = _user_value(manager, field_obj, raw) if field_obj.is_relation else _user_id_value(raw)
+            value = (
+                _user_value(manager, field_obj, raw)
+                if field_obj.is_relation
+                else _user_id_value(raw)
+            )
         elif logical == "affected":
             value = manager.format_affected(raw)
         elif logical in ("args", "kwargs") and raw is not None:
@@ -212,4 +241,3 @@ def event_row(event: str, task_name: str, payload: Mapping[str, Any]) -> Any:
         message=str(message or ""),
         created_at=when,
     )
-

@@ -22,6 +22,7 @@ from .config import TrackedManager, Tracking
 
 logger = logging.getLogger("powercrud_async.tracking.cleanup")
 
+
 def mark_cleaned(tracking: Tracking, task_names: list[str]) -> int:
     """``cleaned_up = True`` on the records of ``task_names`` that are not yet; returns how many."""
     column = tracking.column("cleaned")
@@ -32,13 +33,17 @@ def mark_cleaned(tracking: Tracking, task_names: list[str]) -> int:
     total = 0
     for start in range(0, len(task_names), 500):
         chunk = task_names[start : start + 500]
-        total += tracking.manager().filter(
-            **{f"{tracking.task_column}__in": chunk, column: False}
-        ).update(**values)
+        total += (
+            tracking.manager()
+            .filter(**{f"{tracking.task_column}__in": chunk, column: False})
+            .update(**values)
+        )
     return total
 
 
-def reconcile(manager: TrackedManager, *, dry_run: bool = False, batch_size: int = 500) -> dict[str, Any]:
+def reconcile(
+    manager: TrackedManager, *, dry_run: bool = False, batch_size: int = 500
+) -> dict[str, Any]:
     """Bring records in line with the registry: a finished task's record gets its terminal
     status (if an event write was lost), a task the registry no longer knows gets ``failed``,
     and records of tasks that hold no locks get ``cleaned_up = True``. A record the registry
@@ -53,7 +58,9 @@ def reconcile(manager: TrackedManager, *, dry_run: bool = False, batch_size: int
         return summary
     query = Q()
     if status_column:
-        query |= ~Q(**{f"{status_column}__in": TERMINAL_VALUES}) | Q(**{f"{status_column}__isnull": True})
+        query |= ~Q(**{f"{status_column}__in": TERMINAL_VALUES}) | Q(
+            **{f"{status_column}__isnull": True}
+        )
     if cleaned_column:
         query |= Q(**{cleaned_column: False})
     seen_column = tracking.datetime_column("updated_at", "created_at")
@@ -72,15 +79,17 @@ def reconcile(manager: TrackedManager, *, dry_run: bool = False, batch_size: int
             status = row.get(status_column) if status_column else None
             record_terminal = status in TERMINAL_VALUES
             if status_column and not record_terminal:
-                payload = repair_payload(info, row.get(seen_column) if seen_column else None,
-                                         now, grace)
+                payload = repair_payload(
+                    info, row.get(seen_column) if seen_column else None, now, grace
+                )
                 if payload is None:
                     continue
                 event, values = payload
                 if name not in owners:
                     values["cleaned_up"] = True
-                summary["repaired"].append({"task_name": name, "status": values["status"],
-                                            "reason": values["message"]})
+                summary["repaired"].append(
+                    {"task_name": name, "status": values["status"], "reason": values["message"]}
+                )
                 if not dry_run:
                     repair(manager, tracking, event, name, values)
                 continue
@@ -90,8 +99,9 @@ def reconcile(manager: TrackedManager, *, dry_run: bool = False, batch_size: int
     return summary
 
 
-def repair_payload(info: Any, seen: datetime | None, now: datetime,
-                   grace: timedelta) -> tuple[str, dict[str, Any]] | None:
+def repair_payload(
+    info: Any, seen: datetime | None, now: datetime, grace: timedelta
+) -> tuple[str, dict[str, Any]] | None:
     """The event (and its payload) that gives a record the end the registry knows; ``None``
     while a record too fresh to judge may still be getting registered."""
     if info is None:
@@ -102,20 +112,28 @@ def repair_payload(info: Any, seen: datetime | None, now: datetime,
     else:
         status, ended, started = TaskStatus(info.status), info.finished_at or now, info.started_at
         reason = info.reason or ("The worker failed" if status is TaskStatus.FAILED else "")
-    return FINISH_EVENTS[status], final_payload(Outcome(status, error=reason, reason=reason), ended, started)
+    return FINISH_EVENTS[status], final_payload(
+        Outcome(status, error=reason, reason=reason), ended, started
+    )
 
 
-def repair(manager: TrackedManager, tracking: Tracking, event: str, task_name: str,
-           payload: dict[str, Any]) -> None:
+def repair(
+    manager: TrackedManager, tracking: Tracking, event: str, task_name: str, payload: dict[str, Any]
+) -> None:
     """Write a terminal state found by cleanup (no lifecycle hook is called: the event already
     happened; only its record was lost). The timeline notes who recorded it."""
     changes = changes_for(manager, tracking, event, payload)
     try:
         sql.write_record(tracking, task_name, changes)
         if tracking.timeline_limit() > 0:
-            row = event_row(event, task_name, {  # stamped now: when the repair happened
-                "status": payload["status"], "message": f"{payload['message']} (recorded by cleanup)",
-            })
+            row = event_row(
+                event,
+                task_name,
+                {  # stamped now: when the repair happened
+                    "status": payload["status"],
+                    "message": f"{payload['message']} (recorded by cleanup)",
+                },
+            )
             sql.insert_rows([row])
     except Exception:  # noqa: BLE001
         logger.exception("Cleanup could not repair the record of task %s", task_name)

@@ -54,8 +54,14 @@ UNSET_STATUS = ("", TaskStatus.UNKNOWN.value)
 
 #: Config keys this manager reads (all plain data, so the config travels to workers).
 CONFIG_KEYS = (
-    "record_model_path", "field_map", "create_defaults", "progress_interval", "timeline",
-    "format_user", "format_affected", "format_payload",
+    "record_model_path",
+    "field_map",
+    "create_defaults",
+    "progress_interval",
+    "timeline",
+    "format_user",
+    "format_affected",
+    "format_payload",
 )
 FORMATTER_KEYS = ("format_user", "format_affected", "format_payload")
 
@@ -237,7 +243,9 @@ def model_field(model: type[models.Model], column: str) -> models.Field:
     return cast(models.Field, model._meta.get_field(column))
 
 
-def place_column(logical: str, column: str, columns: Mapping[str, Any], *, explicit: bool) -> str | None:
+def place_column(
+    logical: str, column: str, columns: Mapping[str, Any], *, explicit: bool
+) -> str | None:
     """The column of ``columns`` holding ``logical`` when mapped to ``column``: PowerCRUD's
     name stands in for a default the model lacks; ``None`` when the model has neither."""
     if column not in columns and not explicit and POWERCRUD_COLUMNS.get(logical) in columns:
@@ -245,8 +253,9 @@ def place_column(logical: str, column: str, columns: Mapping[str, Any], *, expli
     return column if column in columns else None
 
 
-def record_columns(model: type[models.Model],
-                   field_map: Mapping[str, str | None] | None = None) -> dict[str, str]:
+def record_columns(
+    model: type[models.Model], field_map: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
     """Logical name -> column of ``model`` for ``field_map`` over the defaults: the one reading
     of a field map (the writer's ``Tracking.field_map`` is built the same way), for code that
     has a record model but no manager."""

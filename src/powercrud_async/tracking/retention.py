@@ -122,8 +122,9 @@ def prune(
     return summary
 
 
-def _prune_records(t: Tracking, summary: PruneSummary, statuses: Sequence[str],
-                   batch_size: int, *, narrowed: bool) -> None:
+def _prune_records(
+    t: Tracking, summary: PruneSummary, statuses: Sequence[str], batch_size: int, *, narrowed: bool
+) -> None:
     from ..models import TaskEvent, TaskLogEntry
 
     query = old_records(t, summary.cutoff, statuses, narrowed=narrowed)
@@ -140,8 +141,11 @@ def _prune_records(t: Tracking, summary: PruneSummary, statuses: Sequence[str],
             summary.events += events.count()
             summary.logs += logs.count()
             continue
-        with transaction.atomic(using=t.db), transaction.atomic(using=events_db), \
-                transaction.atomic(using=logs_db):
+        with (
+            transaction.atomic(using=t.db),
+            transaction.atomic(using=events_db),
+            transaction.atomic(using=logs_db),
+        ):
             summary.events += events.delete()[0]
             summary.logs += logs.delete()[0]
             _, per_model = t.manager().filter(pk__in=pks).delete()
@@ -165,7 +169,8 @@ def _prune_orphans(t: Tracking | None, summary: PruneSummary, batch_size: int) -
             names = {name for _, name in rows} - live
             if t is not None and names:
                 names -= set(
-                    t.manager().filter(**{f"{t.task_column}__in": list(names)})
+                    t.manager()
+                    .filter(**{f"{t.task_column}__in": list(names)})
                     .values_list(t.task_column, flat=True)
                 )
             ids = [row_id for row_id, name in rows if name in names]

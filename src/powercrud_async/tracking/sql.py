@@ -34,17 +34,23 @@ def _savepoint_if_atomic(using: str) -> Iterator[None]:
         yield
 
 
-def assignments(tracking: Tracking, changes: Mapping[str, Change],
-                 now: datetime) -> list[tuple[models.Field, Any, int | None]]:
+def assignments(
+    tracking: Tracking, changes: Mapping[str, Change], now: datetime
+) -> list[tuple[models.Field, Any, int | None]]:
     """``(field, value, guard)`` for every column an UPDATE writes, ``auto_now`` columns included."""
-    values: dict[str, tuple[Any, int | None]] = {c: (ch.value, ch.guard) for c, ch in changes.items()}
+    values: dict[str, tuple[Any, int | None]] = {
+        c: (ch.value, ch.guard) for c, ch in changes.items()
+    }
     stamped = list(tracking.auto_now)
     updated = tracking.datetime_column("updated_at")
     if updated:
         stamped.append(updated)
     for column in stamped:
         values.setdefault(column, (now, None))
-    return [(model_field(tracking.model, column), value, guard) for column, (value, guard) in values.items()]
+    return [
+        (model_field(tracking.model, column), value, guard)
+        for column, (value, guard) in values.items()
+    ]
 
 
 def _db_column(tracking: Tracking, name: str) -> str:
@@ -52,8 +58,9 @@ def _db_column(tracking: Tracking, name: str) -> str:
     return field_obj.column or field_obj.attname
 
 
-def _update_statement(tracking: Tracking, task_name: str, changes: Mapping[str, Change],
-                      now: datetime) -> tuple[str, list[Any]] | None:
+def _update_statement(
+    tracking: Tracking, task_name: str, changes: Mapping[str, Change], now: datetime
+) -> tuple[str, list[Any]] | None:
     """One ``UPDATE … WHERE task = %s`` for ``changes`` (``None`` if there is nothing to set).
 
     Written as SQL rather than ``QuerySet.update(Case(When(...)))``: the ORM spent more time
@@ -77,12 +84,15 @@ def _update_statement(tracking: Tracking, task_name: str, changes: Mapping[str, 
             params.append(prepared)
             continue
         allowed = ALLOWED_FROM[min(guard, 2)]
-        sets.append(f"{column} = CASE WHEN {status} IN ({', '.join(['%s'] * len(allowed))}) "
-                    f"OR {status} IS NULL THEN {placeholder} ELSE {column} END")
+        sets.append(
+            f"{column} = CASE WHEN {status} IN ({', '.join(['%s'] * len(allowed))}) "
+            f"OR {status} IS NULL THEN {placeholder} ELSE {column} END"
+        )
         params.extend([*allowed, prepared])
     task_column = qn(_db_column(tracking, tracking.task_column))
-    sql = (f"UPDATE {qn(tracking.model._meta.db_table)} SET {', '.join(sets)} "
-           f"WHERE {task_column} = %s")
+    sql = (
+        f"UPDATE {qn(tracking.model._meta.db_table)} SET {', '.join(sets)} WHERE {task_column} = %s"
+    )
     return sql, [*params, task_name]
 
 
@@ -96,7 +106,9 @@ def _apply(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) ->
         return cursor.rowcount > 0
 
 
-def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> IntegrityError | None:
+def _insert(
+    tracking: Tracking, task_name: str, changes: Mapping[str, Change]
+) -> IntegrityError | None:
     """Create the record. Returns the ``IntegrityError`` if that failed on a unique task column
     (the record exists already, or a required column has no value); ``None`` if created."""
     values: dict[str, Any] = dict(tracking.create_defaults)
@@ -113,8 +125,14 @@ def _insert(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -
     return None
 
 
-def write_record(tracking: Tracking, task_name: str, changes: Mapping[str, Change], *,
-                 insert_first: bool = False, create: bool = True) -> str:
+def write_record(
+    tracking: Tracking,
+    task_name: str,
+    changes: Mapping[str, Change],
+    *,
+    insert_first: bool = False,
+    create: bool = True,
+) -> str:
     """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``,
     ``"inserted"``, or ``"missing"`` (no record and ``create`` is false).
 
@@ -150,9 +168,11 @@ def trim_timeline(task_name: str, limit: int) -> int:
     db = router.db_for_write(TaskEvent)
     newest = TaskEvent.objects.using(db).filter(task_name=task_name).order_by("-id").values("id")
     cutoff = Subquery(newest[limit - 1 : limit])
-    deleted, _ = TaskEvent.objects.using(db).filter(
-        task_name=task_name, event="progress", id__lt=cutoff
-    ).delete()
+    deleted, _ = (
+        TaskEvent.objects.using(db)
+        .filter(task_name=task_name, event="progress", id__lt=cutoff)
+        .delete()
+    )
     return deleted
 
 
@@ -169,8 +189,9 @@ def insert_rows(rows: list[Any]) -> None:
             TaskEvent.objects.using(db).bulk_create(rows)
 
 
-def keyset_pages(queryset: models.QuerySet[Any], batch_size: int,
-                 *fields: str) -> Iterator[list[dict[str, Any]]]:
+def keyset_pages(
+    queryset: models.QuerySet[Any], batch_size: int, *fields: str
+) -> Iterator[list[dict[str, Any]]]:
     """``queryset``'s rows (``pk`` plus ``fields``) in pages walking the primary key forward, so
     each row is read once and a table of millions is crossed in linear time."""
     base = queryset.order_by("pk")

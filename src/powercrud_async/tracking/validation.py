@@ -44,20 +44,25 @@ def _is_unique(model: type[models.Model], column: str) -> bool:
     if model_field(model, column).unique:
         return True
     for constraint in model._meta.constraints:
-        if isinstance(constraint, models.UniqueConstraint) and list(constraint.fields) == [column] \
-                and constraint.condition is None:
+        if (
+            isinstance(constraint, models.UniqueConstraint)
+            and list(constraint.fields) == [column]
+            and constraint.condition is None
+        ):
             return True
     return any(list(together) == [column] for together in model._meta.unique_together)
 
 
-def _error(owner: str, message: str, hint: str,
-           check_id: str = "powercrud_async.E024") -> checks.Error:
+def _error(
+    owner: str, message: str, hint: str, check_id: str = "powercrud_async.E024"
+) -> checks.Error:
     """One system-check error about ``owner`` (ids spelled out in full, so docs tests find them)."""
     return checks.Error(message, hint=hint, obj=owner, id=check_id)
 
 
-def _missing_column(owner: str, label: str, logical: str, column: str, explicit: bool,
-                    columns: Mapping[str, Any]) -> checks.Error | None:
+def _missing_column(
+    owner: str, label: str, logical: str, column: str, explicit: bool, columns: Mapping[str, Any]
+) -> checks.Error | None:
     """The problem with mapping ``logical`` to a ``column`` the model lacks (defaults the
     model lacks are skipped silently, except the task key)."""
     if logical == "task_name":
@@ -88,35 +93,50 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
     owner = options.owner
     path = options.record_model_path
     if not path:
-        return None, [_error(
-            owner, f"{owner} has no record model.",
-            'Set record_model_path = "myapp.AsyncTaskRecord" on the class, or pass '
-            "record_model_path in its config.", "powercrud_async.E020",
-        )]
+        return None, [
+            _error(
+                owner,
+                f"{owner} has no record model.",
+                'Set record_model_path = "myapp.AsyncTaskRecord" on the class, or pass '
+                "record_model_path in its config.",
+                "powercrud_async.E020",
+            )
+        ]
     try:
         model = _find_model(path)
     except (LookupError, ValueError):
-        return None, [_error(
-            owner, f"{owner}: record_model_path {path!r} is not an installed model.",
-            "Use 'app_label.ModelName' (e.g. 'myapp.AsyncTaskRecord') and make sure the app "
-            "is in INSTALLED_APPS.", "powercrud_async.E021",
-        )]
+        return None, [
+            _error(
+                owner,
+                f"{owner}: record_model_path {path!r} is not an installed model.",
+                "Use 'app_label.ModelName' (e.g. 'myapp.AsyncTaskRecord') and make sure the app "
+                "is in INSTALLED_APPS.",
+                "powercrud_async.E021",
+            )
+        ]
     label = model._meta.label
     columns = model_columns(model)
     if options.invalid_map is not None:
-        problems.append(_error(
-            owner, f"{owner}: field_map must be a dict of logical name -> column, got "
-            f"{options.invalid_map!r}.", 'For example {"status": "state", "message": "note"}.',
-        ))
+        problems.append(
+            _error(
+                owner,
+                f"{owner}: field_map must be a dict of logical name -> column, got "
+                f"{options.invalid_map!r}.",
+                'For example {"status": "state", "message": "note"}.',
+            )
+        )
     effective: dict[str, str] = {}
     for logical, column in options.field_map.items():
         if column in (None, ""):
             continue  # explicitly switched off
         if not isinstance(column, str) or not isinstance(logical, str):
-            problems.append(_error(
-                owner, f"{owner}: field_map entry {logical!r}: {column!r} is not a column name.",
-                "Map each logical name to the name of a field of the record model, or None.",
-            ))
+            problems.append(
+                _error(
+                    owner,
+                    f"{owner}: field_map entry {logical!r}: {column!r} is not a column name.",
+                    "Map each logical name to the name of a field of the record model, or None.",
+                )
+            )
             continue
         explicit = logical in options.explicit
         placed = place_column(logical, column, columns, explicit=explicit)
@@ -128,40 +148,58 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
         effective[logical] = placed
     task_column = effective.get("task_name")
     if task_column is not None and not _is_unique(model, task_column):
-        problems.append(checks.Warning(
-            f"{owner}: column {task_column!r} of record model {label} is not unique; concurrent "
-            "events could create two records for one task.",
-            hint=f"Declare {task_column} with unique=True.",
-            obj=owner, id="powercrud_async.W020",
-        ))
+        problems.append(
+            checks.Warning(
+                f"{owner}: column {task_column!r} of record model {label} is not unique; concurrent "
+                "events could create two records for one task.",
+                hint=f"Declare {task_column} with unique=True.",
+                obj=owner,
+                id="powercrud_async.W020",
+            )
+        )
     create_defaults = options.create_defaults
     if not isinstance(create_defaults, Mapping):
-        problems.append(_error(
-            owner, f"{owner}: create_defaults must be a dict of column -> value, got "
-            f"{create_defaults!r}.", "Remove it or give a dict.",
-        ))
+        problems.append(
+            _error(
+                owner,
+                f"{owner}: create_defaults must be a dict of column -> value, got "
+                f"{create_defaults!r}.",
+                "Remove it or give a dict.",
+            )
+        )
         create_defaults = {}
     for column in create_defaults:
         if column not in columns:
-            problems.append(_error(
-                owner, f"{owner}: create_defaults names column {column!r}, but record model "
-                f"{label} has no such column.", f"Columns of {label}: {', '.join(sorted(columns))}.",
-                "powercrud_async.E023",
-            ))
+            problems.append(
+                _error(
+                    owner,
+                    f"{owner}: create_defaults names column {column!r}, but record model "
+                    f"{label} has no such column.",
+                    f"Columns of {label}: {', '.join(sorted(columns))}.",
+                    "powercrud_async.E023",
+                )
+            )
     interval = options.progress_interval
-    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
-                                 or interval < 0):
-        problems.append(_error(
-            owner, f"{owner}: progress_interval must be a number of seconds >= 0, got {interval!r}.",
-            "Leave it unset to use PROGRESS_WRITE_INTERVAL.",
-        ))
+    if interval is not None and (
+        isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0
+    ):
+        problems.append(
+            _error(
+                owner,
+                f"{owner}: progress_interval must be a number of seconds >= 0, got {interval!r}.",
+                "Leave it unset to use PROGRESS_WRITE_INTERVAL.",
+            )
+        )
         interval = None
     timeline = options.timeline
     if not isinstance(timeline, bool):
-        problems.append(_error(
-            owner, f"{owner}: timeline must be True or False, got {timeline!r}.",
-            "Set timeline_enabled = False on the class to switch the timeline off.",
-        ))
+        problems.append(
+            _error(
+                owner,
+                f"{owner}: timeline must be True or False, got {timeline!r}.",
+                "Set timeline_enabled = False on the class to switch the timeline off.",
+            )
+        )
         timeline = bool(timeline)
     for key, path_value in options.formatters.items():
         try:
@@ -169,20 +207,28 @@ def analyse(options: Options) -> tuple[Tracking | None, list[checks.CheckMessage
         except ImportError as exc:
             found = exc
         if not callable(found):
-            problems.append(_error(
-                owner, f"{owner}: {key} {path_value!r} is not an importable callable.",
-                "Give the dotted path of a module-level function taking one value.",
-            ))
+            problems.append(
+                _error(
+                    owner,
+                    f"{owner}: {key} {path_value!r} is not an importable callable.",
+                    "Give the dotted path of a module-level function taking one value.",
+                )
+            )
     if task_column is None:
         if not any(p.id == "powercrud_async.E022" for p in problems):
-            problems.append(_error(
-                owner, f"{owner}: field_map maps no column of record model {label} to task_name.",
-                "Map 'task_name' to a unique CharField of the model; it is the only required "
-                "field.", "powercrud_async.E022",
-            ))
+            problems.append(
+                _error(
+                    owner,
+                    f"{owner}: field_map maps no column of record model {label} to task_name.",
+                    "Map 'task_name' to a unique CharField of the model; it is the only required "
+                    "field.",
+                    "powercrud_async.E022",
+                )
+            )
         return None, problems
     auto_now = tuple(
-        name for name, f in columns.items()
+        name
+        for name, f in columns.items()
         if getattr(f, "auto_now", False) and name not in effective.values()
     )
     tracking = Tracking(
@@ -227,7 +273,9 @@ def resolve(cls: type[ManagerSettings], config: Mapping[str, Any] | None) -> Tra
             _resolved[key] = found
     tracking, problems = found
     if tracking is None:
-        raise InvalidFieldMap(" ".join(f"{p.msg} {p.hint}" for p in problems if p.level >= checks.ERROR))
+        raise InvalidFieldMap(
+            " ".join(f"{p.msg} {p.hint}" for p in problems if p.level >= checks.ERROR)
+        )
     if problems and key not in _reported:
         _reported.add(key)
         for problem in problems:
@@ -235,14 +283,21 @@ def resolve(cls: type[ManagerSettings], config: Mapping[str, Any] | None) -> Tra
     return tracking
 
 
-def check(cls: type[ManagerSettings],
-          config: Mapping[str, Any] | None) -> list[checks.CheckMessage]:
+def check(
+    cls: type[ManagerSettings], config: Mapping[str, Any] | None
+) -> list[checks.CheckMessage]:
     """System-check messages for a manager class and config (``powercrud_async.E02x``)."""
     try:
         config = plain_config(config or {})
     except TypeError as exc:
-        return [checks.Error(str(exc), hint="Use plain data and dotted paths in the config.",
-                             obj=cls.__qualname__, id="powercrud_async.E024")]
+        return [
+            checks.Error(
+                str(exc),
+                hint="Use plain data and dotted paths in the config.",
+                obj=cls.__qualname__,
+                id="powercrud_async.E024",
+            )
+        ]
     return analyse(options_for(cls, config))[1]
 
 

@@ -136,14 +136,21 @@ def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
     ok = True
     if state.changes or state.touch:
         try:
-            outcome = sql.write_record(tracking, state.task_name, state.changes,
-                                   insert_first=state.insert_first, create=create)
+            outcome = sql.write_record(
+                tracking,
+                state.task_name,
+                state.changes,
+                insert_first=state.insert_first,
+                create=create,
+            )
         except Exception:  # noqa: BLE001 - never break the worker, hook or launch
             ok = False
             logger.exception(
                 "Could not write the record of task %s (%s) for its %r event; the next event for "
                 "this task or cleanup_completed_tasks() will repair it.",
-                state.task_name, tracking.label, event or "pending",
+                state.task_name,
+                tracking.label,
+                event or "pending",
             )
         else:
             state.changes = {}
@@ -160,8 +167,11 @@ def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
                 sql.insert_rows(state.rows)
             except Exception:  # noqa: BLE001
                 ok = False
-                logger.exception("Could not write the timeline of task %s for its %r event.",
-                                 state.task_name, event or "pending")
+                logger.exception(
+                    "Could not write the timeline of task %s for its %r event.",
+                    state.task_name,
+                    event or "pending",
+                )
             else:
                 state.inserted += len(state.rows)
                 state.rows = []
@@ -260,8 +270,9 @@ def _write_now(state: TaskState, event: str) -> bool:
     return ok
 
 
-def persist(manager: TrackedManager, event: str, task_name: str,
-            payload: Mapping[str, Any]) -> bool:
+def persist(
+    manager: TrackedManager, event: str, task_name: str, payload: Mapping[str, Any]
+) -> bool:
     """Persist one event; returns True if it was written (False: deferred, dropped or failed)."""
     tracking = manager.get_tracking()
     if payload.get("redelivered") and _recorded_final(tracking, task_name):
@@ -318,9 +329,13 @@ def _recorded_final(tracking: Tracking, task_name: str) -> bool:
     """Whether the record of ``task_name`` shows a terminal status already."""
     if not tracking.status_column:
         return False
-    return tracking.manager().filter(
-        **{tracking.task_column: task_name, f"{tracking.status_column}__in": TERMINAL_VALUES}
-    ).exists()
+    return (
+        tracking.manager()
+        .filter(
+            **{tracking.task_column: task_name, f"{tracking.status_column}__in": TERMINAL_VALUES}
+        )
+        .exists()
+    )
 
 
 def flush(task_name: str | None = None) -> int:

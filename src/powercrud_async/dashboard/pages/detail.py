@@ -44,15 +44,31 @@ def registry_job(view: Any, info: TaskInfo) -> Job:
     status = status_of(info.status)
     finished = info.finished_at
     seconds = (finished - info.started_at).total_seconds() if finished and info.started_at else None
-    error_type, error_message = split_error(info.reason) if status == TaskStatus.FAILED else ("", "")
+    error_type, error_message = (
+        split_error(info.reason) if status == TaskStatus.FAILED else ("", "")
+    )
     return Job(
-        record=None, key=info.task_name, name=info.func_path.rsplit(".", 1)[-1],
-        func_path=info.func_path, status=status, percent=None, message=info.reason,
-        error_type=error_type, error_message=error_message, user=info.user_id or "",
-        affected="", created=Moment.of(info.created_at, view.now), updated=Moment.of(None),
-        started=Moment.of(info.started_at, view.now), finished=Moment.of(finished, view.now),
-        duration=human_duration(seconds), duration_seconds=seconds, retry_of=info.retry_of,
-        cleaned_up=None, url=view.job_url(info.task_name), label=info.label,
+        record=None,
+        key=info.task_name,
+        name=info.func_path.rsplit(".", 1)[-1],
+        func_path=info.func_path,
+        status=status,
+        percent=None,
+        message=info.reason,
+        error_type=error_type,
+        error_message=error_message,
+        user=info.user_id or "",
+        affected="",
+        created=Moment.of(info.created_at, view.now),
+        updated=Moment.of(None),
+        started=Moment.of(info.started_at, view.now),
+        finished=Moment.of(finished, view.now),
+        duration=human_duration(seconds),
+        duration_seconds=seconds,
+        retry_of=info.retry_of,
+        cleaned_up=None,
+        url=view.job_url(info.task_name),
+        label=info.label,
     )
 
 
@@ -72,8 +88,13 @@ def progress_dict(view: Any, job: Job) -> dict[str, Any]:
         percent = 100.0
     if status == TaskStatus.FAILED:
         message = "Failed: the error is below."  # said once, in the error panel
-    return {"status": status.value, "status_label": str(status.label), "percent": percent,
-            "message": message, "terminal": status.is_terminal}
+    return {
+        "status": status.value,
+        "status_label": str(status.label),
+        "percent": percent,
+        "message": message,
+        "terminal": status.is_terminal,
+    }
 
 
 def record_value(view: Any, job: Job, name: str, default: Any = None) -> Any:
@@ -97,11 +118,15 @@ def find_traceback(view: Any, job: Job, events: list[Any]) -> str:
         try:
             from django_q.models import Task
 
-            found = Task.objects.filter(name=job.key, success=False).values_list("result", flat=True).first()
+            found = (
+                Task.objects.filter(name=job.key, success=False)
+                .values_list("result", flat=True)
+                .first()
+            )
         except Exception:  # noqa: BLE001 - django-q2's table is a fallback only
             found = None
         if isinstance(found, str) and TRACEBACK in found:
-            text = found[found.index(TRACEBACK):]
+            text = found[found.index(TRACEBACK) :]
     return str(text or "")
 
 
@@ -155,7 +180,9 @@ def log_section(view: Any, key: str) -> dict[str, Any]:
     """The job's log lines at or above the chosen level, and how many there are at each level."""
     level = view.request.GET.get("level", "")
     try:
-        min_level = int(level) if level.isdigit() else {n: v for v, n in LEVELS}.get(level.upper(), 0)
+        min_level = (
+            int(level) if level.isdigit() else {n: v for v, n in LEVELS}.get(level.upper(), 0)
+        )
     except ValueError:  # digits int() does not take, such as "²"
         min_level = 0
     logs_qs = TaskLogEntry.objects.filter(task_name=key)
@@ -163,15 +190,32 @@ def log_section(view: Any, key: str) -> dict[str, Any]:
     logs = list(logs_qs.filter(level__gte=min_level).order_by("id")[:1000]) if counts else []
     names = dict(LEVELS)
     return {
-        "logs": [{"level": entry.level_name, "level_class": entry.level_name.lower(), "logger": entry.logger_name,
-                  "time": Moment.of(entry.created_at, view.now), "clock": clock_time(entry.created_at),
-                  "first": entry.message.splitlines()[0] if entry.message else "", "message": entry.message,
-                  "long": "\n" in entry.message or len(entry.message) > 240} for entry in logs],
-        "log_levels": [{"value": v, "name": n, "count": sum(c for lv, c in counts.items() if lv >= v),
-                        "selected": v == min_level} for v, n in LEVELS],
+        "logs": [
+            {
+                "level": entry.level_name,
+                "level_class": entry.level_name.lower(),
+                "logger": entry.logger_name,
+                "time": Moment.of(entry.created_at, view.now),
+                "clock": clock_time(entry.created_at),
+                "first": entry.message.splitlines()[0] if entry.message else "",
+                "message": entry.message,
+                "long": "\n" in entry.message or len(entry.message) > 240,
+            }
+            for entry in logs
+        ],
+        "log_levels": [
+            {
+                "value": v,
+                "name": n,
+                "count": sum(c for lv, c in counts.items() if lv >= v),
+                "selected": v == min_level,
+            }
+            for v, n in LEVELS
+        ],
         "log_total": sum(counts.values()),
         "min_level": min_level,
-        "body_url": view.job_url(key) + (f"?level={names[min_level]}" if min_level in names else ""),
+        "body_url": view.job_url(key)
+        + (f"?level={names[min_level]}" if min_level in names else ""),
     }
 
 
@@ -187,18 +231,32 @@ def error_section(view: Any, job: Job, events: list[Any]) -> dict[str, Any]:
         if not error_text and isinstance(result, str):
             error_text = result
         full_error = split_error(str(error_text or job.message))[1]
-    show_result = not (failed and (isinstance(result, str) or (isinstance(result, dict) and "traceback" in result)))
+    show_result = not (
+        failed and (isinstance(result, str) or (isinstance(result, dict) and "traceback" in result))
+    )
     return {
         "traceback": find_traceback(view, job, events) if failed else "",
         "full_error": full_error,
         "result": pretty(result) if show_result else "",
-        "args": pretty(redact(record_value(view, job, "args_payload"))) if job.record is not None else "",
-        "kwargs": pretty(redact(record_value(view, job, "kwargs_payload"))) if job.record is not None else "",
+        "args": pretty(redact(record_value(view, job, "args_payload")))
+        if job.record is not None
+        else "",
+        "kwargs": pretty(redact(record_value(view, job, "kwargs_payload")))
+        if job.record is not None
+        else "",
     }
 
 
-def fact(label: str, value: Any = "", *, moment: Moment | None = None, mono: bool = False) -> dict[str, Any]:
-    return {"label": label, "value": value, "moment": moment or None, "is_time": moment is not None, "mono": mono}
+def fact(
+    label: str, value: Any = "", *, moment: Moment | None = None, mono: bool = False
+) -> dict[str, Any]:
+    return {
+        "label": label,
+        "value": value,
+        "moment": moment or None,
+        "is_time": moment is not None,
+        "mono": mono,
+    }
 
 
 def facts(view: Any, job: Job, info: TaskInfo | None) -> list[dict[str, Any]]:
@@ -229,7 +287,9 @@ def retries(view: Any, key: str) -> list[dict[str, str]]:
     key_field, retry_field = view.schema["task_name"], view.schema["retry_of"]
     if not (key_field and retry_field):
         return []
-    children = view.get_queryset().filter(**{retry_field: key}).values_list(key_field, flat=True)[:20]
+    children = (
+        view.get_queryset().filter(**{retry_field: key}).values_list(key_field, flat=True)[:20]
+    )
     return [{"key": child, "url": view.job_url(child)} for child in children]
 
 
@@ -255,9 +315,17 @@ def context(view: Any, key: str) -> dict[str, Any]:
         "self_url": view.job_url(key),
         "events": timeline,
         **log_section(view, key),
-        "locks": [{"model": lock.model_label, "pk": lock.object_pk, "acquired": Moment.of(lock.acquired_at, view.now),
-                   "expires": Moment.of(lock.expires_at, view.now)}
-                  for lock in sorted(held, key=lambda lock: (lock.model_label, natural_key(lock.object_pk)))],
+        "locks": [
+            {
+                "model": lock.model_label,
+                "pk": lock.object_pk,
+                "acquired": Moment.of(lock.acquired_at, view.now),
+                "expires": Moment.of(lock.expires_at, view.now),
+            }
+            for lock in sorted(
+                held, key=lambda lock: (lock.model_label, natural_key(lock.object_pk))
+            )
+        ],
         "job_actions": applicable_actions(job, bool(held)),
         "lock_groups": lock_groups((lock.model_label, lock.object_pk) for lock in held),
         "retried_as": retries(view, key),
@@ -266,7 +334,9 @@ def context(view: Any, key: str) -> dict[str, Any]:
         "facts": facts(view, job, info),
         "fields_rows": view.detail_fields_rows(job.record),
         "affected": job.affected,
-        "conflict_ids": sorted((label, ", ".join(map(str, pks))) for label, pks in (conflict_ids or {}).items()),
+        "conflict_ids": sorted(
+            (label, ", ".join(map(str, pks))) for label, pks in (conflict_ids or {}).items()
+        ),
     }
 
 
@@ -277,11 +347,20 @@ def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResp
         ctx = view.detail_context(key)
     except JobGone:
         entry = deletion_of(key) if view.sees_everything else None
-        return view.render({"key": key, "deletion": entry,
-                            "deleted_at": Moment.of(entry.created_at, view.now) if entry else None},
-                           TEMPLATES + "gone.html", status=404)
-    partials = {"pca-detail-body": "detail_body.html", "pca-logs": "detail_logs.html",
-                "pca-modal-body": "detail_modal.html"}
+        return view.render(
+            {
+                "key": key,
+                "deletion": entry,
+                "deleted_at": Moment.of(entry.created_at, view.now) if entry else None,
+            },
+            TEMPLATES + "gone.html",
+            status=404,
+        )
+    partials = {
+        "pca-detail-body": "detail_body.html",
+        "pca-logs": "detail_logs.html",
+        "pca-modal-body": "detail_modal.html",
+    }
     partial = partials.get(view.htmx_target())
     if partial is None:
         return view.render(ctx)

@@ -27,7 +27,9 @@ def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResp
         names = export_columns(view.schema, view.EXPORT_FIELDS)
     except NothingToExport as exc:
         logger.error("Export refused: %s", exc)
-        return HttpResponse(f"Export is not configured: {exc}", status=500, content_type="text/plain")
+        return HttpResponse(
+            f"Export is not configured: {exc}", status=500, content_type="text/plain"
+        )
     limit = view.config["EXPORT_LIMIT"] or None
     rows = qs.values_list(*[name for _, name in names])
     if limit:
@@ -35,6 +37,8 @@ def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResp
     headers = [logical for logical, _ in names]
     write, content_type = FORMATS[fmt]
     response = StreamingHttpResponse(write(headers, rows), content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="jobs-{view.now.strftime("%Y%m%d-%H%M%S")}.{fmt}"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="jobs-{view.now.strftime("%Y%m%d-%H%M%S")}.{fmt}"'
+    )
     add_never_cache_headers(response)
     return response

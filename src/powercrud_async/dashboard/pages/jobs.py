@@ -33,11 +33,25 @@ from ..records import short
 from ..responses import region_or_page
 
 MAX_BULK = 500
-CHIP_LABELS = {"queued": "Queued", "running": "Running", "failed": "Failed", "cancelled": "Cancelled",
-               "succeeded": "Succeeded", "attention": "Needs attention"}
-COLUMN_LABELS = {"task": "Job", "status": "Status", "progress": "Progress", "user": "User",
-                 "created": "Launched", "updated": "Updated", "duration": "Duration",
-                 "affected": "Affected objects", "message": "Message"}
+CHIP_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "succeeded": "Succeeded",
+    "attention": "Needs attention",
+}
+COLUMN_LABELS = {
+    "task": "Job",
+    "status": "Status",
+    "progress": "Progress",
+    "user": "User",
+    "created": "Launched",
+    "updated": "Updated",
+    "duration": "Duration",
+    "affected": "Affected objects",
+    "message": "Message",
+}
 #: Columns whose first click sorts newest/longest/furthest first.
 DESCENDING_FIRST = ("created", "updated", "duration", "progress")
 
@@ -62,7 +76,11 @@ class Cell:
 def columns(view: Any) -> list[Column]:
     """The view's ``fields`` (or ``DASHBOARD["COLUMNS"]``) as columns this record model can fill."""
     schema = view.schema
-    keys = [FIELD_COLUMNS.get(f, f) for f in view.fields] if view.fields else list(view.config["COLUMNS"])
+    keys = (
+        [FIELD_COLUMNS.get(f, f) for f in view.fields]
+        if view.fields
+        else list(view.config["COLUMNS"])
+    )
     found = []
     for key in dict.fromkeys(keys):
         if key in ALL_COLUMNS:
@@ -88,19 +106,26 @@ def columns(view: Any) -> list[Column]:
 def list_state(view: Any, cols: list[Column], query: QueryDict | None = None) -> ListState:
     """The list's filters, sort and page from ``query`` (the request's by default), validated."""
     sortable = {c.key for c in cols if c.field}
-    default_sort = "-created" if "created" in sortable else ("-updated" if "updated" in sortable else "")
+    default_sort = (
+        "-created" if "created" in sortable else ("-updated" if "updated" in sortable else "")
+    )
     if not default_sort and cols and cols[0].field:
         default_sort = f"-{cols[0].key}"
     sizes = list(view.config["PAGE_SIZES"])
     default_size = getattr(view, "paginate_by", None) or view.config["PAGE_SIZE"]
     if default_size not in sizes:
         sizes = sorted({*sizes, default_size})
-    return ListState.from_query(view.request.GET if query is None else query, sortable=sortable,
-                                page_sizes=sizes, default_per_page=default_size, default_sort=default_sort)
+    return ListState.from_query(
+        view.request.GET if query is None else query,
+        sortable=sortable,
+        page_sizes=sizes,
+        default_per_page=default_size,
+        default_sort=default_sort,
+    )
 
 
 def attention(view: Any, stuck: Any) -> Q:
-    """"Needs attention": stuck now, or failed within the recent window."""
+    """ "Needs attention": stuck now, or failed within the recent window."""
     since = view.now - timedelta(hours=view.config["RECENT_WINDOW_HOURS"])
     return attention_q(view.schema, set(stuck), since)
 
@@ -113,8 +138,11 @@ def selection(view: Any, state: ListState, cols: list[Column]) -> QuerySet[Any]:
     """Every job the list shows for ``state`` (all pages), in its order: for export and bulk select."""
     stuck = stuck_tasks(view.now) if state.status == "attention" else {}
     qs = filter_records(view.get_queryset(), state, view.schema, now=view.now)
-    return order_records(qs.filter(status_filter(state, view.schema, attention(view, stuck))), state,
-                         sort_fields(cols))
+    return order_records(
+        qs.filter(status_filter(state, view.schema, attention(view, stuck))),
+        state,
+        sort_fields(cols),
+    )
 
 
 def matching_keys(view: Any, query: str) -> list[str]:
@@ -138,7 +166,9 @@ def job_rows(view: Any, objects: Any, cols: list[Column], stuck: Any) -> list[An
         for column in cols:
             if column.kind == "field":
                 value = getattr(obj, column.key, "")
-                cells.append(Cell("field", "" if value is None else short(str(value), 120), column.label))
+                cells.append(
+                    Cell("field", "" if value is None else short(str(value), 120), column.label)
+                )
             else:
                 cells.append(Cell(column.kind))
         job.extra = {"cells": cells, "actions": applicable_actions(job, job.key in lock_owners)}
@@ -161,11 +191,25 @@ def sort_links(cols: list[Column], state: ListState, list_url: str) -> None:
 
 
 def chips(counts: dict[str, int], state: ListState, list_url: str) -> list[dict[str, Any]]:
-    found = [{"slug": "", "label": "All", "count": counts["all"], "active": not state.status,
-              "url": list_url + state.query_string(status="", page=1)}]
+    found = [
+        {
+            "slug": "",
+            "label": "All",
+            "count": counts["all"],
+            "active": not state.status,
+            "url": list_url + state.query_string(status="", page=1),
+        }
+    ]
     for slug in STATUS_SLUGS:
-        found.append({"slug": slug, "label": CHIP_LABELS[slug], "count": counts.get(slug, 0),
-                      "active": state.status == slug, "url": list_url + state.query_string(status=slug, page=1)})
+        found.append(
+            {
+                "slug": slug,
+                "label": CHIP_LABELS[slug],
+                "count": counts.get(slug, 0),
+                "active": state.status == slug,
+                "url": list_url + state.query_string(status=slug, page=1),
+            }
+        )
     return found
 
 
@@ -175,8 +219,13 @@ def page_numbers(paginator: Paginator, page: Any, state: ListState, list_url: st
     if paginator.num_pages > 1:
         near = range(max(1, page.number - 2), min(paginator.num_pages, page.number + 2) + 1)
         for number in sorted({1, paginator.num_pages, *near}):
-            pages.append({"number": number, "url": list_url + state.query_string(page=number),
-                          "current": number == page.number})
+            pages.append(
+                {
+                    "number": number,
+                    "url": list_url + state.query_string(page=number),
+                    "current": number == page.number,
+                }
+            )
     gaps = []
     previous = 0
     for entry in pages:
@@ -202,7 +251,9 @@ def context(view: Any) -> dict[str, Any]:
     needs_attention = attention(view, stuck)
     base = filter_records(view.get_queryset(), state, schema, now=view.now)
     counts = chip_counts(base, schema, needs_attention)
-    ordered = order_records(base.filter(status_filter(state, schema, needs_attention)), state, sort_fields(cols))
+    ordered = order_records(
+        base.filter(status_filter(state, schema, needs_attention)), state, sort_fields(cols)
+    )
     paginator = Paginator(ordered, state.per_page)
     paginator.__dict__["count"] = counts[state.status or "all"]  # the aggregate already counted
     page = paginator.get_page(state.page)
@@ -221,15 +272,20 @@ def context(view: Any) -> dict[str, Any]:
         "page_obj": page,
         "paginator": paginator,
         "pages": page_numbers(paginator, page, state, list_url),
-        "prev_url": list_url + state.query_string(page=page.number - 1) if page.has_previous() else "",
+        "prev_url": list_url + state.query_string(page=page.number - 1)
+        if page.has_previous()
+        else "",
         "next_url": list_url + state.query_string(page=page.number + 1) if page.has_next() else "",
         "self_url": list_url + state.query_string(),
         "matching_query": state.query_string(page=1) or "?",
         "max_bulk": MAX_BULK,
-        "clear_url": list_url + (f"?per_page={state.per_page}" if state.per_page != state.default_per_page else ""),
+        "clear_url": list_url
+        + (f"?per_page={state.per_page}" if state.per_page != state.default_per_page else ""),
         "export_csv": export_url + urlencode([*state.params(page=1), ("format", "csv")]),
         "export_json": export_url + urlencode([*state.params(page=1), ("format", "json")]),
-        "active_filters": [{"label": label, "url": list_url + qs} for label, qs in state.active_filters()],
+        "active_filters": [
+            {"label": label, "url": list_url + qs} for label, qs in state.active_filters()
+        ],
         "users": user_choices(view),
         "page_sizes": sorted(set(view.config["PAGE_SIZES"]) | {state.default_per_page}),
         "window_labels": WINDOW_LABELS,

@@ -17,7 +17,9 @@ from ..summaries import natural_key
 PER_PAGE = 100
 
 
-def holder_state(lock: LockInfo, info: TaskInfo | None, stuck: dict[str, Any], now: Any) -> tuple[str, bool]:
+def holder_state(
+    lock: LockInfo, info: TaskInfo | None, stuck: dict[str, Any], now: Any
+) -> tuple[str, bool]:
     """(what the holder is doing, whether the lock is still doing its job)."""
     if info is None:
         return "reservation", lock.expires_at > now
@@ -29,14 +31,20 @@ def holder_state(lock: LockInfo, info: TaskInfo | None, stuck: dict[str, Any], n
     return label, True
 
 
-def row(view: Any, lock: LockInfo, info: TaskInfo | None, stuck: dict[str, Any], held: int) -> dict[str, Any]:
+def row(
+    view: Any, lock: LockInfo, info: TaskInfo | None, stuck: dict[str, Any], held: int
+) -> dict[str, Any]:
     state, alive = holder_state(lock, info, stuck, view.now)
     return {
-        "model": lock.model_label, "pk": lock.object_pk, "task": lock.task_name,
+        "model": lock.model_label,
+        "pk": lock.object_pk,
+        "task": lock.task_name,
         "title": title_of(info.label, info.func_path) if info else "",
-        "task_url": view.job_url(lock.task_name), "state": str(state),
+        "task_url": view.job_url(lock.task_name),
+        "state": str(state),
         "status": status_of(info.status).value if info else "",
-        "alive": alive, "acquired": Moment.of(lock.acquired_at, view.now),
+        "alive": alive,
+        "acquired": Moment.of(lock.acquired_at, view.now),
         "age": human_duration((view.now - lock.acquired_at).total_seconds()),
         "expires": Moment.of(lock.expires_at, view.now),
         "reason": stuck[lock.task_name].reason if lock.task_name in stuck else "",
@@ -52,7 +60,11 @@ def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResp
     store = get_store()
     found = store.locks(object_pk=pk or None)
     if model:
-        found = [lock for lock in found if lock.model_label == model or lock.model_label.endswith("." + model)]
+        found = [
+            lock
+            for lock in found
+            if lock.model_label == model or lock.model_label.endswith("." + model)
+        ]
     if task:
         found = [lock for lock in found if task in lock.task_name]
     owners = sorted({lock.task_name for lock in found})
@@ -67,17 +79,31 @@ def show(view: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResp
     base = view.page_url("locks")
     context = paged(found, PER_PAGE, request.GET.get("page"), base, query)
     owner_locks = Counter(lock.task_name for lock in (store.locks() if query else found))
-    rows = [row(view, lock, infos.get(lock.task_name), stuck, owner_locks.get(lock.task_name, 0))
-            for lock in context["page_obj"].object_list]
+    rows = [
+        row(view, lock, infos.get(lock.task_name), stuck, owner_locks.get(lock.task_name, 0))
+        for lock in context["page_obj"].object_list
+    ]
     answer = ""
     if model and pk:
         holders = sorted({str(r["task"]) for r in rows})
         nobody = "Nobody holds" if view.sees_everything else "None of your jobs holds"
-        answer = f"{model} {pk} is held by {', '.join(holders)}." if holders else f"{nobody} {model} {pk}."
+        answer = (
+            f"{model} {pk} is held by {', '.join(holders)}."
+            if holders
+            else f"{nobody} {model} {pk}."
+        )
     every = store.locks() if view.sees_everything else found
-    context.update({
-        "rows": rows, "model": model, "pk": pk, "task": task, "answer": answer,
-        "labels": sorted({lock.model_label for lock in every}) if len(found) < 5000 else [],
-        "filtered": bool(query), "self_url": link(base, query), "total": len(found),
-    })
+    context.update(
+        {
+            "rows": rows,
+            "model": model,
+            "pk": pk,
+            "task": task,
+            "answer": answer,
+            "labels": sorted({lock.model_label for lock in every}) if len(found) < 5000 else [],
+            "filtered": bool(query),
+            "self_url": link(base, query),
+            "total": len(found),
+        }
+    )
     return region_or_page(view, context, "pca-locks-results", "locks_results.html")

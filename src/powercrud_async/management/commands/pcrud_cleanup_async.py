@@ -16,10 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
-        parser.add_argument("--dry-run", action="store_true", help="Report what would be done; change nothing.")
-        parser.add_argument("--manager", default=None, help="Dotted path of the manager (default: the project's).")
         parser.add_argument(
-            "--schedule", action="store_true",
+            "--dry-run", action="store_true", help="Report what would be done; change nothing."
+        )
+        parser.add_argument(
+            "--manager", default=None, help="Dotted path of the manager (default: the project's)."
+        )
+        parser.add_argument(
+            "--schedule",
+            action="store_true",
             help="Also create/update the django-q2 Schedule running cleanup every CLEANUP_SCHEDULE_INTERVAL.",
         )
 
@@ -53,7 +58,9 @@ class Command(BaseCommand):
         for item in summary["reclaimed"]:
             self.stdout.write(f"  {item['task_name']}: {item['reason']}")
         for name in summary["redelivered"]:
-            self.stdout.write(f"  {name}: final events sent again (its worker died after ending it)")
+            self.stdout.write(
+                f"  {name}: final events sent again (its worker died after ending it)"
+            )
         for item in summary["overdue"]:
             self.stdout.write(f"  {item['task_name']} (overdue): {item['reason']}")
         for item in summary["changed"]:
@@ -61,4 +68,6 @@ class Command(BaseCommand):
         for error in summary["errors"]:
             self.stderr.write(f"  failed to {error}")
         if "schedule" in summary:
-            self.stdout.write(f"Schedule {summary['schedule']['name']!r} every {summary['schedule']['minutes']} min.")
+            self.stdout.write(
+                f"Schedule {summary['schedule']['name']!r} every {summary['schedule']['minutes']} min."
+            )

@@ -33,20 +33,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--older-than", required=True, metavar="DAYS",
+            "--older-than",
+            required=True,
+            metavar="DAYS",
             help="Age in days (fractions allowed) since the task finished.",
         )
         parser.add_argument(
-            "--status", action="append", default=[], metavar="STATUS",
+            "--status",
+            action="append",
+            default=[],
+            metavar="STATUS",
             help=f"Only these finished statuses ({', '.join(TERMINAL_VALUES)}); repeat or "
-                 "comma-separate. Default: all finished tasks, plus timelines and logs of "
-                 "untracked tasks.",
+            "comma-separate. Default: all finished tasks, plus timelines and logs of "
+            "untracked tasks.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
-        parser.add_argument("--batch-size", type=int, default=1000,
-                            help="Records deleted per transaction (default 1000).")
-        parser.add_argument("--manager", default=None,
-                            help="Dotted path of the manager (default: the project's).")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=1000,
+            help="Records deleted per transaction (default 1000).",
+        )
+        parser.add_argument(
+            "--manager", default=None, help="Dotted path of the manager (default: the project's)."
+        )
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,8 +80,11 @@ class Command(BaseCommand):
                 raise CommandError(f"The manager's record model is misconfigured: {exc}") from exc
         try:
             summary = prune(
-                tracked, older_than=timedelta(days=days), statuses=options["status"],
-                batch_size=options["batch_size"], dry_run=options["dry_run"],
+                tracked,
+                older_than=timedelta(days=days),
+                statuses=options["status"],
+                batch_size=options["batch_size"],
+                dry_run=options["dry_run"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

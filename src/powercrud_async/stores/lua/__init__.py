@@ -35,7 +35,9 @@ def _lua_str(value: str) -> str:
 
 #: What each ``$NAME`` placeholder in the scripts stands for.
 LUA_VALUES = {
-    "ACTIVE_STATUSES": "{" + ", ".join(f"[ {_lua_str(encode_status(s))} ] = true" for s in ACTIVE) + "}",
+    "ACTIVE_STATUSES": "{"
+    + ", ".join(f"[ {_lua_str(encode_status(s))} ] = true" for s in ACTIVE)
+    + "}",
     "LUA_BATCH": str(LUA_BATCH),
 }
 
@@ -59,7 +61,14 @@ def load(name: str, *, prelude: bool = True) -> str:
 SCRIPTS = {
     name: load(name, prelude=name not in ("delete", "active"))
     for name in (
-        "acquire", "holders", "release", "release_expired", "renew", "task_locks", "set_fields",
-        "delete", "active",
+        "acquire",
+        "holders",
+        "release",
+        "release_expired",
+        "renew",
+        "task_locks",
+        "set_fields",
+        "delete",
+        "active",
     )
 }
