@@ -441,22 +441,3 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
     def cleanup_dashboard_data(self, task_name: str) -> int:
         """Override to remove extra artefacts of a purged task; return how many were removed."""
         return 0
-
-    # -- health ----------------------------------------------------------------------------------------
-    @classmethod
-    def validate_async_cache(cls) -> bool:
-        from .health import validate_cache
-
-        return validate_cache()
-
-    @classmethod
-    def validate_async_qcluster(cls, timeout_ms: int | None = None) -> bool:
-        from .health import validate_qcluster
-
-        return validate_qcluster(timeout_ms)
-
-    @classmethod
-    def validate_async_system(cls) -> dict[str, Any]:
-        from .health import validate_system
-
-        return validate_system()

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.cache import BaseCache, caches
 from django.core.exceptions import ImproperlyConfigured
 
-from . import conf
+from . import conf, health
 from .statuses import TaskStatus
 
 
@@ -104,3 +104,16 @@ class PowerCrudSurface:
         return status in TaskStatus.values and TaskStatus(status).is_terminal
 
     is_task_complete_cache_only = is_task_complete
+
+    # -- health (PowerCRUD's names) --------------------------------------------------------------
+    @classmethod
+    def validate_async_cache(cls) -> bool:
+        return health.validate_cache()
+
+    @classmethod
+    def validate_async_qcluster(cls, timeout_ms: int | None = None) -> bool:
+        return health.validate_qcluster(timeout_ms)
+
+    @classmethod
+    def validate_async_system(cls) -> dict[str, Any]:
+        return health.validate_system()

@@ -68,12 +68,23 @@ class LockInfo:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockRequest:
+    """One ``acquire`` call, normalised: keys, adopted names and re-entered keys sorted."""
+
+    task_name: str
+    keys: list[LockKey]
+    ttl: float
+    adopt: list[str]
+    register: TaskInfo | None
+    reenter: list[LockKey] | None
+
+
 class TaskStore(abc.ABC):
     """Locks plus the live-task registry. Every method is atomic; transient failures are retried
     a bounded number of times and then raise ``LockStoreUnavailable`` (never a false conflict)."""
 
     # -- locks -------------------------------------------------------------------------------
-    @abc.abstractmethod
     def acquire(
         self,
         task_name: str,
@@ -94,6 +105,21 @@ class TaskStore(abc.ABC):
         With ``register``, the registry row is inserted in the same atomic step.
         Returns ``{}`` on success, else ``{key: holder}`` of the conflicts (nothing changed).
         """
+        request = LockRequest(
+            task_name=task_name,
+            keys=sorted(set(keys)),
+            ttl=ttl,
+            adopt=sorted(set(adopt)),
+            register=register,
+            reenter=None if reenter is None else sorted(set(reenter)),
+        )
+        if not request.keys and register is None:
+            return {}
+        return self._lock(request)
+
+    @abc.abstractmethod
+    def _lock(self, request: LockRequest) -> dict[LockKey, str]:
+        """``acquire`` with its arguments normalised (sorted, deduplicated)."""
 
     @abc.abstractmethod
     def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:

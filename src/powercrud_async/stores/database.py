@@ -8,7 +8,6 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -22,44 +21,17 @@ from ..exceptions import InvalidTaskName
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from . import sql
-from .base import LockInfo, TaskInfo, TaskStore
+from .base import LockInfo, LockRequest, TaskInfo, TaskStore
 from .retry import retrying
 
 TRANSIENT = (OperationalError,)
 #: The holder a conflict names when that transaction has not committed yet, so its task is unknown.
 UNCOMMITTED = "(a launch not committed yet)"
-INFO_FIELDS = [f.name for f in fields(TaskInfo)]
 
 
 class _Conflict(Exception):
     def __init__(self, conflicts: dict[LockKey, str]):
         self.conflicts = conflicts
-
-
-def _to_info(row: LiveTask) -> TaskInfo:
-    values = {name: getattr(row, name) for name in INFO_FIELDS}
-    values["call"] = bytes(row.call) if row.call is not None else None
-    values["conflict_ids"] = row.conflict_ids or {}
-    values["user_id"] = row.user_id
-    return TaskInfo(**values)
-
-
-def _as_judged(rows: Sequence[TaskLock]) -> Q:
-    """Rows whose owner and expiry are still those that were read: a compare-and-set."""
-    match = Q(pk__in=[])
-    for row in rows:
-        match |= Q(pk=row.pk, task_name=row.task_name, expires_at=row.expires_at)
-    return match
-
-
-def _to_lock(row: TaskLock) -> LockInfo:
-    return LockInfo(
-        model_label=row.model_label,
-        object_pk=row.object_pk,
-        task_name=row.task_name,
-        acquired_at=row.acquired_at,
-        expires_at=row.expires_at,
-    )
 
 
 class DatabaseTaskStore(TaskStore):
@@ -85,18 +57,15 @@ class DatabaseTaskStore(TaskStore):
         )
 
     # -- locks -------------------------------------------------------------------------------
-    def acquire(
-        self,
-        task_name: str,
-        keys: Sequence[LockKey],
-        ttl: float,
-        *,
-        adopt: Collection[str] = (),
-        register: TaskInfo | None = None,
-        reenter: Collection[LockKey] | None = None,
-    ) -> dict[LockKey, str]:
-        keys = sorted(set(keys))
-        allowed = None if reenter is None else set(reenter)
+    def _lock(self, request: LockRequest) -> dict[LockKey, str]:
+        task_name, keys, ttl, register = (
+            request.task_name,
+            request.keys,
+            request.ttl,
+            request.register,
+        )
+        adopt = request.adopt
+        allowed = None if request.reenter is None else set(request.reenter)
 
         def attempt() -> dict[LockKey, str]:
             try:
@@ -175,12 +144,12 @@ class DatabaseTaskStore(TaskStore):
         # a row another transaction adopted or renewed meanwhile is left alone and conflicts.
         manager = TaskLock.objects.using(self.using)
         for rows in sql.chunks(take, size):
-            if manager.filter(_as_judged(rows)).update(
+            if manager.filter(sql.as_judged(rows)).update(
                 task_name=task_name, expires_at=expires
             ) != len(rows):
                 raise _Conflict(self._others(keys, task_name, size, reenter))
         for rows in sql.chunks(reclaim, size):
-            manager.filter(_as_judged(rows)).delete()
+            manager.filter(sql.as_judged(rows)).delete()
         reclaimed = {row.pk for row in reclaim}
         missing = [key for key in keys if key not in held or held[key].pk in reclaimed]
         got = sum(
@@ -280,7 +249,7 @@ class DatabaseTaskStore(TaskStore):
             qs = qs.filter(model_label=model_label)
         if object_pk is not None:
             qs = qs.filter(object_pk=object_pk)
-        return self._run("list locks", lambda: [_to_lock(r) for r in qs])
+        return self._run("list locks", lambda: [sql.to_lock(r) for r in qs])
 
     def lock_owners(self) -> set[str]:
         return self._run(
@@ -304,7 +273,7 @@ class DatabaseTaskStore(TaskStore):
     # -- registry ----------------------------------------------------------------------------
     @staticmethod
     def _row_values(info: TaskInfo) -> dict[str, Any]:
-        values = {name: getattr(info, name) for name in INFO_FIELDS}
+        values = {name: getattr(info, name) for name in sql.INFO_FIELDS}
         if values["created_at"] is None:
             values["created_at"] = timezone.now()
         return values
@@ -330,7 +299,7 @@ class DatabaseTaskStore(TaskStore):
 
         def read() -> TaskInfo | None:
             row = LiveTask.objects.using(self.using).filter(task_name=task_name).first()
-            return _to_info(row) if row else None
+            return sql.to_info(row) if row else None
 
         return self._run(f"read {task_name}", read)
 
@@ -339,7 +308,7 @@ class DatabaseTaskStore(TaskStore):
         return self._run(
             "read tasks",
             lambda: {
-                r.task_name: _to_info(r)
+                r.task_name: sql.to_info(r)
                 for r in LiveTask.objects.using(self.using).filter(task_name__in=names)
             },
         )
@@ -429,7 +398,7 @@ class DatabaseTaskStore(TaskStore):
         return self._run(
             "list active tasks",
             lambda: [
-                _to_info(r)
+                sql.to_info(r)
                 for r in LiveTask.objects.using(self.using)
                 .filter(status__in=ACTIVE)
                 .order_by("created_at")
@@ -451,7 +420,7 @@ class DatabaseTaskStore(TaskStore):
         return self._run(
             "list tasks with events due",
             lambda: [
-                _to_info(r)
+                sql.to_info(r)
                 for r in LiveTask.objects.using(self.using)
                 .filter(events_due=True, finished_at__lt=when)
                 .exclude(status__in=ACTIVE)

@@ -24,13 +24,9 @@ Layout, under a key prefix (default ``pca:``):
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import fields
 from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any, TypeVar
 
 import redis
@@ -42,7 +38,8 @@ from redis.retry import Retry
 from .. import conf
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
-from .base import MUTABLE_FIELDS, LockInfo, TaskInfo, TaskStore
+from . import encoding
+from .base import MUTABLE_FIELDS, LockInfo, LockRequest, TaskInfo, TaskStore
 from .lua import SCRIPTS, encode_status
 from .retry import retrying
 
@@ -56,84 +53,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
 )
-INFO_FIELDS = [f.name for f in fields(TaskInfo)]
-DATETIME_FIELDS = frozenset({"created_at", "started_at", "heartbeat_at", "finished_at"})
-
-
-def _text(value: bytes | str) -> str:
-    """Responses are bytes unless the caller's client decodes them."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _field(key: LockKey) -> str:
-    # Model labels never contain ':', so the first ':' separates label from pk.
-    return f"{key[0]}:{key[1]}"
-
-
-def _key(field: bytes | str) -> LockKey:
-    label, _, pk = _text(field).partition(":")
-    return label, pk
-
-
-def _ms_to_datetime(ms: str | int) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=dt_timezone.utc)
-
-
-def _parse_lock(field: bytes | str, value: bytes | str) -> LockInfo:
-    expires, acquired, owner = _text(value).split("|", 2)
-    label, pk = _key(field)
-    return LockInfo(
-        model_label=label,
-        object_pk=pk,
-        task_name=owner,
-        acquired_at=_ms_to_datetime(acquired),
-        expires_at=_ms_to_datetime(expires),
-    )
-
-
-def _encode(name: str, value: Any) -> str:
-    """One TaskInfo field as JSON text; datetimes as ISO 8601, ``call`` bytes as base64."""
-    if value is None:
-        return "null"
-    if name in DATETIME_FIELDS:
-        return json.dumps(value.isoformat())
-    if name == "call":
-        return json.dumps(base64.b64encode(bytes(value)).decode("ascii"))
-    if name == "status":
-        return encode_status(value)
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _decode(name: str, text: str) -> Any:
-    value = json.loads(text)
-    if value is None:
-        return None
-    if name in DATETIME_FIELDS:
-        return datetime.fromisoformat(value)
-    if name == "call":
-        return base64.b64decode(value)
-    return value
-
-
-def _timestamp(value: datetime | None) -> str:
-    return "" if value is None else repr(value.timestamp())
-
-
-def _to_info(row: dict[Any, Any] | list[Any]) -> TaskInfo:
-    if isinstance(row, list):  # HGETALL from a script: a flat field, value list
-        row = dict(zip(row[::2], row[1::2], strict=True))
-    values: dict[str, Any] = {}
-    for raw_name, raw_value in row.items():
-        name = _text(raw_name)
-        if name in INFO_FIELDS:
-            values[name] = _decode(name, _text(raw_value))
-    if values.get("conflict_ids") is None:
-        values["conflict_ids"] = {}
-    return TaskInfo(**values)
-
-
-def _flatten(pairs: Iterable[tuple[str, str]]) -> list[str]:
-    return [item for pair in pairs for item in pair]
 
 
 class RedisTaskStore(TaskStore):
@@ -178,37 +97,25 @@ class RedisTaskStore(TaskStore):
         return f"{self.prefix}owned:{task_name}"
 
     # -- locks -------------------------------------------------------------------------------
-    def acquire(
-        self,
-        task_name: str,
-        keys: Sequence[LockKey],
-        ttl: float,
-        *,
-        adopt: Collection[str] = (),
-        register: TaskInfo | None = None,
-        reenter: Collection[LockKey] | None = None,
-    ) -> dict[LockKey, str]:
-        ordered = sorted(set(keys))
-        reentered = [] if reenter is None else [_field(key) for key in sorted(set(reenter))]
-        if not ordered and register is None:
-            return {}
-        adopt_names = sorted(set(adopt))
-        reg_pairs = _flatten(self._row(register)) if register is not None else []
+    def _lock(self, request: LockRequest) -> dict[LockKey, str]:
+        task_name, register, reenter = request.task_name, request.register, request.reenter
+        reentered = [] if reenter is None else [encoding.field(key) for key in reenter]
+        reg_pairs = encoding.flatten(self._row(register)) if register is not None else []
         reg_name = register.task_name if register is not None else ""
         args: list[Any] = [
             self.prefix,
             task_name,
-            int(round(ttl * 1000)),
+            int(round(request.ttl * 1000)),
             uuid.uuid4().hex,
             reg_name,
-            len(adopt_names),
-            *adopt_names,
+            len(request.adopt),
+            *request.adopt,
             len(reg_pairs),
             *reg_pairs,
             "0" if reenter is None else "1",
             len(reentered),
             *reentered,
-            *(_field(key) for key in ordered),
+            *(encoding.field(key) for key in request.keys),
         ]
         script_keys = [
             self.locks_key,
@@ -221,26 +128,30 @@ class RedisTaskStore(TaskStore):
             f"acquire locks for {task_name}",
             lambda: self.scripts["acquire"](keys=script_keys, args=args),
         )
-        outcome = _text(reply[0])
+        outcome = encoding.text(reply[0])
         if outcome == "dup":
             raise InvalidTaskName(
                 f"A task named {reg_name!r} already exists; task keys must be unique."
             )
         if outcome == "conflict":
             pairs = reply[1]
-            return {_key(pairs[i]): _text(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+            return {
+                encoding.key(pairs[i]): encoding.text(pairs[i + 1]) for i in range(0, len(pairs), 2)
+            }
         return {}
 
     def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:
         ordered = sorted(set(keys))
         if not ordered:
             return {}
-        args = [_field(key) for key in ordered]
+        args = [encoding.field(key) for key in ordered]
         reply = self._run(
             "read lock holders",
             lambda: self.scripts["holders"](keys=[self.locks_key, self.active_key], args=args),
         )
-        return {_key(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply), 2)}
+        return {
+            encoding.key(reply[i]): encoding.text(reply[i + 1]) for i in range(0, len(reply), 2)
+        }
 
     def release(self, task_name: str) -> int:
         if impossible_name(task_name):
@@ -292,12 +203,12 @@ class RedisTaskStore(TaskStore):
                 )
                 return list(zip(flat[::2], flat[1::2], strict=True))
             if model_label is not None and object_pk is not None:
-                field = _field((model_label, object_pk))
+                field = encoding.field((model_label, object_pk))
                 value = self.client.hget(self.locks_key, field)
                 return [] if value is None else [(field, value)]
             return list(self.client.hscan_iter(self.locks_key, count=1000))
 
-        rows = [_parse_lock(f, v) for f, v in self._run("list locks", read)]
+        rows = [encoding.parse_lock(f, v) for f, v in self._run("list locks", read)]
         result = [
             row
             for row in rows
@@ -309,12 +220,12 @@ class RedisTaskStore(TaskStore):
 
     def lock_owners(self) -> set[str]:
         members = self._run("list lock owners", lambda: self.client.smembers(self.owners_key))
-        return {_text(m) for m in members}
+        return {encoding.text(m) for m in members}
 
     def lock_counts(self) -> tuple[int, int]:
         """One HVALS: owners are read off the values, no lock is parsed into a row."""
         values = self._run("count locks", lambda: self.client.hvals(self.locks_key))
-        return len(values), len({_text(value).split("|", 2)[2] for value in values})
+        return len(values), len({encoding.text(value).split("|", 2)[2] for value in values})
 
     # -- registry ----------------------------------------------------------------------------
     @staticmethod
@@ -322,11 +233,11 @@ class RedisTaskStore(TaskStore):
         """The hash fields of a new registry row (``created_at`` defaults to now, as in the DB)."""
         created = info.created_at or timezone.now()
         pairs = [
-            (name, _encode(name, created if name == "created_at" else getattr(info, name)))
-            for name in INFO_FIELDS
+            (name, encoding.encode(name, created if name == "created_at" else getattr(info, name)))
+            for name in encoding.INFO_FIELDS
         ]
-        pairs.append(("~cts", _timestamp(created)))
-        pairs.append(("~fts", _timestamp(info.finished_at)))
+        pairs.append(("~cts", encoding.timestamp(created)))
+        pairs.append(("~fts", encoding.timestamp(info.finished_at)))
         return pairs
 
     def register(self, info: TaskInfo) -> None:
@@ -336,7 +247,7 @@ class RedisTaskStore(TaskStore):
         if impossible_name(task_name):
             return None
         row = self._run(f"read {task_name}", lambda: self.client.hgetall(self._task_key(task_name)))
-        return _to_info(row) if row else None
+        return encoding.to_info(row) if row else None
 
     def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]:
         names = [name for name in dict.fromkeys(task_names) if not impossible_name(name)]
@@ -350,16 +261,16 @@ class RedisTaskStore(TaskStore):
             return pipe.execute()
 
         rows = self._run("read tasks", read)
-        return {name: _to_info(row) for name, row in zip(names, rows, strict=True) if row}
+        return {name: encoding.to_info(row) for name, row in zip(names, rows, strict=True) if row}
 
     @staticmethod
     def _changes(changes: dict[str, Any], *, timestamps: bool = True) -> list[tuple[str, str]]:
         unknown = set(changes) - MUTABLE_FIELDS
         if unknown:
             raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
-        pairs = [(name, _encode(name, value)) for name, value in changes.items()]
+        pairs = [(name, encoding.encode(name, value)) for name, value in changes.items()]
         if timestamps and "finished_at" in changes:
-            pairs.append(("~fts", _timestamp(changes["finished_at"])))
+            pairs.append(("~fts", encoding.timestamp(changes["finished_at"])))
         return pairs
 
     def _set(
@@ -380,8 +291,8 @@ class RedisTaskStore(TaskStore):
             len(encoded),
             *encoded,
             len(expected),
-            *_flatten(expected),
-            *_flatten(pairs),
+            *encoding.flatten(expected),
+            *encoding.flatten(pairs),
         ]
         script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
         return bool(
@@ -423,7 +334,7 @@ class RedisTaskStore(TaskStore):
             "list active tasks",
             lambda: self.scripts["active"](keys=[self.active_key], args=[self.prefix]),
         )
-        infos = [_to_info(row) for _, row in reply]
+        infos = [encoding.to_info(row) for _, row in reply]
         infos = [info for info in infos if info.is_active]
         infos.sort(key=lambda info: (info.created_at, info.task_name))
         return infos
@@ -434,11 +345,11 @@ class RedisTaskStore(TaskStore):
             "list finished tasks",
             lambda: self.client.zrangebyscore(self.finished_key, "-inf", bound),
         )
-        return [_text(name) for name in names]
+        return [encoding.text(name) for name in names]
 
     def undelivered(self, when: datetime) -> list[TaskInfo]:
         names = sorted(
-            _text(n)
+            encoding.text(n)
             for n in self._run(
                 "list tasks with events due", lambda: self.client.smembers(self.due_key)
             )

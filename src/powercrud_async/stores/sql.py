@@ -3,20 +3,23 @@
 Written out rather than through the ORM where the ORM cannot say it (``INSERT … ON CONFLICT DO
 NOTHING`` with a row count) or where query compilation was most of the cost (the registry
 ``UPDATE`` runs twice per job). Each function takes the connection of the store's database.
+Also how rows become the contract's ``TaskInfo`` and ``LockInfo``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any, TypeVar, cast
 
 from django.db import OperationalError, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q
 
 from ..conflicts import LockKey
 from ..models import LiveTask, TaskLock
-from .base import MUTABLE_FIELDS
+from .base import MUTABLE_FIELDS, LockInfo, TaskInfo
 
 T = TypeVar("T")
 #: How long acquisition waits, on PostgreSQL, for a lock row that another transaction has
@@ -196,3 +199,34 @@ def _rowcount(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> int
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return max(cursor.rowcount, 0)
+
+
+INFO_FIELDS = [f.name for f in fields(TaskInfo)]
+
+
+def to_info(row: LiveTask) -> TaskInfo:
+    """A registry row as the store contract hands it out."""
+    values = {name: getattr(row, name) for name in INFO_FIELDS}
+    values["call"] = bytes(row.call) if row.call is not None else None
+    values["conflict_ids"] = row.conflict_ids or {}
+    values["user_id"] = row.user_id
+    return TaskInfo(**values)
+
+
+def as_judged(rows: Sequence[TaskLock]) -> Q:
+    """Rows whose owner and expiry are still those that were read: a compare-and-set."""
+    match = Q(pk__in=[])
+    for row in rows:
+        match |= Q(pk=row.pk, task_name=row.task_name, expires_at=row.expires_at)
+    return match
+
+
+def to_lock(row: TaskLock) -> LockInfo:
+    """A lock row as the store contract hands it out."""
+    return LockInfo(
+        model_label=row.model_label,
+        object_pk=row.object_pk,
+        task_name=row.task_name,
+        acquired_at=row.acquired_at,
+        expires_at=row.expires_at,
+    )
