@@ -149,14 +149,8 @@ class task_context:  # noqa: N801 - used like contextlib helpers
 class set_current_task(task_context):  # noqa: N801
     """Set the current task now; also a context manager that restores the previous one on exit."""
 
-    def __init__(
-        self,
-        task_name: str,
-        manager_class_path: str | None = None,
-        manager: AsyncManager | None = None,
-        manager_config: dict[str, Any] | None = None,
-    ):
-        super().__init__(task_name, manager_class_path, manager, manager_config)
+    def __init__(self, *args: Any, **kwargs: Any):  # task_context's arguments
+        super().__init__(*args, **kwargs)
         self.context = super().__enter__()
 
     def __enter__(self) -> TaskContext:

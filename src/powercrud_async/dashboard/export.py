@@ -14,24 +14,10 @@ from typing import Any
 from ..redaction import redact
 from .records import RecordSchema
 
-EXPORT_FIELDS = (
-    "task_name",
-    "status",
-    "user_label",
-    "func_path",
-    "message",
-    "percent",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "cancelled_at",
-    "duration",
-    "retry_of",
-    "cleaned_up",
-    "affected_objects",
-    "label",
+EXPORT_FIELDS = tuple(
+    "task_name status user_label func_path message percent created_at updated_at started_at "
+    "completed_at failed_at cancelled_at duration retry_of cleaned_up affected_objects "
+    "label".split()
 )
 #: Logical columns whose values go through ``redact`` when a project exports them.
 REDACTED = frozenset({"args_payload", "kwargs_payload"})

@@ -18,31 +18,11 @@ from django.utils import timezone
 from ..statuses import ACTIVE, TaskStatus
 
 #: Logical columns the dashboard knows, named as on ``AbstractAsyncTaskRecord``.
-LOGICAL_FIELDS = (
-    "task_name",
-    "status",
-    "message",
-    "progress_payload",
-    "percent",
-    "user_label",
-    "user_id",
-    "affected_objects",
-    "func_path",
-    "args_payload",
-    "kwargs_payload",
-    "result_payload",
-    "cleaned_up",
-    "retry_of",
-    "label",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "failed_at",
-    "cancelled_at",
-    "duration",
-    "error",
-    "traceback",
+LOGICAL_FIELDS = tuple(
+    "task_name status message progress_payload percent user_label user_id affected_objects "
+    "func_path args_payload kwargs_payload result_payload cleaned_up retry_of label "
+    "created_at updated_at started_at completed_at failed_at cancelled_at duration error "
+    "traceback".split()
 )
 
 #: Lifecycle payload keys that feed each logical column (what a ``field_map`` is keyed by).

@@ -80,6 +80,33 @@ class LockRequest:
     reenter: list[LockKey] | None
 
 
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One compare-and-set write of a registry row: ``changes`` (``status`` among them for a
+    transition) only while the status is one of ``statuses`` (``None``: any; ``[]``: none
+    matches) and each field in ``expect`` still has the value given."""
+
+    task_name: str
+    statuses: list[str] | None
+    changes: dict[str, Any]
+    expect: Mapping[str, Any]
+
+
+def _row_change(
+    task_name: str,
+    statuses: list[str] | None,
+    changes: dict[str, Any],
+    expect: Mapping[str, Any] | None,
+    to_status: str | None = None,
+) -> RowChange:
+    unknown = (set(changes) | set(expect or ())) - MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
+    if to_status is not None:
+        changes = {"status": to_status, **changes}
+    return RowChange(task_name, statuses, changes, dict(expect or {}))
+
+
 class TaskStore(abc.ABC):
     """Locks plus the live-task registry. Every method is atomic; transient failures are retried
     a bounded number of times and then raise ``LockStoreUnavailable`` (never a false conflict)."""
@@ -173,7 +200,6 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     def get_many(self, task_names: Iterable[str]) -> dict[str, TaskInfo]: ...
 
-    @abc.abstractmethod
     def transition(
         self,
         task_name: str,
@@ -186,6 +212,7 @@ class TaskStore(abc.ABC):
         """Compare-and-set: move to ``to_status`` only from one of ``from_statuses``, and only
         while every field in ``expect`` still has the value given (``{"attempts": 2}``: the
         attempt that was judged is still the one that owns the task)."""
+        return self._write(_row_change(task_name, list(from_statuses), changes, expect, to_status))
 
     def finish(
         self,
@@ -196,15 +223,10 @@ class TaskStore(abc.ABC):
         expect: Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> int | None:
-        """``transition`` then ``release``: ``None`` if the transition lost, else locks released.
+        """``transition`` then ``release`` as one step: ``None`` if the transition lost, else
+        how many locks were released."""
+        return self._finish(_row_change(task_name, list(from_statuses), changes, expect, to_status))
 
-        Stores that can do both in one atomic step override this.
-        """
-        if not self.transition(task_name, from_statuses, to_status, expect=expect, **changes):
-            return None
-        return self.release(task_name)
-
-    @abc.abstractmethod
     def update(
         self,
         task_name: str,
@@ -215,6 +237,20 @@ class TaskStore(abc.ABC):
     ) -> bool:
         """Change mutable fields (not the status), optionally only while in ``only_statuses``
         and while the fields in ``expect`` have the values given."""
+        if "status" in changes:
+            raise ValueError("Use transition() to change a task's status.")
+        change = _row_change(task_name, list(only_statuses) or None, changes, expect)
+        return bool(change.changes) and self._write(change)  # an empty update changes no row
+
+    @abc.abstractmethod
+    def _write(self, change: RowChange) -> bool:
+        """Apply ``change`` as one compare-and-set; whether the row matched."""
+
+    def _finish(self, change: RowChange) -> int | None:
+        """``_write`` then ``release``; stores that can do both atomically override this."""
+        if not self._write(change):
+            return None
+        return self.release(change.task_name)
 
     def beat(self, task_name: str, attempt: int, ttl: float, now: datetime) -> bool:
         """Heartbeat and lock renewal of one attempt: both only while the task is running and

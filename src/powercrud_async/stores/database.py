@@ -7,7 +7,7 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from ..exceptions import InvalidTaskName
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from . import sql
-from .base import LockInfo, LockRequest, TaskInfo, TaskStore
+from .base import LockInfo, LockRequest, RowChange, TaskInfo, TaskStore
 from .retry import retrying
 
 TRANSIENT = (OperationalError,)
@@ -313,79 +313,32 @@ class DatabaseTaskStore(TaskStore):
             },
         )
 
-    def transition(
-        self,
-        task_name: str,
-        from_statuses: Collection[str],
-        to_status: str,
-        *,
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
-        statuses = list(from_statuses)
+    def _write(self, change: RowChange) -> bool:
         return bool(
-            self._run(
-                f"move {task_name} to {to_status}",
-                lambda: sql.update_row(
-                    self.connection, task_name, statuses, {"status": to_status, **changes}, expect
-                ),
-            )
+            self._run(f"update {change.task_name}", lambda: sql.update_row(self.connection, change))
         )
 
-    def finish(
-        self,
-        task_name: str,
-        from_statuses: Collection[str],
-        to_status: str,
-        *,
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> int | None:
-        statuses = list(from_statuses)
-
+    def _finish(self, change: RowChange) -> int | None:
         def both() -> int | None:
             with transaction.atomic(using=self.using):
-                conn = self.connection
-                if not sql.update_row(
-                    conn, task_name, statuses, {"status": to_status, **changes}, expect
-                ):
+                if not sql.update_row(self.connection, change):
                     return None
-                return sql.delete_locks(conn, task_name)
+                return sql.delete_locks(self.connection, change.task_name)
 
-        return self._run(f"finish {task_name}", both)
-
-    def update(
-        self,
-        task_name: str,
-        *,
-        only_statuses: Collection[str] = (),
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
-        if "status" in changes:
-            raise ValueError("Use transition() to change a task's status.")
-        if not changes:
-            return False
-        statuses = list(only_statuses) or None
-        return bool(
-            self._run(
-                f"update {task_name}",
-                lambda: sql.update_row(self.connection, task_name, statuses, changes, expect),
-            )
-        )
+        return self._run(f"finish {change.task_name}", both)
 
     def beat(self, task_name: str, attempt: int, ttl: float, now: Any) -> bool:
         expires = now + timedelta(seconds=ttl)
 
         def both() -> bool:
             with transaction.atomic(using=self.using):
-                if not sql.update_row(
-                    self.connection,
+                beat = RowChange(
                     task_name,
                     [TaskStatus.IN_PROGRESS],
                     {"heartbeat_at": now},
                     {"attempts": attempt},
-                ):
+                )
+                if not sql.update_row(self.connection, beat):
                     return False
                 TaskLock.objects.using(self.using).filter(task_name=task_name).update(
                     expires_at=expires

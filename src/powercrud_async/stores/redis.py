@@ -25,7 +25,7 @@ Layout, under a key prefix (default ``pca:``):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -39,7 +39,7 @@ from .. import conf
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
 from . import encoding
-from .base import MUTABLE_FIELDS, LockInfo, LockRequest, TaskInfo, TaskStore
+from .base import LockInfo, LockRequest, RowChange, TaskInfo, TaskStore
 from .lua import SCRIPTS, encode_status
 from .retry import retrying
 
@@ -265,69 +265,33 @@ class RedisTaskStore(TaskStore):
 
     @staticmethod
     def _changes(changes: dict[str, Any], *, timestamps: bool = True) -> list[tuple[str, str]]:
-        unknown = set(changes) - MUTABLE_FIELDS
-        if unknown:
-            raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
         pairs = [(name, encoding.encode(name, value)) for name, value in changes.items()]
         if timestamps and "finished_at" in changes:
             pairs.append(("~fts", encoding.timestamp(changes["finished_at"])))
         return pairs
 
-    def _set(
-        self,
-        operation: str,
-        task_name: str,
-        check: bool,
-        statuses: Collection[str],
-        pairs: list[tuple[str, str]],
-        expect: Mapping[str, Any] | None,
-    ) -> bool:
-        encoded = [encode_status(s) for s in statuses]
-        expected = self._changes(dict(expect or {}), timestamps=False)
+    def _write(self, change: RowChange) -> bool:
+        changes = dict(change.changes)
+        status = changes.pop("status", None)
+        pairs = [("status", encode_status(status))] if status is not None else []
+        pairs += self._changes(changes)
+        statuses = [encode_status(s) for s in change.statuses or ()]
+        expected = self._changes(dict(change.expect), timestamps=False)
         args: list[Any] = [
-            task_name,
-            "1" if check else "0",
+            change.task_name,
+            "0" if change.statuses is None else "1",
             uuid.uuid4().hex,
-            len(encoded),
-            *encoded,
+            len(statuses),
+            *statuses,
             len(expected),
             *encoding.flatten(expected),
             *encoding.flatten(pairs),
         ]
-        script_keys = [self._task_key(task_name), self.active_key, self.finished_key]
+        script_keys = [self._task_key(change.task_name), self.active_key, self.finished_key]
+        script = self.scripts["set_fields"]
         return bool(
-            self._run(operation, lambda: self.scripts["set_fields"](keys=script_keys, args=args))
+            self._run(f"update {change.task_name}", lambda: script(keys=script_keys, args=args))
         )
-
-    def transition(
-        self,
-        task_name: str,
-        from_statuses: Collection[str],
-        to_status: str,
-        *,
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
-        pairs = [("status", encode_status(to_status)), *self._changes(changes)]
-        return self._set(
-            f"move {task_name} to {to_status}", task_name, True, list(from_statuses), pairs, expect
-        )
-
-    def update(
-        self,
-        task_name: str,
-        *,
-        only_statuses: Collection[str] = (),
-        expect: Mapping[str, Any] | None = None,
-        **changes: Any,
-    ) -> bool:
-        pairs = self._changes(changes)
-        if "status" in changes:
-            raise ValueError("Use transition() to change a task's status.")
-        if not pairs:
-            return False  # as the database store: an empty update changes no row
-        statuses = list(only_statuses)
-        return self._set(f"update {task_name}", task_name, bool(statuses), statuses, pairs, expect)
 
     def active(self) -> list[TaskInfo]:
         reply = self._run(

@@ -8,7 +8,7 @@ Also how rows become the contract's ``TaskInfo`` and ``LockInfo``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any, TypeVar, cast
@@ -19,7 +19,7 @@ from django.db.models import Q
 
 from ..conflicts import LockKey
 from ..models import LiveTask, TaskLock
-from .base import MUTABLE_FIELDS, LockInfo, TaskInfo
+from .base import LockInfo, RowChange, TaskInfo
 
 T = TypeVar("T")
 #: How long acquisition waits, on PostgreSQL, for a lock row that another transaction has
@@ -153,19 +153,16 @@ def delete_expired_locks(
     )
 
 
-def update_row(
-    conn: BaseDatabaseWrapper,
-    task_name: str,
-    statuses: list[str] | None,
-    changes: dict[str, Any],
-    expect: Mapping[str, Any] | None = None,
-) -> int:
+def update_row(conn: BaseDatabaseWrapper, change: RowChange) -> int:
     """``UPDATE … SET changes WHERE task_name = … [AND status IN statuses] [AND field = value
     for each expected field]``: one statement (``statuses=None``: any status; an empty list
     matches nothing)."""
-    unknown = (set(changes) | set(expect or ())) - MUTABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Cannot change {', '.join(sorted(unknown))} of a registered task.")
+    task_name, statuses, changes, expect = (
+        change.task_name,
+        change.statuses,
+        change.changes,
+        change.expect,
+    )
     if statuses is not None and not statuses:
         return 0
     qn = conn.ops.quote_name
@@ -179,7 +176,7 @@ def update_row(
     if statuses is not None:
         sql += f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
         params.extend(statuses)
-    for name, value in (expect or {}).items():
+    for name, value in expect.items():
         column, prepared = _column_value(conn, name, value)
         if value is None:
             sql += f" AND {column} IS NULL"

@@ -33,20 +33,8 @@ PAYLOAD_KEYS: dict[str, str] = {
 #: Fields whose meaning depends on the task's state: written only while the status may still
 #: move to the event's status (a late ``progress`` never overwrites a finished record).
 GUARDED = frozenset(
-    {
-        "status",
-        "message",
-        "progress",
-        "percent",
-        "result",
-        "completed_at",
-        "failed_at",
-        "cancelled_at",
-        "duration",
-        "error",
-        "traceback",
-        "reason",
-    }
+    "status message progress percent result completed_at failed_at cancelled_at duration "
+    "error traceback reason".split()
 )
 
 #: Rank of the status each event moves a task to (``cleanup`` moves nothing).
