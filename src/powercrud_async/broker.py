@@ -1,9 +1,11 @@
-"""The only module that talks to django-q2: enqueue, look into the broker, cluster health."""
+"""The only module that talks to django-q2 (the lint run checks it): enqueue, look into the
+broker, cluster health, its Schedule and Task models, its post_execute signal."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -239,3 +241,47 @@ def configured_cluster_name() -> str:
     from django_q.conf import Conf
 
     return str(Conf.CLUSTER_NAME or "")
+
+
+# -- models, scheduler, signals ---------------------------------------------------------------
+def schedule_model() -> Any:
+    """django-q2's ``Schedule`` model (imported late: it needs the app registry)."""
+    from django_q.models import Schedule
+
+    return Schedule
+
+
+def task_model() -> Any:
+    """django-q2's ``Task`` model: the results it saved."""
+    from django_q.models import Task
+
+    return Task
+
+
+def scheduler_time(when: datetime) -> datetime:
+    """``when`` in the time zone django-q2's scheduler reads cron expressions in."""
+    from django_q.utils import localtime
+
+    found: datetime = localtime(when)
+    return found
+
+
+def enqueue_plain(func_path: str, *args: Any) -> str:
+    """A bare django-q2 job outside the registry (the cluster health probe); its task id."""
+    from django_q.tasks import async_task
+
+    return str(async_task(func_path, *args, q_options={"ack_failure": True}))
+
+
+def saved_result(task_id: str) -> Any:
+    """What a django-q2 job returned, once its result is saved (``None`` before)."""
+    from django_q.tasks import result
+
+    return result(task_id)
+
+
+def connect_post_execute(receiver: Any) -> None:
+    """Hear about every job a worker finished (django-q2's ``post_execute`` signal)."""
+    from django_q.signals import post_execute
+
+    post_execute.connect(receiver, dispatch_uid="powercrud_async.post_execute")

@@ -9,7 +9,7 @@ import uuid
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 
-from . import conf, progress
+from . import broker, conf, progress
 
 logger = logging.getLogger("powercrud_async.health")
 
@@ -41,21 +41,19 @@ def validate_cache() -> bool:
 
 def validate_qcluster(timeout_ms: int | None = None) -> bool:
     """Enqueue a real probe job and wait up to ``timeout_ms`` for a worker to run it."""
-    from django_q.tasks import async_task, result
-
     timeout_ms = conf.get("QCLUSTER_PROBE_TIMEOUT_MS") if timeout_ms is None else timeout_ms
     token = uuid.uuid4().hex
     try:
-        task_id = async_task("powercrud_async.health.probe", token, q_options={"ack_failure": True})
+        task_id = broker.enqueue_plain("powercrud_async.health.probe", token)
     except Exception:  # noqa: BLE001
         logger.exception("Could not enqueue the qcluster probe")
         return False
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:
-        if result(task_id) == token:
+        if broker.saved_result(task_id) == token:
             return True
         time.sleep(0.05)
-    return bool(result(task_id) == token)
+    return bool(broker.saved_result(task_id) == token)
 
 
 def validate_store() -> bool:

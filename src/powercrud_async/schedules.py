@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.utils import timezone
 
-from . import conf
+from . import broker, conf
 from .async_manager import AsyncManager
 from .exceptions import ConflictError, InvalidTaskName
 from .lifecycle.protocol import Manager
@@ -59,8 +59,7 @@ def cleanup_async_artifacts(manager_class: str | None = None) -> dict[str, Any]:
 def ensure_cleanup_schedule() -> Any:
     """Create (or update) the django-q2 ``Schedule`` running cleanup every
     ``CLEANUP_SCHEDULE_INTERVAL`` seconds. Idempotent; returns the ``Schedule``."""
-    from django_q.models import Schedule
-
+    Schedule = broker.schedule_model()
     minutes = max(1, round(conf.get("CLEANUP_SCHEDULE_INTERVAL") / 60))
     schedule, _ = Schedule.objects.update_or_create(
         name=SCHEDULE_NAME,

@@ -17,7 +17,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .. import schedules
+from .. import broker, schedules
 from ..exceptions import AsyncManagerError, InvalidConflictIds, InvalidTaskFunction, UnknownModel
 from ..lifecycle import recurring, triggers
 from ..statuses import TaskStatus
@@ -72,9 +72,7 @@ class ScheduleRow:
 
 
 def _model() -> Any:
-    from django_q.models import Schedule
-
-    return Schedule
+    return broker.schedule_model()
 
 
 def annotated() -> QuerySet[Any]:
@@ -114,8 +112,7 @@ def last_runs(
     schedules: list[Any], now: datetime, job_url: Callable[[str], str]
 ) -> dict[int, LastRun]:
     """The last run of each schedule in two queries: our job (registry) or django-q2's task."""
-    from django_q.models import Task
-
+    Task = broker.task_model()
     ours: dict[int, Any] = {}
     for s in schedules:
         state = getattr(s, "powercrud_state", None)

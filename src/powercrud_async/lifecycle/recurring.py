@@ -19,12 +19,13 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.utils import timezone
 
+from .. import broker
 from ..callables import resolve_func
 from ..conflicts import normalize_conflict_ids, to_json
 from ..exceptions import InvalidManagerClass, InvalidSchedule, UnknownSchedule
@@ -43,9 +44,7 @@ DUE_KWARG = "scheduled_for"
 
 
 def schedule_model() -> type[Schedule]:
-    from django_q.models import Schedule
-
-    return Schedule
+    return cast("type[Schedule]", broker.schedule_model())
 
 
 def _is_literal(value: Any) -> bool:

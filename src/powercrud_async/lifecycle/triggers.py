@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from .. import broker
 from ..exceptions import InvalidSchedule
 
 if TYPE_CHECKING:
@@ -31,9 +32,7 @@ DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 
 
 def _schedule_types() -> Any:
-    from django_q.models import Schedule
-
-    return Schedule.TYPE
+    return broker.schedule_model().TYPE
 
 
 def trigger_types() -> dict[str, str]:
@@ -160,9 +159,7 @@ def clean_trigger(
 
 def cron_next(expression: str, after: datetime) -> datetime:
     """The next match of ``expression``, read in django-q2's time zone as its scheduler does."""
-    from django_q.utils import localtime
-
-    found: datetime = croniter_class()(expression, localtime(after)).get_next(datetime)
+    found: datetime = croniter_class()(expression, broker.scheduler_time(after)).get_next(datetime)
     return found
 
 

@@ -14,6 +14,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.http import push_url
 
+from ... import broker
 from ... import progress as progress_cache
 from ...models import TaskEvent, TaskLogEntry
 from ...redaction import redact
@@ -116,10 +117,9 @@ def find_traceback(view: Any, job: Job, events: list[Any]) -> str:
                 break
     if not text and job.status == TaskStatus.FAILED:
         try:
-            from django_q.models import Task
-
             found = (
-                Task.objects.filter(name=job.key, success=False)
+                broker.task_model()
+                .objects.filter(name=job.key, success=False)
                 .values_list("result", flat=True)
                 .first()
             )
