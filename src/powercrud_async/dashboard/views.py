@@ -1,6 +1,6 @@
 """The dashboard views: one neapolitan ``CRUDView`` mixin serving every page.
 
-``TaskDashboardMixin`` takes the attributes of seed 000's ``PowerCRUDMixin`` (``model``,
+``TaskDashboardMixin`` takes the attributes of PowerCRUD's ``PowerCRUDMixin`` (``model``,
 ``namespace``, ``use_htmx``, ``use_modal``, ``fields``, ``detail_fields``) and adds the overview,
 locks, audit, export, progress and action pages, so a project's subclass is a whole dashboard and
 ``get_urls()`` mounts it. The pages are listed once, in ``routing.Page``; their handlers live in
@@ -51,7 +51,7 @@ ROLE_PAGES = {Role.LIST: "list", Role.DETAIL: "detail"}
 class TaskDashboardMixin(SchedulePages):
     """Turns a neapolitan ``CRUDView`` over a task-record model into the whole dashboard."""
 
-    # -- seed 000's attributes ---------------------------------------------------------------------
+    # -- PowerCRUD's attributes ---------------------------------------------------------------------
     model: type[models.Model] | None = None
     namespace: str | None = None
     use_htmx: bool = True
