@@ -4,7 +4,6 @@ launch a bulk update, watch its progress bar advance and finish, find it in the 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -94,23 +93,33 @@ def test_newcomer_walk(live_server: Any, sample_qcluster: Any, page: Any) -> Non
     key = parse_qs(urlsplit(page.url).query)["watch"][0]
     assert len(key) == 36
 
-    # The progress bar advances, never backwards, and finishes.
-    seen: list[float] = []
-    locked_rows = 0
-    status = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        panel = page.locator("#watch-progress .pca-progress")
-        status = panel.get_attribute("data-status") or ""
-        value = page.locator("#watch-progress progress").get_attribute("value")
-        if value:
-            seen.append(float(value))
-        locked_rows = max(locked_rows, page.locator("#book-table tr.locked").count())
-        if len(seen) == 3:
-            shot(page, "progress")
-        if status in ("success", "failed", "cancelled"):
-            break
-        time.sleep(0.2)
+    # The progress bar advances, never backwards, and finishes. The page records every value it
+    # shows (a MutationObserver), so nothing depends on how often the test looks.
+    page.evaluate(
+        """() => {
+            window.__seen = []; window.__locked = 0;
+            const record = () => {
+                const bar = document.querySelector('#watch-progress progress');
+                const value = bar && bar.getAttribute('value');
+                if (value) window.__seen.push(parseFloat(value));
+                const rows = document.querySelectorAll('#book-table tr.locked').length;
+                window.__locked = Math.max(window.__locked, rows);
+            };
+            record();
+            new MutationObserver(record).observe(
+                document.body, {subtree: true, childList: true, attributes: true});
+        }"""
+    )
+    page.wait_for_function("() => window.__seen.some(v => v > 0 && v < 100)", timeout=60_000)
+    shot(page, "progress")
+    page.wait_for_function(
+        """() => ['success', 'failed', 'cancelled'].includes(
+            document.querySelector('#watch-progress .pca-progress')?.dataset.status)""",
+        timeout=60_000,
+    )
+    status = page.locator("#watch-progress .pca-progress").get_attribute("data-status") or ""
+    seen: list[float] = page.evaluate("() => window.__seen")
+    locked_rows: int = page.evaluate("() => window.__locked")
     assert status == "success", cluster.output()[-3000:]
     assert seen == sorted(seen), seen
     assert any(0 < v < 100 for v in seen), seen
