@@ -120,6 +120,11 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         """Override to react to ``create``, ``start``, ``progress``, ``complete``, ``fail``,
         ``cancel`` and ``cleanup``. The base implementation does nothing."""
 
+    def hears_events(self) -> bool:
+        """Whether events go anywhere (``async_task_lifecycle`` is overridden). Only then is a
+        job's end kept marked due until its events went out, for cleanup to send them again."""
+        return type(self).async_task_lifecycle is not AsyncManager.async_task_lifecycle
+
     def emit(self, event: str, task_name: str, **payload: Any) -> None:
         """Call ``async_task_lifecycle``; a handler that raises is logged, never propagated.
 

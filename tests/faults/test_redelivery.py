@@ -123,3 +123,26 @@ def test_a_redelivered_end_completes_a_record_the_worker_never_wrote(
     assert Recording().cleanup_completed_tasks()["redelivered"] == [key]
     record = AsyncTaskRecord.objects.get(task_name=key)
     assert record.status == "success" and record.message == "Completed"
+
+
+def test_a_manager_whose_events_go_nowhere_marks_nothing_due(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``async_task_lifecycle`` of its own: nothing to send again, so no write for it."""
+    from powercrud_async.async_manager import AsyncManager
+
+    marks: list[dict[str, object]] = []
+    update = store.update
+
+    def recorded(*args: object, **kwargs: object) -> bool:
+        marks.append(kwargs)
+        return update(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "update", recorded)
+    manager = AsyncManager()
+    assert not manager.hears_events() and Recording().hears_events()
+    key = manager.launch_async_task("tests.faults.jobs.noop")
+    assert manager.finish(key, TaskStatus.SUCCESS, result="done")
+    row = store.get(key)
+    assert row is not None and row.status == TaskStatus.SUCCESS and not row.events_due
+    assert not [kw for kw in marks if "events_due" in kw]

@@ -46,13 +46,15 @@ def finish(
 ) -> bool:
     """End ``task_name`` with ``outcome`` if it is still queued or running (``AsyncManager.finish``).
 
-    The durable part (registry row terminal with its events marked due, locks released) is one
+    The durable part (registry row terminal with its events marked due if the manager has a
+    lifecycle handler, locks released) is one
     store call and decides the outcome; each side effect after it is attempted on its own, so a
     failing cache can neither undo the ending nor cost the events that report it. A worker that
     dies before the events went out leaves them due, and cleanup sends them (``redeliver``).
     """
     store = get_store()
     now = timezone.now()
+    due = manager.hears_events()
     released = store.finish(
         task_name,
         ACTIVE,
@@ -60,7 +62,7 @@ def finish(
         expect=expect,
         finished_at=now,
         reason=outcome.reason[:10000],
-        events_due=True,
+        events_due=due,
     )
     if released is None:
         return False
@@ -69,7 +71,7 @@ def finish(
     _side_effect("drop its progress entry", task_name, lambda: progress.delete(task_name))
     _side_effect("forget its reservations", task_name, lambda: reservations.forget([task_name]))
     payload = final_payload(outcome, now, info.started_at if info else None)
-    _deliver(manager, task_name, payload, released)
+    _deliver(manager, task_name, payload, released, marked=due)
     return True
 
 
@@ -83,7 +85,7 @@ def redeliver(manager: Manager, info: TaskInfo) -> None:
     outcome = Outcome(TaskStatus(info.status), error=info.reason, reason=info.reason)
     payload = final_payload(outcome, info.finished_at or timezone.now(), info.started_at)
     payload["redelivered"] = True
-    _deliver(manager, info.task_name, payload, None)
+    _deliver(manager, info.task_name, payload, None, marked=True)
 
 
 def final_payload(outcome: Outcome, now: datetime, started: datetime | None) -> dict[str, Any]:
@@ -112,9 +114,15 @@ def final_payload(outcome: Outcome, now: datetime, started: datetime | None) -> 
 
 
 def _deliver(
-    manager: Manager, task_name: str, payload: dict[str, Any], released: int | None
+    manager: Manager,
+    task_name: str,
+    payload: dict[str, Any],
+    released: int | None,
+    *,
+    marked: bool,
 ) -> None:
-    """Emit the terminal event and ``cleanup``, then mark them delivered."""
+    """Emit the terminal event and ``cleanup``, then mark them delivered (if they were marked
+    due: a manager whose events go nowhere costs no write for them)."""
     status = payload["status"]
     extra = {"redelivered": True} if payload.get("redelivered") else {}
     with manager.event_batch(task_name):
@@ -122,6 +130,8 @@ def _deliver(
         manager.emit(
             Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra
         )
+    if not marked:
+        return
     _side_effect(
         "mark its final events delivered",
         task_name,
