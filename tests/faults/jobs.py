@@ -46,3 +46,27 @@ def wait_on_redis(url: str, key: str) -> str:
 
 def noop() -> str:
     return "done"
+
+
+def stalling_items(count: int, log: str, gate: str, *, task_key: str | None = None) -> int:
+    """``items`` for a real worker: the first attempt writes its pid to ``gate + ".pid"`` at
+    item 2 and waits there until the file ``gate`` exists, so the test can freeze the process
+    (SIGSTOP: no thread runs, as in a C call holding the GIL) while it holds the task."""
+    import os
+    import time
+
+    from powercrud_async.async_context import update_progress
+    from powercrud_async.stores import get_store
+
+    info = get_store().get(task_key or "")
+    attempt = info.attempts if info else 0
+    for item in range(count):
+        if attempt == 1 and item == 2:
+            with open(gate + ".pid", "w") as fh:
+                fh.write(str(os.getpid()))
+            while not os.path.exists(gate):
+                time.sleep(0.01)
+        update_progress(f"item {item + 1}/{count}", current=item + 1, total=count)
+        with open(log, "a") as fh:
+            fh.write(f"{attempt} {item}\n")
+    return count
