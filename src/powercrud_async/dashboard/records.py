@@ -16,25 +16,22 @@ from django.db import models
 from django.utils import timezone
 
 from ..statuses import ACTIVE, TaskStatus
+from ..tracking.config import DEFAULT_FIELD_MAP, record_columns
 
-#: Logical columns the dashboard knows, named as on ``AbstractAsyncTaskRecord``.
-LOGICAL_FIELDS = tuple(
-    "task_name status message progress_payload percent user_label user_id affected_objects "
-    "func_path args_payload kwargs_payload result_payload cleaned_up retry_of label "
-    "created_at updated_at started_at completed_at failed_at cancelled_at duration error "
-    "traceback".split()
-)
+#: The tracking name (``field_map`` key) of each logical column the dashboard knows; the
+#: dashboard names a column as ``AbstractAsyncTaskRecord`` does (``user_id`` for ``user_pk``).
+TRACKING_NAMES: dict[str, str] = {
+    ("user_id" if logical == "user_id" else column): logical
+    for logical, column in DEFAULT_FIELD_MAP.items()
+}
+LOGICAL_FIELDS = tuple(TRACKING_NAMES)
 
-#: Lifecycle payload keys that feed each logical column (what a ``field_map`` is keyed by).
-PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
-    "user_label": ("user", "user_label"),
-    "user_id": ("user_id", "user_pk"),
-    "result_payload": ("result", "result_payload"),
-    "args_payload": ("task_args", "args", "args_payload"),
-    "kwargs_payload": ("task_kwargs", "kwargs", "kwargs_payload"),
-    "progress_payload": ("progress", "progress_payload"),
-    "affected_objects": ("affected_objects", "affected", "objects"),
-    "cleaned_up": ("cleaned", "cleaned_up"),
+#: Other names a ``field_map`` may use for a column (PowerCRUD's payload keys).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "user_id": ("user_pk",),
+    "args_payload": ("task_args",),
+    "kwargs_payload": ("task_kwargs",),
+    "affected_objects": ("objects",),
 }
 
 
@@ -93,18 +90,20 @@ class RecordSchema:
         self.names = {f.name for f in model._meta.concrete_fields}
         self.columns: dict[str, str | None] = {}
         field_map = field_map or {}
+        placed = record_columns(model)  # where the writer puts each column by default
+        self.defaults = {logical: placed.get(TRACKING_NAMES[logical]) for logical in LOGICAL_FIELDS}
         for logical in LOGICAL_FIELDS:
             self.columns[logical] = self._find(logical, field_map)
 
     def _find(self, logical: str, field_map: dict[str, str]) -> str | None:
-        keys = {logical, *PAYLOAD_KEYS.get(logical, ())}
+        keys = {logical, TRACKING_NAMES[logical], *ALIASES.get(logical, ())}
         for key, value in field_map.items():
             if key in keys and isinstance(value, str) and value in self.names:
                 return value
         for key, value in field_map.items():  # a map written the other way round
             if isinstance(value, str) and value in keys and key in self.names:
                 return key
-        return logical if logical in self.names else None
+        return self.defaults[logical] or (logical if logical in self.names else None)
 
     @cached_property
     def owner_field(self) -> str | None:
