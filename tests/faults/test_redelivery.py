@@ -146,34 +146,3 @@ def test_a_manager_whose_events_go_nowhere_marks_nothing_due(
     row = store.get(key)
     assert row is not None and row.status == TaskStatus.SUCCESS and not row.events_due
     assert not [kw for kw in marks if "events_due" in kw]
-
-
-@pytest.mark.parametrize("store", ["database"], indirect=True)
-def test_on_the_database_store_the_record_and_the_mark_commit_together(
-    store: TaskStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The end's record and the mark that its events went out are one commit: when the mark
-    cannot be written, the record's end is not kept either, and cleanup sends the end again."""
-    from tests.testapp.models import AsyncTaskRecord
-
-    manager = TrackedManager()
-    key = manager.launch_async_task("tests.faults.jobs.noop")
-    update = store.update
-
-    def mark_fails(*args: object, **kwargs: object) -> bool:
-        if "events_due" in kwargs:
-            raise ConnectionError("database went away at the commit")
-        return update(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store, "update", mark_fails)
-    assert manager.finish(key, TaskStatus.SUCCESS, result="done")  # the ending itself is durable
-    monkeypatch.undo()
-    row = store.get(key)
-    assert row is not None and row.status == TaskStatus.SUCCESS and row.events_due
-    assert AsyncTaskRecord.objects.get(task_name=key).status != "success"  # rolled back with it
-
-    assert store.update(key, finished_at=timezone.now() - LONG_AGO)
-    assert manager.cleanup_completed_tasks()["redelivered"] == [key]
-    assert AsyncTaskRecord.objects.get(task_name=key).status == "success"
-    row = store.get(key)
-    assert row is not None and not row.events_due

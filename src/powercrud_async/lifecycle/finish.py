@@ -125,34 +125,22 @@ def _deliver(
     due: a manager whose events go nowhere costs no write for them)."""
     status = payload["status"]
     extra = {"redelivered": True} if payload.get("redelivered") else {}
-    if not marked:
-        _emit_end(manager, task_name, status, payload, released, extra)
-        return
-    store = get_store()
-
-    def deliver_and_mark() -> None:
-        # One commit for the records the handlers write and the mark, where they share a
-        # database: a worker dying in between leaves neither, and cleanup sends the events again.
-        with store.delivery():
-            _emit_end(manager, task_name, status, payload, released, extra)
-            store.update(task_name, expect={"events_due": True}, events_due=False)
-
-    _side_effect("mark its final events delivered", task_name, deliver_and_mark)
-
-
-def _emit_end(
-    manager: Manager,
-    task_name: str,
-    status: TaskStatus,
-    payload: dict[str, Any],
-    released: int | None,
-    extra: dict[str, Any],
-) -> None:
     with manager.event_batch(task_name):
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
         manager.emit(
             Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra
         )
+    if not marked:
+        return
+    _side_effect(
+        "mark its final events delivered",
+        task_name,
+        lambda: get_store().update(
+            task_name,
+            expect={"events_due": True},
+            events_due=False,
+        ),
+    )
 
 
 def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -268,12 +267,6 @@ class TaskStore(abc.ABC):
             return False
         self.renew(task_name, ttl)
         return True
-
-    def delivery(self) -> AbstractContextManager[None]:
-        """A block whose writes to this store commit together with the project's database writes
-        inside it (a job's end events and the mark that they went out): one transaction on the
-        database store; nothing to share on the others."""
-        return nullcontext()
 
     @abc.abstractmethod
     def active(self) -> list[TaskInfo]:

@@ -8,7 +8,6 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -347,9 +346,6 @@ class DatabaseTaskStore(TaskStore):
                 return True
 
         return bool(self._run(f"heartbeat of {task_name}", both))
-
-    def delivery(self) -> AbstractContextManager[None]:
-        return transaction.atomic(using=self.using)
 
     def active(self) -> list[TaskInfo]:
         return self._run(
