@@ -203,7 +203,9 @@ def test_finished_or_unknown_schedules_cannot_be_paused() -> None:
 def test_editing_a_paused_schedule_changes_what_resume_restores() -> None:
     schedule = make(repeats=3)
     recurring.pause_schedule(schedule.pk)
-    recurring.update_schedule(schedule.pk, name="renamed", schedule_type="H", repeats=9)
+    recurring.update_schedule(
+        schedule.pk, name="renamed", trigger=triggers.Trigger(schedule_type="H", repeats=9)
+    )
     edited = Schedule.objects.get(pk=schedule.pk)
     assert (edited.name, edited.schedule_type, edited.minutes, edited.repeats) == (
         "renamed",
@@ -226,8 +228,9 @@ def test_bad_edit_changes_nothing() -> None:
         ({"schedule_type": "I", "minutes": -1}, "between"),
     ):
         values = {"name": "adder", "schedule_type": "I", "minutes": 15, **options}
+        name = values.pop("name")
         with pytest.raises(InvalidSchedule, match=words):
-            recurring.update_schedule(schedule.pk, **values)
+            recurring.update_schedule(schedule.pk, name=name, trigger=triggers.Trigger(**values))
     assert snapshot() == before
 
 

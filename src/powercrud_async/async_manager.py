@@ -273,6 +273,7 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         ``func`` or ``conflict_ids``) before anything is written.
         """
         from .lifecycle.recurring import create_schedule
+        from .lifecycle.triggers import Trigger
 
         return create_schedule(
             self,
@@ -280,11 +281,13 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
             args,
             kwargs,
             name=name,
-            schedule_type=schedule_type,
-            minutes=minutes,
-            cron=cron,
-            repeats=repeats,
-            next_run=next_run,
+            trigger=Trigger(
+                schedule_type=schedule_type,
+                minutes=minutes,
+                cron=cron,
+                repeats=repeats,
+                next_run=next_run,
+            ),
             conflict_ids=conflict_ids,
             user=user,
             affected_objects=affected_objects,

@@ -46,67 +46,26 @@ class Spec:
     section: str = ""  # the nav entry it is shown under, when not its own
 
 
+def nav_page(slug: str, route: str, get: Handler, label: str, order: int) -> Spec:
+    """A page with an entry in the nav, rendered from ``<slug>.html``."""
+    return Spec(slug, route, get, template=f"{slug}.html", label=label, in_nav=True, order=order)
+
+
 class Page(enum.Enum):
     """Every dashboard page. Routes are the packaged dashboard's (``TaskDashboardView``)."""
 
-    OVERVIEW = Spec(
-        "overview",
-        "",
-        overview.show,
-        template="overview.html",
-        label="Overview",
-        in_nav=True,
-        order=1,
-    )
-    LIST = Spec(
-        "list", "jobs/", jobs.show, template="list.html", label="Jobs", in_nav=True, order=2
-    )
-    LOCKS = Spec(
-        "locks", "locks/", locks.show, template="locks.html", label="Locks", in_nav=True, order=4
-    )
-    AUDIT = Spec(
-        "audit",
-        "audit/",
-        audit_trail.show,
-        template="audit.html",
-        label="Audit trail",
-        in_nav=True,
-        order=8,
-    )
-    LOGS = Spec(
-        "logs", "logs/", streams.logs_page, template="logs.html", label="Logs", in_nav=True, order=6
-    )
-    EVENTS = Spec(
-        "events",
-        "events/",
-        streams.events_page,
-        template="events.html",
-        label="Events",
-        in_nav=True,
-        order=7,
-    )
-    WORKERS = Spec(
-        "workers",
-        "workers/",
-        workers.workers_page,
-        template="workers.html",
-        label="Workers",
-        in_nav=True,
-        order=5,
-    )
+    OVERVIEW = nav_page("overview", "", overview.show, "Overview", 1)
+    LIST = nav_page("list", "jobs/", jobs.show, "Jobs", 2)
+    LOCKS = nav_page("locks", "locks/", locks.show, "Locks", 4)
+    AUDIT = nav_page("audit", "audit/", audit_trail.show, "Audit trail", 8)
+    LOGS = nav_page("logs", "logs/", streams.logs_page, "Logs", 6)
+    EVENTS = nav_page("events", "events/", streams.events_page, "Events", 7)
+    WORKERS = nav_page("workers", "workers/", workers.workers_page, "Workers", 5)
     ACTION = Spec("action", "actions/", post=job_actions.perform)
     EXPORT = Spec("export", "export/", export.show)
     PROGRESS = Spec("progress", "progress/", progress.show)
     DETAIL = Spec("detail", "jobs/<path:task_key>/", detail.show, template="detail.html")
-    SCHEDULES = Spec(
-        "schedules",
-        "schedules/",
-        schedules.show,
-        template="schedules.html",
-        label="Schedules",
-        in_nav=True,
-        order=3,
-    )
+    SCHEDULES = nav_page("schedules", "schedules/", schedules.show, "Schedules", 3)
     SCHEDULE_ACTION = Spec(
         "schedule-action", "schedules/actions/", post=schedules.act, section="schedules"
     )

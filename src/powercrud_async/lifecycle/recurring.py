@@ -31,7 +31,7 @@ from ..conflicts import normalize_conflict_ids, to_json
 from ..exceptions import InvalidManagerClass, InvalidSchedule, UnknownSchedule
 from ..models import ScheduleState
 from .protocol import Manager
-from .triggers import clean_trigger, cron_next, next_run_after
+from .triggers import Trigger, clean_trigger, cron_next, next_run_after
 
 if TYPE_CHECKING:
     from django_q.models import Schedule
@@ -126,11 +126,7 @@ def create_schedule(
     kwargs: Mapping[str, Any],
     *,
     name: Any,
-    schedule_type: Any,
-    minutes: Any = None,
-    cron: Any = None,
-    repeats: Any = -1,
-    next_run: Any = None,
+    trigger: Trigger,
     conflict_ids: Any = None,
     user: Any = None,
     affected_objects: Any = None,
@@ -139,7 +135,7 @@ def create_schedule(
     """See ``AsyncManager.schedule_async_task``. Everything is checked before a row is written."""
     name = clean_name(name)
     func_path, _ = resolve_func(func)
-    trigger = clean_trigger(schedule_type, minutes, cron, repeats, next_run)
+    fields = clean_trigger(trigger)
     normalized = to_json(normalize_conflict_ids(conflict_ids))
     clean_call(args, kwargs, affected_objects)
     manager_path, manager_config = clean_manager(manager, manager_class)
@@ -157,9 +153,9 @@ def create_schedule(
     schedule = Schedule(
         name=name,
         func=ENTRY_POINT,
-        next_run=next_run or timezone.now(),
+        next_run=trigger.next_run or timezone.now(),
         intended_date_kwarg=DUE_KWARG,
-        **trigger,
+        **fields,
     )
     with transaction.atomic(using=router.db_for_write(Schedule)):
         _store_spec(schedule, spec)
@@ -232,11 +228,7 @@ def update_schedule(
     pk: Any,
     *,
     name: Any,
-    schedule_type: Any,
-    minutes: Any = None,
-    cron: Any = None,
-    repeats: Any = -1,
-    next_run: Any = None,
+    trigger: Trigger,
     func: Any = None,
     args: Sequence[Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
@@ -251,7 +243,7 @@ def update_schedule(
     with transaction.atomic(using=using):
         schedule = _locked(pk)
         name = clean_name(name, exclude_pk=schedule.pk)
-        trigger = clean_trigger(schedule_type, minutes, cron, repeats, next_run)
+        fields = clean_trigger(trigger)
         if is_ours(schedule):
             spec = spec_of(schedule)
             if func is not None:
@@ -267,14 +259,14 @@ def update_schedule(
         elif func is not None:
             schedule.func, _ = resolve_func(func)
         retimed = (
-            trigger["schedule_type"] != schedule.schedule_type or trigger["cron"] != schedule.cron
+            fields["schedule_type"] != schedule.schedule_type or fields["cron"] != schedule.cron
         )
         schedule.name = name
-        schedule.schedule_type = trigger["schedule_type"]
-        schedule.minutes = trigger["minutes"]
-        schedule.cron = trigger["cron"]
-        when = next_run
-        if trigger["schedule_type"] == "C" and (retimed or when is None):
+        schedule.schedule_type = fields["schedule_type"]
+        schedule.minutes = fields["minutes"]
+        schedule.cron = fields["cron"]
+        when = trigger.next_run
+        if fields["schedule_type"] == "C" and (retimed or when is None):
             when = cron_next(schedule.cron, timezone.now())
         state = (
             ScheduleState.objects.using(using)
@@ -282,12 +274,12 @@ def update_schedule(
             .first()
         )
         if state is not None:
-            state.saved_repeats = trigger["repeats"]
+            state.saved_repeats = fields["repeats"]
             if when is not None:
                 state.saved_next_run = when
             state.save(update_fields=["saved_repeats", "saved_next_run"])
         else:
-            schedule.repeats = trigger["repeats"]
+            schedule.repeats = fields["repeats"]
             if when is not None:
                 schedule.next_run = when
         _full_clean(schedule)

@@ -4,6 +4,7 @@ the next run of a trigger worked out (for resuming a paused schedule)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -102,10 +103,21 @@ def describe_trigger(schedule: Schedule) -> str:
     return EVERY.get(kind, kind)
 
 
-def clean_trigger(
-    schedule_type: Any, minutes: Any, cron: Any, repeats: Any, next_run: Any
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger:
+    """When a schedule runs, as ``django_q.tasks.schedule`` takes it (unchecked)."""
+
+    schedule_type: Any
+    minutes: Any = None
+    cron: Any = None
+    repeats: Any = -1
+    next_run: Any = None
+
+
+def clean_trigger(trigger: Trigger) -> dict[str, Any]:
     """The trigger fields, checked the way django-q2's scheduler will use them."""
+    schedule_type, minutes, cron = trigger.schedule_type, trigger.minutes, trigger.cron
+    repeats, next_run = trigger.repeats, trigger.next_run
     types = trigger_types()
     if schedule_type not in types:
         choices = ", ".join(f"{code!r} ({label})" for code, label in types.items())

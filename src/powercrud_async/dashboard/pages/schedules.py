@@ -290,36 +290,34 @@ def save(view: Any, form: ScheduleForm, schedule: Any) -> Any:
     from ...async_manager import AsyncManager
 
     data = form.values()
-    next_run = data.get("next_run")
+    trigger = triggers.Trigger(
+        schedule_type=data["schedule_type"],
+        minutes=data["minutes"],
+        cron=data["cron"],
+        repeats=data["repeats"],
+        next_run=data.get("next_run"),
+    )
     try:
         if schedule is None:
-            return AsyncManager.resolve_manager().schedule_async_task(
+            return recurring.create_schedule(
+                AsyncManager.resolve_manager(),
                 data["func"],
-                *data["args"],
+                data["args"],
+                data["kwargs"],
                 name=data["name"],
-                schedule_type=data["schedule_type"],
-                minutes=data["minutes"],
-                cron=data["cron"],
-                repeats=data["repeats"],
-                next_run=next_run,
+                trigger=trigger,
                 conflict_ids=data["conflict_ids"],
                 user=view.request.user,
-                **data["kwargs"],
             )
+        conflict_ids = data.get("conflict_ids") or {} if "conflict_ids" in form.fields else None
         return recurring.update_schedule(
             schedule.pk,
             name=data["name"],
-            schedule_type=data["schedule_type"],
-            minutes=data["minutes"],
-            cron=data["cron"],
-            repeats=data["repeats"],
-            next_run=next_run,
+            trigger=trigger,
             func=data["func"],
             args=data.get("args"),
             kwargs=data.get("kwargs"),
-            conflict_ids=(data.get("conflict_ids") or {})
-            if "conflict_ids" in form.fields
-            else None,
+            conflict_ids=conflict_ids,
         )
     except (AsyncManagerError, ValueError, TypeError, LookupError) as exc:
         form.attach(exc)
