@@ -31,12 +31,14 @@ from .lifecycle.recurring import (
     spec_of,
     update_schedule,
 )
+from .lifecycle.triggers import Trigger
 from .models import ScheduleState
 from .statuses import Event, TaskStatus
 from .stores import get_store
 
 __all__ = [
     "RunOutcome",
+    "Trigger",
     "cleanup_async_artifacts",
     "ensure_cleanup_schedule",
     "pause_schedule",
