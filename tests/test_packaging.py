@@ -24,6 +24,7 @@ LUA_SCRIPTS = (
     "delete.lua",
     "active.lua",
     "release_expired.lua",
+    "finish.lua",
 )
 
 

@@ -270,7 +270,8 @@ class RedisTaskStore(TaskStore):
             pairs.append(("~fts", encoding.timestamp(changes["finished_at"])))
         return pairs
 
-    def _write(self, change: RowChange) -> bool:
+    def _write_args(self, change: RowChange) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of ``set_fields.lua`` for ``change``."""
         changes = dict(change.changes)
         status = changes.pop("status", None)
         pairs = [("status", encode_status(status))] if status is not None else []
@@ -287,11 +288,21 @@ class RedisTaskStore(TaskStore):
             *encoding.flatten(expected),
             *encoding.flatten(pairs),
         ]
-        script_keys = [self._task_key(change.task_name), self.active_key, self.finished_key]
+        return [self._task_key(change.task_name), self.active_key, self.finished_key], args
+
+    def _write(self, change: RowChange) -> bool:
+        keys, args = self._write_args(change)
         script = self.scripts["set_fields"]
-        return bool(
-            self._run(f"update {change.task_name}", lambda: script(keys=script_keys, args=args))
+        return bool(self._run(f"update {change.task_name}", lambda: script(keys=keys, args=args)))
+
+    def _finish(self, change: RowChange) -> int | None:
+        keys, args = self._write_args(change)
+        keys += [self.locks_key, self.owners_key, self._owned_key(change.task_name)]
+        script = self.scripts["finish"]
+        released = int(
+            self._run(f"finish {change.task_name}", lambda: script(keys=keys, args=args))
         )
+        return None if released < 0 else released
 
     def active(self) -> list[TaskInfo]:
         reply = self._run(

@@ -68,6 +68,7 @@ SCRIPTS = {
         "renew",
         "task_locks",
         "set_fields",
+        "finish",
         "delete",
         "active",
     )

@@ -44,3 +44,40 @@ local function reindex(task_key, name, active_key, finished_key)
     redis.call('SREM', finished_key .. ':due', name)
   end
 end
+-- The compare-and-set of a registry row (see set_fields.lua): 1 if it changed (or a retried
+-- call's first try did), else 0.
+local function set_fields(task_key, active_key, finished_key, args)
+  if redis.call('EXISTS', task_key) == 0 then return 0 end
+  local n_from = tonumber(args[4])
+  local n_expect = tonumber(args[5 + n_from])
+  local ok = true
+  if args[2] == '1' then
+    local status = redis.call('HGET', task_key, 'status')
+    ok = false
+    for j = 5, 4 + n_from do
+      if status == args[j] then ok = true end
+    end
+  end
+  local e = 6 + n_from
+  for j = e, e + 2 * n_expect - 1, 2 do
+    if (redis.call('HGET', task_key, args[j]) or 'null') ~= args[j + 1] then ok = false end
+  end
+  if not ok then
+    if redis.call('HGET', task_key, '~ttok') == args[3] then return 1 end
+    return 0
+  end
+  if args[2] == '1' or n_expect > 0 then redis.call('HSET', task_key, '~ttok', args[3]) end
+  for j = e + 2 * n_expect, #args, 2 do
+    redis.call('HSET', task_key, args[j], args[j + 1])
+  end
+  reindex(task_key, args[1], active_key, finished_key)
+  return 1
+end
+-- Drop every lock the task holds, its owned: set and its place among the owners; how many.
+local function release_all(locks_key, owners_key, owned_key, task)
+  local mine = owned_locks(locks_key, owned_key, task)
+  for j = 1, #mine, 2 do redis.call('HDEL', locks_key, mine[j]) end
+  redis.call('DEL', owned_key)
+  redis.call('SREM', owners_key, task)
+  return #mine / 2
+end
