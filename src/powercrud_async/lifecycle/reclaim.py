@@ -53,6 +53,7 @@ class _Steps:
 
 
 def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
+    """The work of ``cleanup_completed_tasks``; returns its summary (``docs/commands.md``)."""
     store = get_store()
     now = timezone.now()
     summary: dict[str, Any] = {
