@@ -53,7 +53,7 @@ class _Steps:
 
 
 def run_cleanup(manager: Manager, *, dry_run: bool = False) -> dict[str, Any]:
-    """The work of ``cleanup_completed_tasks``; returns its summary (``docs/commands.md``)."""
+    """The work of ``cleanup_completed_tasks``: judge, act by compare-and-set, summarise."""
     store = get_store()
     now = timezone.now()
     summary: dict[str, Any] = {
