@@ -1,5 +1,5 @@
 """System checks (``powercrud_async.E0xx``/``W0xx``): misconfiguration found at startup, each
-with a hint, instead of a crash in a worker. Documented in docs/checks.md."""
+with a hint, instead of a crash in a worker."""
 
 from __future__ import annotations
 
