@@ -39,27 +39,13 @@ def start_production_servers() -> None:
     """PostgreSQL and Redis for this process and the qclusters it starts (they inherit the
     environment), with a database created for the benchmark."""
     import atexit
-    import subprocess
 
     from tests.services import PostgresServer, RedisServer
 
     postgres, redis = PostgresServer(), RedisServer()
     atexit.register(redis.stop)
     atexit.register(postgres.stop)
-    subprocess.run(
-        [
-            *postgres.prefix,
-            f"{postgres.bindir}/createdb",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(postgres.port),
-            "-U",
-            "postgres",
-            "bench_pca",
-        ],
-        check=True,
-    )
+    postgres.create_database("bench_pca")
     os.environ.update(
         PCA_DB="postgres",
         PCA_PG_PORT=str(postgres.port),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,59 +35,6 @@ RESTART_EVERY = 20.0
 STALL = 120.0
 
 
-class Redis:
-    """A redis-server on loopback that can be restarted on the same port with its data."""
-
-    def __init__(self, persistent: bool):
-        sys.path[:0] = [str(ROOT)]
-        from tests.services import free_port, wait_for_port
-
-        self._wait = wait_for_port
-        self.dir = tempfile.mkdtemp(prefix="pca-soak-redis-")
-        self.port = free_port()
-        self.persistent = persistent
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        durable = (
-            ["--appendonly", "yes", "--appendfsync", "always"]
-            if self.persistent
-            else ["--appendonly", "no"]
-        )
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--dir",
-                self.dir,
-                "--maxmemory-policy",
-                "noeviction",
-                *durable,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: redis fsyncs its append-only file and exits
-            self.proc.wait(timeout=30)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-
 @dataclass
 class Soak:
     jobs: int
@@ -103,24 +49,21 @@ class Soak:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def start_services() -> tuple[Any, Redis, Redis]:
+def start_services() -> tuple[Any, Any, Any]:
+    """PostgreSQL (database ``soak``), the Redis holding locks, registry and queue (append-only
+    file, so a restart keeps its data) and the Redis cache."""
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
-    from tests.services import PostgresServer
+    from tests.services import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    state, cache = Redis(persistent=True), Redis(persistent=False)
+    state, cache = RedisServer(persistent=True), RedisServer()
     os.environ.update(
         DJANGO_SETTINGS_MODULE=SETTINGS,
         PCA_SOAK_PG_PORT=str(pg.port),
-        PCA_SOAK_STATE_URL=state.url(0),
-        PCA_SOAK_CACHE_URL=cache.url(0),
+        PCA_SOAK_STATE_URL=state.url,
+        PCA_SOAK_CACHE_URL=cache.url,
     )
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", port=pg.port, user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        conn.execute("CREATE DATABASE soak")
+    pg.create_database("soak")
     import django
     from django.core.management import call_command
 
@@ -196,7 +139,7 @@ def launcher(soak: Soak, rng: random.Random) -> None:
             time.sleep(0.2)  # Redis is restarting; nothing was launched or locked
 
 
-def injector(soak: Soak, rng: random.Random, state: Redis, cache: Redis) -> None:
+def injector(soak: Soak, rng: random.Random, state: Any, cache: Any) -> None:
     """One fault every 0.5-1.5 s until the launcher is done; Redis is restarted at most every
     ``RESTART_EVERY`` seconds (it needs time to load its data again)."""
     import redis
@@ -226,7 +169,7 @@ def injector(soak: Soak, rng: random.Random, state: Redis, cache: Redis) -> None
             restarted = time.monotonic()
         else:
             try:
-                redis.Redis.from_url(cache.url(0)).flushdb()
+                redis.Redis.from_url(cache.url).flushdb()
             except redis.exceptions.ConnectionError:
                 continue
         soak.faults[kind] += 1
@@ -393,8 +336,6 @@ def run(jobs: int, seed: int = 1) -> list[tuple[str, object, bool]]:
         state.stop()
         cache.stop()
         pg.stop()
-        for path in (state.dir, cache.dir):
-            shutil.rmtree(path, ignore_errors=True)
     print(
         f"Chaos soak: {jobs} jobs, seed {seed}, {CLUSTERS} qclusters x 2 workers, {elapsed:.0f} s"
     )

@@ -46,39 +46,61 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """``persistent``: an append-only file (fsynced at every write), so ``restart`` comes back
+    with the data, as a production Redis does."""
+
+    def __init__(self, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
+        self.binary = binary
+        self.persistent = persistent
         self.dir = tempfile.mkdtemp(prefix="pca-redis-")
         self.port = free_port()
+        self.start()
+
+    def start(self) -> None:
+        durable = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
         self.proc = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 "--bind",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--save",
                 "",
-                "--appendonly",
-                "no",
                 "--dir",
                 self.dir,
+                "--maxmemory-policy",
+                "noeviction",
+                "--appendonly",
+                *durable,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
+    def db_url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.db_url(0)
+
+    def _terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: redis fsyncs its append-only file and exits
+            self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and data directory."""
+        self._terminate()
+        self.start()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -147,6 +169,21 @@ class PostgresServer:
     @staticmethod
     def _run(args: list[str]) -> None:
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def create_database(self, name: str) -> None:
+        self._run(
+            [
+                *self.prefix,
+                f"{self.bindir}/createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                name,
+            ]
+        )
 
     def stop(self) -> None:
         subprocess.run(

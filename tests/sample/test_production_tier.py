@@ -32,21 +32,7 @@ def production_env() -> Iterator[dict[str, str]]:
         redis.stop()
         missing("postgresql")
     try:
-        subprocess.run(
-            [
-                *postgres.prefix,
-                f"{postgres.bindir}/createdb",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(postgres.port),
-                "-U",
-                "postgres",
-                "library",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        postgres.create_database("library")
         base = {
             k: v
             for k, v in os.environ.items()

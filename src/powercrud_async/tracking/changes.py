@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from .. import redaction
 from ..payloads import json_text
-from ..statuses import TERMINAL, TaskStatus
+from ..statuses import FINISH_EVENTS, TERMINAL, TaskStatus
 from .config import UNSET_STATUS, RecordFormatters, Tracking
 
 #: Logical names whose payload key differs; any other logical name is its payload key.
@@ -46,7 +46,7 @@ EVENT_RANK: dict[str, int] = {
     "fail": TaskStatus.FAILED.rank,
     "cancel": TaskStatus.CANCELLED.rank,
 }
-TERMINAL_EVENTS = frozenset({"complete", "fail", "cancel"})
+TERMINAL_EVENTS = frozenset(FINISH_EVENTS.values())
 #: The payload key holding the moment each event happened (others: when it was handled).
 EVENT_TIME_KEYS = {
     "create": "created_at",
