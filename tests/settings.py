@@ -116,6 +116,7 @@ POWERCRUD_SETTINGS: dict[str, Any] = {
     "ASYNC_ENABLED": True,
     "HEARTBEAT_INTERVAL": float(os.environ.get("PCA_HEARTBEAT", "5")),
     "PROGRESS_WRITE_INTERVAL": 1.0,
+    "RECORD_WRITE_DELAY": float(os.environ.get("PCA_RECORD_WRITE_DELAY", "0.1")),
 }
 
 if os.environ.get("PCA_REDIS_URL"):

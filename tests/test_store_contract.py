@@ -460,6 +460,24 @@ def test_undelivered_lists_ended_tasks_whose_events_are_due(store: TaskStore) ->
     assert store.undelivered(now + timedelta(seconds=1)) == []
 
 
+def test_mark_delivered_clears_only_marked_tasks_in_one_call(store: TaskStore) -> None:
+    now = timezone.now()
+    for name in ("a", "b", "quiet", "live"):
+        store.register(info(name, "in_progress"))
+    for name in ("a", "b"):
+        assert store.finish(name, ["in_progress"], "success", finished_at=now, events_due=True) == 0
+    assert store.finish("quiet", ["in_progress"], "failed", finished_at=now) == 0
+    later = now + timedelta(seconds=1)
+    assert sorted(i.task_name for i in store.undelivered(later)) == ["a", "b"]
+    # Unmarked, running, unknown and impossible names are counted out and left alone.
+    assert store.mark_delivered(["a", "b", "quiet", "live", "missing", ""]) == 2
+    assert store.undelivered(later) == []
+    assert store.mark_delivered(["a", "b"]) == 0  # a second caller finds nothing to clear
+    assert store.mark_delivered([]) == 0
+    live = store.get("live")
+    assert live is not None and (live.status, live.events_due) == ("in_progress", False)
+
+
 def test_delete(store: TaskStore) -> None:
     store.register(info("job", created_at=timezone.now() - timedelta(days=1)))
     store.acquire("job", [k(1)], 60)

@@ -4,13 +4,19 @@ progress-heavy) all end with the right record and an ordered timeline; none is l
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from powercrud_async.models import LiveTask, TaskEvent
+from powercrud_async.stores import get_store
 from tests.cluster import wait_until
 from tests.testapp.managers import TrackedManager
 from tests.testapp.models import AsyncTaskRecord
@@ -129,3 +135,50 @@ def test_200_tracked_jobs_through_a_real_cluster(qcluster: Any, fast_heartbeat: 
             <= [e.event for e in events[key]].count("progress")
             <= 3 + 2 * math.ceil(ran / interval)
         )
+
+
+# -- ends a worker holds (RECORD_WRITE_DELAY) ---------------------------------------------------
+def _held_in_the_worker(keys: list[str]) -> bool:
+    """The registry ended every job, events still due: their records wait in the worker."""
+    rows = LiveTask.objects.filter(task_name__in=keys)
+    return len(rows) == len(keys) and all(r.status == "success" and r.events_due for r in rows)
+
+
+def test_a_killed_worker_s_held_ends_are_sent_by_cleanup(qcluster: Any, tmp_path: Path) -> None:
+    manager = TrackedManager()
+    pid_file = tmp_path / "pid"
+    key = manager.launch_async_task("tests.faults.jobs.write_pid", str(pid_file))
+    qcluster(PCA_Q_WORKERS="1", PCA_RECORD_WRITE_DELAY="3600")
+    wait_until(lambda: _held_in_the_worker([key]))
+    assert AsyncTaskRecord.objects.get(task_name=key).status == "pending"
+
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)  # dies holding the end
+    # Within the grace the worker may only be paused: neither redelivered nor "repaired".
+    assert manager.cleanup_completed_tasks()["redelivered"] == []
+    assert AsyncTaskRecord.objects.get(task_name=key).status == "pending"
+    get_store().update(key, finished_at=timezone.now() - timedelta(minutes=10))
+    assert manager.cleanup_completed_tasks()["redelivered"] == [key]
+
+    row = AsyncTaskRecord.objects.get(task_name=key)
+    assert (row.status, row.message, row.cleaned_up) == ("success", "Completed", True)
+    # In the order written (the end is stamped when it happened); the start died with the worker.
+    names = TaskEvent.objects.filter(task_name=key).order_by("id").values_list("event", flat=True)
+    assert list(names) == ["create", "complete", "cleanup"]
+    assert not LiveTask.objects.get(task_name=key).events_due
+
+
+def test_a_stopping_cluster_writes_the_ends_its_workers_hold(qcluster: Any) -> None:
+    manager = TrackedManager()
+    keys = [manager.launch_async_task("tests.testapp.tasks.add", i, 1) for i in range(6)]
+    cluster = qcluster(PCA_RECORD_WRITE_DELAY="3600")
+    wait_until(lambda: _held_in_the_worker(keys))
+    assert set(AsyncTaskRecord.objects.values_list("status", flat=True)) == {"pending"}
+
+    cluster.stop()  # workers leave through multiprocessing, which runs their finalizers
+
+    for key in keys:
+        row = AsyncTaskRecord.objects.get(task_name=key)
+        assert (row.status, row.cleaned_up) == ("success", True), cluster.output()
+        names = TaskEvent.objects.filter(task_name=key).order_by("created_at", "id")
+        assert [e.event for e in names] == ["create", "start", "complete", "cleanup"]
+    assert not LiveTask.objects.filter(events_due=True).exists()

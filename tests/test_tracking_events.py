@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -14,13 +15,14 @@ from django.db import OperationalError, connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_q.models import OrmQ
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from powercrud_async import progress
+from powercrud_async import broker, progress, runner, timers
 from powercrud_async.async_manager import AsyncManager
-from powercrud_async.models import TaskEvent
+from powercrud_async.models import LiveTask, TaskEvent
 from powercrud_async.progress import ProgressSnapshot
 from powercrud_async.statuses import TaskStatus
 from powercrud_async.tracking import sql, writer
@@ -442,7 +444,7 @@ def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later(
     timer = writer.state_for(manager.get_tracking(), name).timer
     assert timer is not None  # the latest is scheduled for later
     timer.cancel()
-    timer.function(*timer.args)
+    timer.action()
     assert record(name).message == "item 100/100"
     assert record(name).percent == 100.0
     assert timeline(name).count("progress") == 2
@@ -473,7 +475,7 @@ def test_deferred_progress_never_brings_a_deleted_record_back() -> None:
     timer = state.timer
     assert timer is not None
     timer.cancel()
-    timer.function(*timer.args)  # the deferred write, now rather than after the interval
+    timer.action()  # the deferred write, now rather than after the interval
     assert state.timer is None and not state.pending
     assert not AsyncTaskRecord.objects.filter(task_name=name).exists()
     assert not TaskEvent.objects.filter(task_name=name).exists()
@@ -686,3 +688,114 @@ def test_a_real_database_error_inside_a_transaction_does_not_poison_it(caplog: A
         Marker = AsyncTaskRecord.objects.create(task_name="after")  # noqa: N806
     assert AsyncTaskRecord.objects.filter(pk=Marker.pk).exists()
     assert name in caplog.text
+
+
+# -- ends held in a cluster worker --------------------------------------------------------------
+@pytest.fixture
+def in_worker(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """This process acts as a cluster worker whose held ends wait until the test writes them."""
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "RECORD_WRITE_DELAY": 3600}
+    monkeypatch.setattr(broker, "_in_worker", True)
+
+
+def run_launched(manager: TrackedManager, count: int) -> list[str]:
+    """Launch ``count`` jobs and run each through the real runner, as a worker would."""
+    names = [manager.launch_async_task("tests.testapp.tasks.add", i, 1) for i in range(count)]
+    for row in OrmQ.objects.order_by("id"):
+        runner.run_task(*row.task["args"])
+        row.delete()
+    return names
+
+
+def test_pre_execute_tells_a_worker_from_a_sync_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_q.signals import pre_execute
+
+    monkeypatch.setattr(broker, "_in_worker", False)
+    pre_execute.send(sender="django_q", func=len, task={"id": "1", "sync": False})
+    assert broker.in_worker()
+    pre_execute.send(sender="django_q", func=len, task={"id": "2", "sync": True})
+    assert not broker.in_worker()
+
+
+def test_a_workers_job_ends_are_held_then_written_in_one_transaction(
+    in_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = TrackedManager()
+    names = run_launched(manager, 3)
+    # The registry ended them at once (the progress endpoint reads it); the records wait, and
+    # their events stay due until they are written.
+    rows = LiveTask.objects.filter(task_name__in=names)
+    assert {(r.status, r.events_due) for r in rows} == {("success", True)}
+    assert {record(n).status for n in names} == {"pending"}
+    commits = []
+    real_commit = connection.commit
+    monkeypatch.setattr(connection, "commit", lambda: commits.append(1) or real_commit())
+    with CaptureQueriesContext(connection) as captured:
+        assert writer.ends.write() == 3
+    ours = statements(captured)
+    assert ours.count("UPDATE record") == 3 and ours.count("INSERT timeline") == 3
+    assert len(commits) == 1  # every record and timeline write, one transaction
+    marks = [q["sql"] for q in captured.captured_queries if LiveTask._meta.db_table in q["sql"]]
+    assert len(marks) == 1 and marks[0].startswith("UPDATE")  # one store call clears the marks
+    assert not LiveTask.objects.filter(task_name__in=names, events_due=True).exists()
+    for name in names:
+        assert timeline(name) == ["create", "start", "complete", "cleanup"]
+        assert (record(name).status, record(name).cleaned_up) == ("success", True)
+    assert writer.ends.write() == 0
+
+
+def test_flush_pending_and_a_sync_run_write_ends_at_once(in_worker: None) -> None:
+    manager = TrackedManager()
+    [held] = run_launched(manager, 1)
+    assert record(held).status == "pending"
+    assert manager.flush_pending() >= 1
+    assert record(held).status == "success"
+    assert not LiveTask.objects.get(task_name=held).events_due
+    sync = manager.launch_async_task("tests.testapp.tasks.add", 1, 1, sync=True)
+    assert record(sync).status == "success" and writer.ends.write() == 0
+
+
+def test_ends_are_written_at_once_outside_a_worker_or_with_no_delay(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = TrackedManager()
+    [outside] = run_launched(manager, 1)
+    assert record(outside).status == "success"
+    monkeypatch.setattr(broker, "_in_worker", True)
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "RECORD_WRITE_DELAY": 0}
+    [undelayed] = run_launched(manager, 1)
+    assert record(undelayed).status == "success"
+    assert not LiveTask.objects.filter(events_due=True).exists()
+
+
+def test_held_ends_that_fail_together_are_written_one_by_one(
+    in_worker: None, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    names = run_launched(TrackedManager(), 2)
+
+    def refused(**kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(writer, "transaction", SimpleNamespace(atomic=refused))
+    assert writer.ends.write() == 2
+    assert "writing each alone" in caplog.text
+    assert {record(n).status for n in names} == {"success"}
+    assert not LiveTask.objects.filter(events_due=True).exists()
+
+
+def test_the_timer_writes_held_ends_after_the_delay(settings: Any, monkeypatch: Any) -> None:
+    settings.POWERCRUD_SETTINGS = {**settings.POWERCRUD_SETTINGS, "RECORD_WRITE_DELAY": 0.01}
+    monkeypatch.setattr(broker, "_in_worker", True)
+    armed: list[timers.Timer] = []
+    real = timers.call_later
+
+    def spy(delay: float, action: Any, *, every: float | None = None) -> timers.Timer:
+        timer = real(3600, action, every=every)  # armed, but the test fires it
+        armed.append(timer)
+        return timer
+
+    monkeypatch.setattr(timers, "call_later", spy)
+    names = run_launched(TrackedManager(), 2)
+    assert writer.ends._timer in armed and {record(n).status for n in names} == {"pending"}
+    writer.ends._timer.action()
+    assert {record(n).status for n in names} == {"success"}

@@ -175,9 +175,10 @@ class ModelTrackingAsyncManager(AsyncManager):
         return writer.flush(task_name)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def event_batch(self, task_name: str) -> AbstractContextManager[None]:
-        """The events inside are written as one record UPDATE and one timeline INSERT."""
-        return writer.batch(self, task_name)
+    def event_batch(self, task_name: str, *, marked: bool = False) -> AbstractContextManager[None]:
+        """The events inside are written as one record UPDATE and one timeline INSERT (in a
+        cluster worker, with other jobs' ends, within ``RECORD_WRITE_DELAY``)."""
+        return writer.batch(self, task_name, marked=marked)
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         """Persist the event. Never raises: a subclass calling ``super()`` first still gets to

@@ -9,8 +9,8 @@ a job inside the worker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
 from django.utils import timezone
@@ -25,7 +25,7 @@ from .exceptions import (
     InvalidManagerClass,
 )
 from .lifecycle import control, reservations, submit
-from .lifecycle.finish import Outcome
+from .lifecycle.finish import Outcome, mark_delivered
 from .lifecycle.finish import finish as end_task
 from .progress import ProgressSnapshot
 from .statuses import Event, TaskStatus
@@ -37,6 +37,14 @@ logger = logging.getLogger("powercrud_async")
 
 STATUSES = TaskStatus
 LOCK_OWNER_MAX_LENGTH = 255
+
+
+@contextmanager
+def _handled(task_name: str, marked: bool) -> Iterator[None]:
+    """The base ``event_batch``: the events are handled once the block ends."""
+    yield
+    if marked:
+        mark_delivered([task_name])
 
 
 class _instance_or_class_method:  # noqa: N801
@@ -136,10 +144,12 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         except Exception:
             logger.exception("Lifecycle handler for %r of task %s raised", event, task_name)
 
-    def event_batch(self, task_name: str) -> AbstractContextManager[None]:
+    def event_batch(self, task_name: str, *, marked: bool = False) -> AbstractContextManager[None]:
         """Events emitted inside belong together (a job's end and its clean-up); a subclass that
-        persists events may write them at once when the block ends. The base does nothing."""
-        return nullcontext()
+        persists events may write them together when the block ends, or later with other jobs'.
+        ``marked``: the end is marked due in the registry; the mark is cleared once the events
+        are handled (here: when the block ends)."""
+        return _handled(task_name, marked)
 
     # -- locks ------------------------------------------------------------------------------------
     def add_conflict_ids(self, task_name: str, conflict_ids: Any) -> bool:

@@ -281,7 +281,24 @@ def saved_result(task_id: str) -> Any:
 
 
 def connect_post_execute(receiver: Any) -> None:
-    """Hear about every job a worker finished (django-q2's ``post_execute`` signal)."""
-    from django_q.signals import post_execute
+    """Hear about every job a worker finished (django-q2's ``post_execute`` signal), and note
+    whether this process is a cluster worker (its ``pre_execute``)."""
+    from django_q.signals import post_execute, pre_execute
 
     post_execute.connect(receiver, dispatch_uid="powercrud_async.post_execute")
+    pre_execute.connect(_note_worker, dispatch_uid="powercrud_async.pre_execute")
+
+
+_in_worker = False
+
+
+def in_worker() -> bool:
+    """Whether this process runs the jobs a cluster delivers (django-q2 sent it a job that is
+    not ``sync``): nobody waits on the call that ran a job, so what the job leaves to write
+    may be written a moment later, together with other jobs'."""
+    return _in_worker
+
+
+def _note_worker(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
+    global _in_worker
+    _in_worker = not task.get("sync", False)

@@ -62,6 +62,12 @@ OPTIONS: dict[str, Option] = {
     "PROGRESS_WRITE_INTERVAL": Option(
         1.0, Number, "Seconds between coalesced progress writes (cache and lifecycle records)."
     ),
+    "RECORD_WRITE_DELAY": Option(
+        0.1,
+        Number,
+        "Seconds a cluster worker holds a finished job's record write, to write the ends of "
+        "the jobs that finished meanwhile in one transaction (0: each at once).",
+    ),
     "STORE_RETRIES": Option(5, (int,), "Retries of a store operation that hit a transient error."),
     "TIMELINE_MAX_EVENTS": Option(
         200, (int,), "Timeline events kept per task (0 switches it off)."

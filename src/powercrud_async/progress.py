@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.cache import BaseCache, caches
 
-from . import conf
+from . import conf, timers
 from .conflicts import NAME_MAX_LENGTH, impossible_name, text_problem
 from .exceptions import InvalidProgress, InvalidTaskName, TaskCancelled, UnknownTask
 from .statuses import TaskStatus
@@ -204,7 +204,7 @@ class OutsideBuffer:
 
     The first update of a key in an interval is written at once (after checking the task exists
     and is not finished); later ones in the same interval only replace the held value, which one
-    timer per process writes when the interval is over, and ``atexit`` at the latest. A held value
+    the process's timer thread writes when the interval is over, and ``atexit`` at the latest. A held value
     is written only if the task is still unfinished then, so it never reopens a finished task.
     """
 
@@ -215,7 +215,7 @@ class OutsideBuffer:
         self._lock = threading.Lock()
         self._written: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._held: dict[str, tuple[ProgressSnapshot, Emit]] = {}
-        self._timer: threading.Timer | None = None
+        self._timer: timers.Timer | None = None
         #: When a write is due is judged on this clock; tests replace it to decide time.
         self.clock = clock
 
@@ -258,19 +258,12 @@ class OutsideBuffer:
 
     def _arm(self, delay: float) -> None:
         if self._timer is None:
-            self._timer = threading.Timer(max(0.0, delay), self._on_timer)
-            self._timer.daemon = True
-            self._timer.start()
+            self._timer = timers.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
-        from django.db import connections
-
         with self._lock:
             self._timer = None
-        try:
-            self.flush()
-        finally:
-            connections.close_all()
+        self.flush()
 
     def flush(self) -> int:
         """Write every held value whose task is still unfinished; returns how many."""

@@ -19,7 +19,7 @@ from django.db import connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import conf, progress
+from . import conf, progress, timers
 from .async_context import task_context
 from .async_manager import AsyncManager
 from .callables import accepted_kwargs
@@ -93,35 +93,32 @@ class Attempt(threading.Event):
         return super().is_set()
 
 
-class Ticker(threading.Thread):
+class Ticker:
     """Beats the heartbeat and renews the locks (durable store only), flushes coalesced progress
-    (cache), and notices cancellation and takeover. Each step fails on its own: a cache outage
-    never stops the heartbeat that keeps cleanup away from a live job."""
+    (cache), and notices cancellation and takeover, every tick on the process's timer thread.
+    Each step fails on its own: a cache outage never stops the heartbeat that keeps cleanup away
+    from a live job."""
 
     def __init__(self, attempt: Attempt):
-        super().__init__(name=f"powercrud-async-ticker-{attempt.task_name}", daemon=True)
         self.attempt = attempt
         self.task_name = attempt.task_name
-        self.stopped = threading.Event()
         self.heartbeat = float(conf.get("HEARTBEAT_INTERVAL")) or 5.0
         self.tick = min(float(conf.get("PROGRESS_WRITE_INTERVAL")) or 1.0, self.heartbeat)
         self.failing: set[str] = set()
+        self.last_beat = time.monotonic()
+        self.timer: timers.Timer | None = None
 
-    def run(self) -> None:
-        last_beat = time.monotonic()
-        try:
-            while not self.stopped.wait(self.tick):
-                if self.attempt.superseded_by is not None:
-                    continue  # nothing of this attempt's may reach the store or the cache
-                if time.monotonic() - last_beat >= self.heartbeat:
-                    last_beat = time.monotonic()
-                    self._step("heartbeat", self._beat)
-                self._step("progress flush", lambda: progress.buffer.flush(self.task_name))
-                self._step(
-                    "cancel check", lambda: self.attempt.observe(get_store().get(self.task_name))
-                )
-        finally:
-            connections.close_all()
+    def start(self) -> None:
+        self.timer = timers.call_later(self.tick, self.run_once, every=self.tick)
+
+    def run_once(self) -> None:
+        if self.attempt.superseded_by is not None:
+            return  # nothing of this attempt's may reach the store or the cache
+        if time.monotonic() - self.last_beat >= self.heartbeat:
+            self.last_beat = time.monotonic()
+            self._step("heartbeat", self._beat)
+        self._step("progress flush", lambda: progress.buffer.flush(self.task_name))
+        self._step("cancel check", lambda: self.attempt.observe(get_store().get(self.task_name)))
 
     def _beat(self) -> None:
         store = get_store()
@@ -146,8 +143,9 @@ class Ticker(threading.Thread):
             logger.warning("%s of task %s works again", what.capitalize(), self.task_name)
 
     def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+        """No tick after this returns (one under way is waited for)."""
+        if self.timer is not None:
+            self.timer.cancel(wait=True)
 
 
 def _inline_in_transaction() -> bool:

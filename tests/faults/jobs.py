@@ -70,3 +70,12 @@ def stalling_items(count: int, log: str, gate: str, *, task_key: str | None = No
         with open(log, "a") as fh:
             fh.write(f"{attempt} {item}\n")
     return count
+
+
+def write_pid(path: str) -> str:
+    """Write this worker's pid to ``path``, so the test can kill the process that ran the job."""
+    import os
+
+    with open(path, "w") as fh:
+        fh.write(str(os.getpid()))
+    return "done"

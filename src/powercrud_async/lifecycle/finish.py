@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback as traceback_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,26 +121,27 @@ def _deliver(
     *,
     marked: bool,
 ) -> None:
-    """Emit the terminal event and ``cleanup``, then mark them delivered (if they were marked
-    due: a manager whose events go nowhere costs no write for them)."""
+    """Emit the terminal event and ``cleanup``. ``marked``: the end is marked due in the
+    registry, and the batch clears the mark once the events are handled (a manager whose events
+    go nowhere is never marked, so they cost no write)."""
     status = payload["status"]
     extra = {"redelivered": True} if payload.get("redelivered") else {}
-    with manager.event_batch(task_name):
+    with manager.event_batch(task_name, marked=marked):
         manager.emit(FINISH_EVENTS[status], task_name, **payload)
         manager.emit(
             Event.CLEANUP, task_name, status=None, cleaned_up=True, locks_released=released, **extra
         )
-    if not marked:
-        return
-    _side_effect(
-        "mark its final events delivered",
-        task_name,
-        lambda: get_store().update(
-            task_name,
-            expect={"events_due": True},
-            events_due=False,
-        ),
-    )
+
+
+def mark_delivered(task_names: Collection[str]) -> None:
+    """Clear the events-due mark of tasks whose final events were handled (written, for a
+    manager that writes them later), so cleanup does not send them again."""
+    if task_names:
+        _side_effect(
+            "mark its final events delivered",
+            ", ".join(task_names),
+            lambda: get_store().mark_delivered(task_names),
+        )
 
 
 def _side_effect(what: str, task_name: str, action: Callable[[], Any]) -> Any:

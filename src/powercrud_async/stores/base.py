@@ -242,6 +242,13 @@ class TaskStore(abc.ABC):
         change = _row_change(task_name, list(only_statuses) or None, changes, expect)
         return bool(change.changes) and self._write(change)  # an empty update changes no row
 
+    def mark_delivered(self, task_names: Collection[str]) -> int:
+        """Clear the events-due mark of each of ``task_names`` (their final events went out);
+        how many were marked. Stores that can clear many in one round trip override this."""
+        return sum(
+            self.update(name, expect={"events_due": True}, events_due=False) for name in task_names
+        )
+
     @abc.abstractmethod
     def _write(self, change: RowChange) -> bool:
         """Apply ``change`` as one compare-and-set; whether the row matched."""

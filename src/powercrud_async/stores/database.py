@@ -327,6 +327,21 @@ class DatabaseTaskStore(TaskStore):
 
         return self._run(f"finish {change.task_name}", both)
 
+    def mark_delivered(self, task_names: Collection[str]) -> int:
+        names = [name for name in task_names if not impossible_name(name)]
+        if not names:
+            return 0
+        return int(
+            self._run(
+                "mark final events delivered",
+                lambda: (
+                    LiveTask.objects.using(self.using)
+                    .filter(task_name__in=names, events_due=True)
+                    .update(events_due=False)
+                ),
+            )
+        )
+
     def beat(self, task_name: str, attempt: int, ttl: float, now: Any) -> bool:
         expires = now + timedelta(seconds=ttl)
 

@@ -25,7 +25,7 @@ Layout, under a key prefix (default ``pca:``):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -294,6 +294,26 @@ class RedisTaskStore(TaskStore):
         keys, args = self._write_args(change)
         script = self.scripts["set_fields"]
         return bool(self._run(f"update {change.task_name}", lambda: script(keys=keys, args=args)))
+
+    def mark_delivered(self, task_names: Collection[str]) -> int:
+        """One round trip: a pipeline of compare-and-sets, one per task."""
+        changes = [
+            RowChange(name, None, {"events_due": False}, {"events_due": True})
+            for name in task_names
+            if not impossible_name(name)
+        ]
+        if not changes:
+            return 0
+        script = self.scripts["set_fields"]
+
+        def clear() -> int:
+            pipe = self.client.pipeline(transaction=False)
+            for change in changes:
+                keys, args = self._write_args(change)
+                script(keys=keys, args=args, client=pipe)
+            return sum(int(done) for done in pipe.execute())
+
+        return int(self._run("mark final events delivered", clear))
 
     def _finish(self, change: RowChange) -> int | None:
         keys, args = self._write_args(change)

@@ -47,7 +47,8 @@ def reconcile(
     """Bring records in line with the registry: a finished task's record gets its terminal
     status (if an event write was lost), a task the registry no longer knows gets ``failed``,
     and records of tasks that hold no locks get ``cleaned_up = True``. A record the registry
-    does not know yet is left alone for as long as a worker may stay silent."""
+    does not know yet is left alone for as long as a worker may stay silent, and so is one whose
+    final events are still due: its worker writes them, or cleanup sends them again."""
     grace = timedelta(seconds=dead_after())
 
     tracking = manager.get_tracking()
@@ -74,8 +75,8 @@ def reconcile(
         for row in rows:
             name = row[tracking.task_column]
             info = infos.get(name)
-            if info is not None and info.is_active:
-                continue
+            if info is not None and (info.is_active or info.events_due):
+                continue  # running, or its end is on its way (from its worker, or redelivery)
             status = row.get(status_column) if status_column else None
             record_terminal = status in TERMINAL_VALUES
             if status_column and not record_terminal:

@@ -1,13 +1,17 @@
 """The per-process writer: each task's unsaved changes and timeline rows, coalesced so one
 event costs at most one record UPDATE (plus the INSERT creating it) and one timeline INSERT.
 
-Progress is coalesced per task (a timer writes what waits once its interval is over); a failed
+Progress is coalesced per task (the process's timer thread writes what waits once its interval
+is over); a failed
 write is kept and merged into the task's next write, so the next event repairs the record.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing.util
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -16,9 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 
-from .. import conf, progress
+from .. import broker, conf, progress, timers
+from ..lifecycle.finish import mark_delivered
 from . import sql
 from .changes import TERMINAL_EVENTS, TERMINAL_VALUES, Change, changes_for, event_row, merge
 from .config import TrackedManager, Tracking
@@ -50,7 +55,7 @@ class TaskState:
     buffered: bool = False
     inserted: int = 0
     trimmed_at: int = 0
-    timer: threading.Timer | None = None
+    timer: timers.Timer | None = None
     batch_depth: int = 0
     cleaned: bool = False
     last_event: str = ""
@@ -112,6 +117,7 @@ def forget(tracking: Tracking, task_name: str) -> None:
 
 def reset_state() -> None:
     """Forget every in-process task state and cancel pending timers (tests, forks)."""
+    ends.forget()
     with _states_lock:
         states = list(_states.values())
         _states.clear()
@@ -210,17 +216,11 @@ def _on_timer(state: TaskState) -> None:
                 _flush(state, event="progress", create=False)
     except Exception:  # noqa: BLE001
         logger.exception("Deferred progress write of task %s failed", state.task_name)
-    finally:
-        connections.close_all()
 
 
 def _schedule(state: TaskState, delay: float) -> None:
-    if state.timer is not None:
-        return
-    timer = threading.Timer(max(0.0, delay), _on_timer, args=(state,))
-    timer.daemon = True
-    state.timer = timer
-    timer.start()
+    if state.timer is None:
+        state.timer = timers.call_later(delay, lambda: _on_timer(state))
 
 
 def _held_for_next_event(state: TaskState, event: str, task_name: str, tracking: Tracking) -> bool:
@@ -242,23 +242,105 @@ def _held_for_next_event(state: TaskState, event: str, task_name: str, tracking:
 
 
 @contextmanager
-def batch(manager: TrackedManager, task_name: str) -> Iterator[None]:
-    """Write the events emitted inside as one record UPDATE and one timeline INSERT, at exit."""
+def batch(manager: TrackedManager, task_name: str, *, marked: bool = False) -> Iterator[None]:
+    """Write the events emitted inside as one record UPDATE and one timeline INSERT: at exit,
+    or, in a cluster worker, with the ends of the other jobs that finished meanwhile (``ends``).
+    ``marked``: clear the task's events-due mark once they are written."""
     try:
         tracking = manager.get_tracking()
     except Exception:  # noqa: BLE001 - each event reports the misconfiguration itself
         yield
+        mark_delivered([task_name] if marked else [])
         return
     state = state_for(tracking, task_name)
     with state.lock:
         state.batch_depth += 1
+    held = False
     try:
         yield
     finally:
         with state.lock:
             state.batch_depth -= 1
             if not state.batch_depth and state.pending:
+                held = ends.hold(state, marked)
+                if not held:
+                    _write_now(state, state.last_event)
+        if marked and not held:
+            mark_delivered([task_name])
+
+
+class Ends:
+    """The ends of jobs a cluster worker finished, held for ``RECORD_WRITE_DELAY`` and written
+    together: one transaction per database for all of them, then one store call clearing their
+    events-due marks. A worker that dies first leaves the marks set, and cleanup sends those
+    events again; a worker that stops writes what it holds on its way out."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start empty, with a new lock (also in a forked child, whose parent writes its ends)."""
+        self._lock = threading.Lock()
+        self._held: list[tuple[TaskState, bool]] = []
+        self._timer: timers.Timer | None = None
+        self._exit_pid = 0
+
+    def hold(self, state: TaskState, marked: bool) -> bool:
+        """Hold ``state`` for the next write of ends; False if it is to be written now."""
+        delay = float(conf.get("RECORD_WRITE_DELAY"))
+        if delay <= 0 or not broker.in_worker() or connections[state.tracking.db].in_atomic_block:
+            return False
+        with self._lock:
+            self._held.append((state, marked))
+            if self._timer is None:
+                self._timer = timers.call_later(delay, self.write)
+            if self._exit_pid != os.getpid():
+                self._exit_pid = os.getpid()
+                # A cluster worker leaves through multiprocessing, which skips ``atexit``.
+                multiprocessing.util.Finalize(None, self.write, exitpriority=10)
+        return True
+
+    def forget(self) -> None:
+        """Drop what is held, unwritten (tests; a forked child, whose parent writes it)."""
+        with self._lock:
+            self._held = []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def write(self) -> int:
+        """Write every held end now; returns how many jobs' ends were written."""
+        with self._lock:
+            held, self._held = self._held, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        by_db: dict[str, list[TaskState]] = {}
+        for state, _ in held:
+            by_db.setdefault(state.tracking.db, []).append(state)
+        for db, states in by_db.items():
+            try:
+                with transaction.atomic(using=db):
+                    _write_all(states)
+            except DatabaseError:
+                logger.exception(
+                    "Could not write %d job ends together; writing each alone", len(states)
+                )
+                _write_all(states)
+        mark_delivered([state.task_name for state, marked in held if marked])
+        return len(held)
+
+
+def _write_all(states: list[TaskState]) -> None:
+    for state in states:
+        with state.lock:
+            if state.pending:
                 _write_now(state, state.last_event)
+
+
+ends = Ends()
+atexit.register(ends.write)
+os.register_at_fork(after_in_child=ends.reset)
 
 
 def _write_now(state: TaskState, event: str) -> bool:
@@ -340,7 +422,7 @@ def _recorded_final(tracking: Tracking, task_name: str) -> bool:
 
 def flush(task_name: str | None = None) -> int:
     """Write every deferred or failed change this process holds; returns how many tasks."""
-    done = 0
+    done = ends.write() if task_name is None else 0
     for state in pending_states(task_name):
         with state.lock:
             state.cancel_timer()
