@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -326,11 +325,14 @@ def test_any_order_of_events_keeps_the_highest_status(sequence: list[tuple[str, 
 
 # -- statements per event -----------------------------------------------------------------------
 def statements(captured: CaptureQueriesContext) -> list[str]:
-    """``"UPDATE record"``-style summary of every statement (transaction control included)."""
+    """``"UPDATE record"``-style summary of every statement (transaction control left out:
+    ``commits`` counts transactions)."""
     out = []
     for query in captured.captured_queries:
         sql = query["sql"]
         verb = sql.split()[0].upper()
+        if verb in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"):
+            continue
         table = "record" if RECORD in sql else "timeline" if EVENTS in sql else "other"
         out.append(f"{verb} {table}" if table != "other" else sql[:40])
     return out
@@ -435,7 +437,7 @@ def test_progress_outside_a_job_is_coalesced_and_the_latest_written_later(
         for i in range(1, 101):
             manager.update_progress(name, f"item {i}/100", current=i, total=100)
     assert statements(captured).count("UPDATE record") == 1
-    assert len(captured.captured_queries) <= 10  # the first update only; the others are held
+    assert len(statements(captured)) <= 10  # the first update only; the others are held
     assert manager.get_progress(name)["message"] == "item 100/100"  # this process knows the latest
     assert progress.read(name).message == "item 1/100"  # type: ignore[union-attr]
     assert progress.outside.flush() == 1  # the cache gets the latest when the interval is over
@@ -615,12 +617,13 @@ def test_timeline_can_be_switched_off(switch: str) -> None:
 
 
 # -- faults ------------------------------------------------------------------------------------------------
-def failing_once(real: Any, error: Exception) -> Any:
+def failing_once(real: Any, error: Exception, times: int = 1) -> Any:
+    """``real``, failing with ``error`` on its first ``times`` calls."""
     calls = {"n": 0}
 
     def side_effect(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] <= times:
             raise error
         return real(*args, **kwargs)
 
@@ -636,7 +639,8 @@ def test_a_failed_write_is_logged_and_repaired_by_the_next_event(caplog: Any) ->
     with mock.patch.object(
         sql,
         "write_record",
-        side_effect=failing_once(sql.write_record, OperationalError("database is locked")),
+        # Twice: the record and timeline write together, then each alone.
+        side_effect=failing_once(sql.write_record, OperationalError("database is locked"), 2),
     ):
         manager.emit("complete", name, **payload)  # never raises
         assert record(name).status == "in_progress"
@@ -659,12 +663,26 @@ def test_a_failed_timeline_insert_is_repaired_by_the_next_event() -> None:
     with mock.patch.object(
         sql,
         "insert_rows",
-        side_effect=failing_once(sql.insert_rows, OperationalError("disk I/O error")),
+        side_effect=failing_once(sql.insert_rows, OperationalError("disk I/O error"), 2),
     ):
         manager.emit("start", name, **start())
         assert timeline(name) == ["create"] and record(name).status == "in_progress"
         manager.emit("complete", name, **complete())
     assert timeline(name) == ["create", "start", "complete"]
+
+
+def test_a_transient_failure_of_a_shared_write_is_retried_alone_at_once(caplog: Any) -> None:
+    name = key()
+    manager = TrackedManager()
+    manager.emit("create", name, **create())
+    with mock.patch.object(
+        sql,
+        "insert_rows",
+        side_effect=failing_once(sql.insert_rows, OperationalError("database is locked")),
+    ):
+        manager.emit("start", name, **start())  # the UPDATE is rolled back with the INSERT
+    assert "writing each alone" in caplog.text
+    assert timeline(name) == ["create", "start"] and record(name).status == "in_progress"
 
 
 def test_database_down_never_breaks_the_launch_or_the_worker(caplog: Any) -> None:
@@ -768,19 +786,39 @@ def test_ends_are_written_at_once_outside_a_worker_or_with_no_delay(
     assert not LiveTask.objects.filter(events_due=True).exists()
 
 
-def test_held_ends_that_fail_together_are_written_one_by_one(
+def test_held_ends_that_fail_together_are_rolled_back_and_written_one_by_one(
     in_worker: None, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     names = run_launched(TrackedManager(), 2)
+    calls = {"n": 0}
+    real = sql.insert_rows
 
-    def refused(**kwargs: Any) -> Any:
-        raise OperationalError("database is locked")
+    def second_fails(rows: list[Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second job's timeline, after the first job's writes
+            raise OperationalError("disk I/O error")
+        real(rows)
 
-    monkeypatch.setattr(writer, "transaction", SimpleNamespace(atomic=refused))
+    monkeypatch.setattr(sql, "insert_rows", second_fails)
     assert writer.ends.write() == 2
     assert "writing each alone" in caplog.text
-    assert {record(n).status for n in names} == {"success"}
+    for name in names:  # the first job's rolled-back writes were made again, once
+        assert timeline(name) == ["create", "start", "complete", "cleanup"]
+        assert (record(name).status, record(name).cleaned_up) == ("success", True)
     assert not LiveTask.objects.filter(events_due=True).exists()
+
+
+def test_create_writes_its_record_and_timeline_in_one_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    commits = []
+    real_commit = connection.commit
+    monkeypatch.setattr(connection, "commit", lambda: commits.append(1) or real_commit())
+    name = key()
+    with CaptureQueriesContext(connection) as captured:
+        TrackedManager().emit("create", name, **create())
+    assert statements(captured) == ["INSERT record", "INSERT timeline"]
+    assert len(commits) == 1 and timeline(name) == ["create"]
 
 
 def test_the_timer_writes_held_ends_after_the_delay(settings: Any, monkeypatch: Any) -> None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.db import DatabaseCache
 
 from . import conf, timers
 from .conflicts import NAME_MAX_LENGTH, impossible_name, text_problem
@@ -99,9 +100,15 @@ def read(task_name: str) -> ProgressSnapshot | None:
 
 
 def delete(task_name: str) -> None:
-    """Drop the task's entry, and any value held for it: the task is over or forgotten."""
+    """Drop the task's entry, and any value held for it: the task is over or forgotten.
+
+    On a ``DatabaseCache`` a DELETE takes the database's write lock (all of it, on SQLite)
+    even when it removes nothing, as for most short jobs: look first, a read takes none."""
     outside.discard(task_name)
-    cache().delete(cache_key(task_name))
+    store, key = cache(), cache_key(task_name)
+    if isinstance(store, DatabaseCache) and not store.has_key(key):
+        return
+    store.delete(key)
 
 
 def resolve(task_name: str) -> ProgressSnapshot | None:

@@ -232,8 +232,7 @@ def _lost_locks(info: TaskInfo) -> str | None:
     if not keys:
         return None
     store = get_store()
-    held = store.holders(keys)
-    if all(held.get(key) == info.task_name for key in keys):
+    if store.holds_all(info.task_name, keys):
         return None
     conflicts = store.acquire(info.task_name, keys, conf.get("CONFLICT_TTL"))
     if not conflicts:

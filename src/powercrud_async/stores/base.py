@@ -152,6 +152,12 @@ class TaskStore(abc.ABC):
     def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:
         """Current (unexpired or still-owned) holder of each locked key among ``keys``."""
 
+    def holds_all(self, task_name: str, keys: Sequence[LockKey]) -> bool:
+        """Whether ``task_name`` (a running task) holds every one of ``keys``: what a job checks
+        before its body runs. Stores with a cheaper single read override this."""
+        held = self.holders(keys)
+        return all(held.get(key) == task_name for key in keys)
+
     @abc.abstractmethod
     def release(self, task_name: str) -> int:
         """Release every lock ``task_name`` holds; returns how many."""

@@ -50,6 +50,8 @@ class DatabaseTaskStore(TaskStore):
 
     def _active_names(self, names: Collection[str]) -> set[str]:
         """Which of ``names`` are queued or running: their expired locks still count as held."""
+        if not names:
+            return set()
         return set(
             LiveTask.objects.using(self.using)
             .filter(task_name__in=names, status__in=ACTIVE)
@@ -188,6 +190,13 @@ class DatabaseTaskStore(TaskStore):
                 ):
                     rows[(row.model_label, row.object_pk)] = row
         return rows
+
+    def holds_all(self, task_name: str, keys: Sequence[LockKey]) -> bool:
+        # Its own rows, expired ones included: a running task's expired locks are still its own.
+        owned = self._run(
+            f"read the locks of {task_name}", lambda: sql.owned_keys(self.connection, task_name)
+        )
+        return set(keys) <= owned
 
     def holders(self, keys: Sequence[LockKey]) -> dict[LockKey, str]:
         keys = sorted(set(keys))

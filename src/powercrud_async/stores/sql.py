@@ -128,6 +128,18 @@ def insert_ignore(
         raise
 
 
+def owned_keys(conn: BaseDatabaseWrapper, task_name: str) -> set[tuple[str, str]]:
+    """Every key ``task_name`` has a lock row for, expired or not (one indexed read)."""
+    qn = conn.ops.quote_name
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {qn('model_label')}, {qn('object_pk')} FROM {qn(TaskLock._meta.db_table)} "
+            f"WHERE {qn('task_name')} = %s",
+            [task_name],
+        )
+        return {(label, pk) for label, pk in cursor.fetchall()}
+
+
 def delete_locks(conn: BaseDatabaseWrapper, task_name: str) -> int:
     """One statement: no signals or cascades hang off locks."""
     qn = conn.ops.quote_name

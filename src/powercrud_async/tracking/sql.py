@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,33 @@ class RecordWriteError(Exception):
     """Neither an UPDATE nor an INSERT could place the record (e.g. a required column)."""
 
 
+#: Databases on which this thread runs our own transaction (``one_transaction``).
+_owned: ContextVar[frozenset[str]] = ContextVar("powercrud_async_owned", default=frozenset())
+
+
+@contextmanager
+def one_transaction(using: str) -> Iterator[None]:
+    """Our own transaction for several writes. Any failure rolls all of them back and
+    propagates (the caller then writes them one by one), so no savepoint is spent on each."""
+    with transaction.atomic(using=using):
+        token = _owned.set(_owned.get() | {using})
+        try:
+            yield
+        finally:
+            _owned.reset(token)
+
+
+def in_callers_transaction(using: str) -> bool:
+    """Whether a transaction someone else opened is running on ``using`` in this thread."""
+    return connections[using].in_atomic_block and using not in _owned.get()
+
+
 @contextmanager
 def _savepoint_if_atomic(using: str) -> Iterator[None]:
     """Inside a caller's transaction, a failure of ours must not poison it: use a savepoint.
-    Outside one (the worker, on_commit callbacks) no extra statements are spent."""
-    if connections[using].in_atomic_block:
+    Outside one (the worker, on_commit callbacks, our own transaction) no extra statements are
+    spent."""
+    if in_callers_transaction(using):
         with transaction.atomic(using=using):
             yield
     else:
@@ -141,7 +164,7 @@ def write_record(
     """
     error: IntegrityError | None = None
     with _savepoint_if_atomic(tracking.db):
-        if insert_first and tracking.unique_task and not connections[tracking.db].in_atomic_block:
+        if insert_first and tracking.unique_task and not in_callers_transaction(tracking.db):
             error = _insert(tracking, task_name, changes)
             if error is None:
                 return "inserted"
@@ -176,13 +199,20 @@ def trim_timeline(task_name: str, limit: int) -> int:
     return deleted
 
 
+def timeline_db() -> str:
+    """The database timeline rows are written to."""
+    from ..models import TaskEvent
+
+    return router.db_for_write(TaskEvent)
+
+
 def insert_rows(rows: list[Any]) -> None:
     """One INSERT for the timeline rows, written out: the ORM spent longer building
     ``bulk_create`` (or ``save``) than the database took to run it. No signals, as with
     ``bulk_create``: ``TaskEvent`` is the package's own table."""
     from ..models import TaskEvent
 
-    db = router.db_for_write(TaskEvent)
+    db = timeline_db()
     conn = connections[db]
     qn = conn.ops.quote_name
     fields = [f for f in TaskEvent._meta.concrete_fields if not f.primary_key]

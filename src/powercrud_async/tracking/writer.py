@@ -16,11 +16,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import connections
 
 from .. import broker, conf, progress, timers
 from ..lifecycle.finish import mark_delivered
@@ -132,11 +132,12 @@ def pending_states(task_name: str | None = None) -> list[TaskState]:
         return [s for s in _states.values() if s.pending and task_name in (None, s.task_name)]
 
 
-def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
+def _flush(state: TaskState, *, event: str = "", create: bool = True, strict: bool = False) -> bool:
     """Write what ``state`` holds (caller holds ``state.lock``). True if nothing is left.
 
     ``create=False`` (a timer's deferred write) drops what it holds when the record is gone
-    instead of bringing a deleted record back."""
+    instead of bringing a deleted record back. ``strict`` (inside ``_write_together``): a
+    failure propagates instead of being logged and kept."""
     tracking = state.tracking
     state.queue_deferred_row()
     ok = True
@@ -150,6 +151,8 @@ def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
                 create=create,
             )
         except Exception:  # noqa: BLE001 - never break the worker, hook or launch
+            if strict:
+                raise
             ok = False
             logger.exception(
                 "Could not write the record of task %s (%s) for its %r event; the next event for "
@@ -172,6 +175,8 @@ def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
             try:
                 sql.insert_rows(state.rows)
             except Exception:  # noqa: BLE001
+                if strict:
+                    raise
                 ok = False
                 logger.exception(
                     "Could not write the timeline of task %s for its %r event.",
@@ -181,11 +186,11 @@ def _flush(state: TaskState, *, event: str = "", create: bool = True) -> bool:
             else:
                 state.inserted += len(state.rows)
                 state.rows = []
-                _maybe_trim(state, event, limit)
+                _maybe_trim(state, event, limit, strict)
     return ok
 
 
-def _maybe_trim(state: TaskState, event: str, limit: int) -> None:
+def _maybe_trim(state: TaskState, event: str, limit: int, strict: bool = False) -> None:
     """Bound the timeline without a DELETE per event: only when this process has written
     near ``limit`` rows for the task (a long job), or at the end of a task it saw neither
     launched nor started (the completion hook or cleanup finishing a job another process ran)."""
@@ -200,7 +205,81 @@ def _maybe_trim(state: TaskState, event: str, limit: int) -> None:
         sql.trim_timeline(state.task_name, limit)
         state.trimmed_at = state.inserted
     except Exception:  # noqa: BLE001
+        if strict:
+            raise
         logger.exception("Could not trim the timeline of task %s.", state.task_name)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What a state held before a shared transaction, put back if that transaction fails."""
+
+    changes: dict[str, Change]
+    touch: bool
+    rows: list[Any]
+    deferred_row: Any
+    insert_first: bool
+    inserted: int
+    trimmed_at: int
+
+    @classmethod
+    def of(cls, state: TaskState) -> _Held:
+        return cls(
+            dict(state.changes),
+            state.touch,
+            list(state.rows),
+            state.deferred_row,
+            state.insert_first,
+            state.inserted,
+            state.trimmed_at,
+        )
+
+    def restore(self, state: TaskState) -> None:
+        state.changes, state.touch, state.rows = dict(self.changes), self.touch, list(self.rows)
+        state.deferred_row, state.insert_first = self.deferred_row, self.insert_first
+        state.inserted, state.trimmed_at = self.inserted, self.trimmed_at
+
+
+def _statements(state: TaskState) -> int:
+    """How many writes ``state`` holds (record, timeline rows): at most two."""
+    rows = bool(state.rows or state.deferred_row is not None)
+    return int(bool(state.changes or state.touch)) + int(rows)
+
+
+def _write_together(states: list[TaskState]) -> None:
+    """Write what ``states`` hold in one transaction: on SQLite one turn of the write lock
+    instead of one per statement, elsewhere one commit. If anything fails, all of it is rolled
+    back and each state is written alone, its failures logged and kept as usual. Timeline rows
+    on another database than the records are written one state at a time."""
+    db = states[0].tracking.db
+    alone = sql.timeline_db() != db or any(state.tracking.db != db for state in states)
+    states = sorted(states, key=id)  # one lock order for every caller
+    with ExitStack() as locks:
+        for state in states:
+            locks.enter_context(state.lock)
+        if alone or sql.in_callers_transaction(db):
+            for state in states:
+                _write_alone(state, state.last_event)
+            return
+        held = [_Held.of(state) for state in states]
+        try:
+            with sql.one_transaction(db):
+                for state in states:
+                    state.cancel_timer()
+                    _flush(state, event=state.last_event, strict=True)
+        except Exception:  # noqa: BLE001 - written one by one below
+            logger.warning(
+                "Could not write %d task record(s) together; writing each alone",
+                len(states),
+                exc_info=True,
+            )
+            for state, before in zip(states, held, strict=True):
+                before.restore(state)
+                _write_alone(state, state.last_event)
+            return
+        for state in states:
+            if state.cleaned:
+                forget(state.tracking, state.task_name)
 
 
 def _on_timer(state: TaskState) -> None:
@@ -318,24 +397,10 @@ class Ends:
         by_db: dict[str, list[TaskState]] = {}
         for state, _ in held:
             by_db.setdefault(state.tracking.db, []).append(state)
-        for db, states in by_db.items():
-            try:
-                with transaction.atomic(using=db):
-                    _write_all(states)
-            except DatabaseError:
-                logger.exception(
-                    "Could not write %d job ends together; writing each alone", len(states)
-                )
-                _write_all(states)
+        for states in by_db.values():
+            _write_together(states)
         mark_delivered([state.task_name for state, marked in held if marked])
         return len(held)
-
-
-def _write_all(states: list[TaskState]) -> None:
-    for state in states:
-        with state.lock:
-            if state.pending:
-                _write_now(state, state.last_event)
 
 
 ends = Ends()
@@ -344,7 +409,16 @@ os.register_at_fork(after_in_child=ends.reset)
 
 
 def _write_now(state: TaskState, event: str) -> bool:
-    """Write what ``state`` holds now (caller holds ``state.lock``); forget it after cleanup."""
+    """Write what ``state`` holds now (caller holds ``state.lock``); forget it after cleanup.
+    A record write and its timeline rows share one transaction unless a caller's is open."""
+    if _statements(state) > 1 and not sql.in_callers_transaction(state.tracking.db):
+        _write_together([state])
+        return not state.pending
+    return _write_alone(state, event)
+
+
+def _write_alone(state: TaskState, event: str) -> bool:
+    """``_write_now`` statement by statement, each failure logged and kept."""
     state.cancel_timer()
     ok = _flush(state, event=event)
     if ok and state.cleaned:
