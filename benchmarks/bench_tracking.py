@@ -60,6 +60,8 @@ def kind(sql: str, record_table: str, event_table: str) -> str:
         return f"{verb} record"
     if event_table in sql:
         return f"{verb} timeline"
+    if verb in ("BEGIN", "SAVEPOINT", "RELEASE"):
+        return verb  # a transaction opened (COMMIT is not a cursor statement)
     return "other"
 
 

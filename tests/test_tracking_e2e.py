@@ -182,3 +182,22 @@ def test_a_stopping_cluster_writes_the_ends_its_workers_hold(qcluster: Any) -> N
         names = TaskEvent.objects.filter(task_name=key).order_by("created_at", "id")
         assert [e.event for e in names] == ["create", "start", "complete", "cleanup"]
     assert not LiveTask.objects.filter(events_due=True).exists()
+
+
+def test_a_cluster_terminated_as_a_whole_writes_the_ends_its_workers_hold(qcluster: Any) -> None:
+    """A service manager stopping the cluster signals every process of it at once (systemd's
+    default): the workers, which die of SIGTERM, write what they hold first."""
+    manager = TrackedManager()
+    keys = [manager.launch_async_task("tests.testapp.tasks.add", i, 1) for i in range(6)]
+    cluster = qcluster(PCA_RECORD_WRITE_DELAY="3600")
+    wait_until(lambda: _held_in_the_worker(keys))
+    assert set(AsyncTaskRecord.objects.values_list("status", flat=True)) == {"pending"}
+
+    os.killpg(cluster.proc.pid, signal.SIGTERM)  # the workers die of it, writing first
+
+    wait_until(lambda: not LiveTask.objects.filter(events_due=True).exists(), timeout=10)
+    for key in keys:
+        row = AsyncTaskRecord.objects.get(task_name=key)
+        assert (row.status, row.cleaned_up) == ("success", True), cluster.output()
+    # django-q2's main process waits for its sentinel, which died of the same signal.
+    os.killpg(cluster.proc.pid, signal.SIGKILL)

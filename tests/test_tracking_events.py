@@ -3,8 +3,10 @@ never moving backwards, statement counts, progress coalescing, the timeline, and
 
 from __future__ import annotations
 
+import signal
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -709,6 +711,14 @@ def test_a_real_database_error_inside_a_transaction_does_not_poison_it(caplog: A
 
 
 # -- ends held in a cluster worker --------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _keep_sigterm() -> Iterator[None]:
+    """Holding an end installs the worker's SIGTERM handler; this process keeps its own."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
 @pytest.fixture
 def in_worker(settings, monkeypatch):  # type: ignore[no-untyped-def]
     """This process acts as a cluster worker whose held ends wait until the test writes them."""

@@ -12,6 +12,7 @@ import atexit
 import logging
 import multiprocessing.util
 import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -377,6 +378,7 @@ class Ends:
                 self._exit_pid = os.getpid()
                 # A cluster worker leaves through multiprocessing, which skips ``atexit``.
                 multiprocessing.util.Finalize(None, self.write, exitpriority=10)
+                _write_on_sigterm()
         return True
 
     def forget(self) -> None:
@@ -401,6 +403,30 @@ class Ends:
             _write_together(states)
         mark_delivered([state.task_name for state, marked in held if marked])
         return len(held)
+
+
+#: Seconds a worker told to terminate spends writing the ends it holds before it dies.
+SIGTERM_WRITE_TIMEOUT = 2.0
+
+
+def _write_on_sigterm() -> None:
+    """django-q2's workers die at once on SIGTERM (the default action), which a service manager
+    sends to every process of a stopping cluster. Write the held ends first, from another thread
+    (the interrupted one may be inside a query), then die of the signal as before. A handler
+    the project installed is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def write_then_die(signum: int, frame: Any) -> None:
+        writing = threading.Thread(target=ends.write, name="powercrud-async-ends", daemon=True)
+        writing.start()
+        writing.join(SIGTERM_WRITE_TIMEOUT)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, write_then_die)
 
 
 ends = Ends()
