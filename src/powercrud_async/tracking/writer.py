@@ -361,6 +361,9 @@ class Ends:
     def reset(self) -> None:
         """Start empty, with a new lock (also in a forked child, whose parent writes its ends)."""
         self._lock = threading.Lock()
+        #: Held for a whole write, so a write that finds nothing waits for one in flight (a
+        #: worker told to terminate must not die in the middle of the timer thread's write).
+        self._writing = threading.Lock()
         self._held: list[tuple[TaskState, bool]] = []
         self._timer: timers.Timer | None = None
         self._exit_pid = 0
@@ -391,17 +394,18 @@ class Ends:
 
     def write(self) -> int:
         """Write every held end now; returns how many jobs' ends were written."""
-        with self._lock:
-            held, self._held = self._held, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        by_db: dict[str, list[TaskState]] = {}
-        for state, _ in held:
-            by_db.setdefault(state.tracking.db, []).append(state)
-        for states in by_db.values():
-            _write_together(states)
-        mark_delivered([state.task_name for state, marked in held if marked])
+        with self._writing:
+            with self._lock:
+                held, self._held = self._held, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            by_db: dict[str, list[TaskState]] = {}
+            for state, _ in held:
+                by_db.setdefault(state.tracking.db, []).append(state)
+            for states in by_db.values():
+                _write_together(states)
+            mark_delivered([state.task_name for state, marked in held if marked])
         return len(held)
 
 
