@@ -847,3 +847,32 @@ def test_the_timer_writes_held_ends_after_the_delay(settings: Any, monkeypatch: 
     assert writer.ends._timer in armed and {record(n).status for n in names} == {"pending"}
     writer.ends._timer.action()
     assert {record(n).status for n in names} == {"success"}
+
+
+def test_a_write_that_finds_nothing_waits_for_the_one_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker told to terminate writes what it holds; if the timer thread took the ends a
+    moment before, that write must not return (and the process die) until those are written."""
+    writing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_write(states: list[Any]) -> None:
+        writing.set()
+        release.wait(30)
+        order.append("held ends written")
+
+    monkeypatch.setattr(writer, "_write_together", slow_write)
+    monkeypatch.setattr(writer, "mark_delivered", lambda names: 0)
+    state = mock.Mock(task_name="held", tracking=mock.Mock(db="default"))
+    monkeypatch.setattr(writer.ends, "_held", [(state, False)])
+    timer_write = threading.Thread(target=writer.ends.write)
+    timer_write.start()
+    assert writing.wait(30)
+    late = threading.Thread(target=lambda: order.append(f"late write: {writer.ends.write()}"))
+    late.start()
+    late.join(0.2)  # gives a late write that did not wait the time to return first
+    release.set()
+    timer_write.join(30)
+    late.join(30)
+    assert order == ["held ends written", "late write: 0"]
