@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 from django.db import models
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .async_manager import AsyncManager
@@ -179,6 +180,21 @@ class ModelTrackingAsyncManager(AsyncManager):
         """The events inside are written as one record UPDATE and one timeline INSERT (in a
         cluster worker, with other jobs' ends, within ``RECORD_WRITE_DELAY``)."""
         return writer.batch(self, task_name, marked=marked)
+
+    def prepare_within(
+        self, using: str, event: str, task_name: str, **payload: Any
+    ) -> Callable[[], None] | None:
+        """Write the event with the caller's transaction when the record and timeline live on
+        ``using``; not when a subclass handles events itself (its side effects must not run
+        inside a transaction that may be retried)."""
+        cls = type(self)
+        if (
+            cls.async_task_lifecycle is not ModelTrackingAsyncManager.async_task_lifecycle
+            or cls.emit is not AsyncManager.emit
+        ):
+            return None
+        payload.setdefault("timestamp", timezone.now())
+        return writer.prepare_within(self, event, task_name, payload, using)
 
     def async_task_lifecycle(self, event: str, task_name: str, **payload: Any) -> None:
         """Persist the event. Never raises: a subclass calling ``super()`` first still gets to

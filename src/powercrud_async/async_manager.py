@@ -144,6 +144,17 @@ class AsyncManager(PowerCrudSurface, ProgressEndpoint):
         except Exception:
             logger.exception("Lifecycle handler for %r of task %s raised", event, task_name)
 
+    def prepare_within(
+        self, using: str, event: str, task_name: str, **payload: Any
+    ) -> Callable[[], None] | None:
+        """A call that handles ``event`` inside the caller's open transaction on database
+        ``using``, to commit or roll back with it (a launch's ``create``), or ``None`` if this
+        manager cannot: the caller then emits it after commit. Prepared before the transaction,
+        so the work inside is only the writes. Only a handler whose every effect is a write to
+        ``using`` may: the transaction can roll back and run the call again. The call raises on
+        failure (the caller rolls back and emits the event after commit)."""
+        return None
+
     def event_batch(self, task_name: str, *, marked: bool = False) -> AbstractContextManager[None]:
         """Events emitted inside belong together (a job's end and its clean-up); a subclass that
         persists events may write them together when the block ends, or later with other jobs'.

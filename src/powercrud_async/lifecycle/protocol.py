@@ -3,7 +3,7 @@ satisfies it, and the modules here take it as a value instead of importing the f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -25,6 +25,10 @@ class Manager(Protocol):
     ) -> Manager: ...
 
     def emit(self, event: str, task_name: str, **payload: Any) -> None: ...
+
+    def prepare_within(
+        self, using: str, event: str, task_name: str, **payload: Any
+    ) -> Callable[[], None] | None: ...
 
     def hears_events(self) -> bool: ...
 

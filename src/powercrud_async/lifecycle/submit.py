@@ -7,6 +7,7 @@ failure at any later step leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ from ..stores import TaskInfo, get_store
 from ..stores.retry import retrying
 from . import reservations
 from .protocol import Manager
+
+logger = logging.getLogger("powercrud_async.lifecycle.submit")
+
+
+class _CreateNotWritten(Exception):
+    """A manager's ``emit_within`` failed inside the launch's transaction (rolled back)."""
+
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
@@ -128,6 +136,18 @@ class Launch:
     task_label: str | None = None
 
 
+def _prepare_create(
+    manager: Manager, using: str, task_key: str, payload: Mapping[str, Any]
+) -> Callable[[], None] | None:
+    """The manager's write of ``create`` inside the launch's transaction, if it offers one. A
+    manager that fails to prepare it gets the event after commit, where its handler reports
+    what is wrong."""
+    try:
+        return manager.prepare_within(using, Event.CREATE, task_key, **payload)
+    except Exception:  # noqa: BLE001 - emitted after commit instead
+        return None
+
+
 def launch(manager: Manager, request: Launch) -> str:
     """Validate, lock, register, enqueue and emit ``create``; returns the task key."""
     func, args, user, retry_of = request.func, request.args, request.user, request.retry_of
@@ -227,15 +247,39 @@ def launch(manager: Manager, request: Launch) -> str:
         and broker.orm_broker_alias() == getattr(store, "using", None)
     ):
         # Locks, registration and the broker row share a database: one transaction holds them
-        # all, so a failure anywhere leaves nothing behind and the launch costs one commit.
-        def launch_atomically() -> None:
+        # all, so a failure anywhere leaves nothing behind and the launch costs one commit. A
+        # manager that only writes to that database writes its ``create`` in it too.
+        write_create = _prepare_create(manager, using, task_key, create_payload)
+
+        def launch_atomically(within: bool) -> bool:
             with transaction.atomic(using=using):
                 lock_and_register()
                 enqueue(rollback=False)
+                if not within or write_create is None:
+                    return False
+                try:
+                    write_create()
+                except Exception as exc:
+                    raise _CreateNotWritten from exc
+                return True
 
-        retrying(f"launch {task_key}", launch_atomically, (OperationalError,))
+        try:
+            created = retrying(
+                f"launch {task_key}", lambda: launch_atomically(True), (OperationalError,)
+            )
+        except _CreateNotWritten as failed:
+            logger.warning(
+                "Could not write the create event of task %s with its launch (%s); launching it "
+                "alone and emitting the event after commit.",
+                task_key,
+                failed.__cause__,
+            )
+            created = retrying(
+                f"launch {task_key}", lambda: launch_atomically(False), (OperationalError,)
+            )
         reservations.forget(adopt, keys)
-        manager.emit(Event.CREATE, task_key, **create_payload)
+        if not created:
+            manager.emit(Event.CREATE, task_key, **create_payload)
         return task_key
 
     lock_and_register()

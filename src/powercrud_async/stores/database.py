@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
+from ..inserts import insert_objects, saves_by_insert
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from . import sql
@@ -73,7 +74,7 @@ class DatabaseTaskStore(TaskStore):
             try:
                 with transaction.atomic(using=self.using):
                     if register is not None:
-                        LiveTask.objects.using(self.using).create(**self._row_values(register))
+                        self._create_row(register)
                     if keys:
                         with sql.bounded_lock_wait(self.connection):
                             self._acquire(task_name, keys, ttl, set(adopt), allowed)
@@ -292,10 +293,18 @@ class DatabaseTaskStore(TaskStore):
         name = info.task_name if info else "?"
         return InvalidTaskName(f"A task named {name!r} already exists; task keys must be unique.")
 
+    def _create_row(self, info: TaskInfo) -> None:
+        """Insert the registry row of ``info`` (inside the caller's transaction)."""
+        row = LiveTask(**self._row_values(info))
+        if saves_by_insert(LiveTask):
+            insert_objects([row], self.using)
+        else:
+            row.save(force_insert=True, using=self.using)
+
     def _insert_task(self, info: TaskInfo) -> None:
         try:
             with transaction.atomic(using=self.using):
-                LiveTask.objects.using(self.using).create(**self._row_values(info))
+                self._create_row(info)
         except IntegrityError as exc:
             raise self._duplicate(info) from exc
 

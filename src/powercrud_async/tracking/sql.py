@@ -16,6 +16,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
+from ..inserts import insert_objects, saves_by_insert
 from .changes import ALLOWED_FROM, Change
 from .config import Tracking, model_field
 
@@ -32,12 +33,19 @@ _owned: ContextVar[frozenset[str]] = ContextVar("powercrud_async_owned", default
 def one_transaction(using: str) -> Iterator[None]:
     """Our own transaction for several writes. Any failure rolls all of them back and
     propagates (the caller then writes them one by one), so no savepoint is spent on each."""
-    with transaction.atomic(using=using):
-        token = _owned.set(_owned.get() | {using})
-        try:
-            yield
-        finally:
-            _owned.reset(token)
+    with transaction.atomic(using=using), owned(using):
+        yield
+
+
+@contextmanager
+def owned(using: str) -> Iterator[None]:
+    """Treat the transaction open on ``using`` as ours: a failure inside propagates and rolls
+    all of it back, so no savepoint is spent on each write (a launch writing its ``create``)."""
+    token = _owned.set(_owned.get() | {using})
+    try:
+        yield
+    finally:
+        _owned.reset(token)
 
 
 def in_callers_transaction(using: str) -> bool:
@@ -138,9 +146,13 @@ def _insert(
     for column, change in changes.items():
         values[model_field(tracking.model, column).attname] = change.value
     values[tracking.task_column] = task_name
+    record = tracking.model(**values)
     try:
         with _savepoint_if_atomic(tracking.db):
-            tracking.model(**values).save(force_insert=True, using=tracking.db)
+            if saves_by_insert(tracking.model):
+                insert_objects([record], tracking.db)
+            else:
+                record.save(force_insert=True, using=tracking.db)
     except IntegrityError as exc:
         if not tracking.unique_task:
             raise
@@ -207,26 +219,10 @@ def timeline_db() -> str:
 
 
 def insert_rows(rows: list[Any]) -> None:
-    """One INSERT for the timeline rows, written out: the ORM spent longer building
-    ``bulk_create`` (or ``save``) than the database took to run it. No signals, as with
-    ``bulk_create``: ``TaskEvent`` is the package's own table."""
-    from ..models import TaskEvent
-
+    """The timeline rows as one INSERT (``TaskEvent`` is the package's own table)."""
     db = timeline_db()
-    conn = connections[db]
-    qn = conn.ops.quote_name
-    fields = [f for f in TaskEvent._meta.concrete_fields if not f.primary_key]
-    row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [
-        f.get_db_prep_save(getattr(row, f.attname), connection=conn) for row in rows for f in fields
-    ]
-    statement = (
-        f"INSERT INTO {qn(TaskEvent._meta.db_table)} "
-        f"({', '.join(qn(f.column or f.attname) for f in fields)}) "
-        f"VALUES {', '.join([row_marks] * len(rows))}"
-    )
-    with _savepoint_if_atomic(db), conn.cursor() as cursor:
-        cursor.execute(statement, params)
+    with _savepoint_if_atomic(db):
+        insert_objects(rows, db)
 
 
 def keyset_pages(

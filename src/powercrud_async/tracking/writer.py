@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -509,6 +509,35 @@ def persist(
         if _held_for_next_event(state, event, task_name, tracking):
             return False
         return _write_now(state, event)
+
+
+def prepare_within(
+    manager: TrackedManager, event: str, task_name: str, payload: Mapping[str, Any], using: str
+) -> Callable[[], None] | None:
+    """Prepare ``event`` to be written inside the caller's transaction on ``using`` (a launch
+    writing its ``create`` with the registration: one commit for both); the returned call
+    writes it and may run again if that transaction is retried. ``None`` if the record or the
+    timeline lives on another database. The call raises on failure and holds nothing for
+    later: the caller rolls back and emits the event after commit instead."""
+    tracking = manager.get_tracking()
+    if tracking.db != using or sql.timeline_db() != using:
+        return None
+    changes = changes_for(manager, tracking, event, payload)
+    row = event_row(event, task_name, payload) if tracking.timeline_limit() > 0 else None
+
+    def write() -> None:
+        state = TaskState(  # not registered: a rollback leaves nothing behind
+            tracking,
+            task_name,
+            changes=dict(changes),
+            touch=True,
+            rows=[] if row is None else [row],
+            insert_first=event == "create",
+        )
+        with sql.owned(using):
+            _flush(state, event=event, strict=True)
+
+    return write
 
 
 def _recorded_final(tracking: Tracking, task_name: str) -> bool:

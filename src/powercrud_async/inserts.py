@@ -1,0 +1,65 @@
+"""Creating rows with one written-out INSERT instead of ``save()`` where that is all
+``save()`` would do: a launch creates two or three rows inside the transaction that holds
+SQLite's write lock, and building them through the ORM took longer than running them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+from django.db import connections, models
+from django.db.models import signals
+
+
+@cache
+def _plain_table(model: type[models.Model]) -> bool:
+    """Whether the model's ``save()`` is Django's own, on one table with no database-side
+    defaults or generated columns."""
+    meta = model._meta
+    return (
+        model.save is models.Model.save
+        and model.save_base is models.Model.save_base
+        and not meta.parents
+        and not meta.proxy
+        and not any(f.has_db_default() or f.generated for f in meta.concrete_fields)
+    )
+
+
+def saves_by_insert(model: type[models.Model]) -> bool:
+    """Whether creating a ``model`` row through ``save()`` would only run its INSERT (no
+    override, no ``pre_save``/``post_save`` receivers), so ``insert_objects`` may write it."""
+    return _plain_table(model) and not (
+        signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+    )
+
+
+def insert_objects(objects: Sequence[models.Model], using: str) -> None:
+    """One INSERT for ``objects`` (all of one model), written out: the ORM spent longer
+    building ``save()`` or ``bulk_create()`` than the database took to run it. Field defaults and
+    ``pre_save`` (``auto_now``) apply as in ``save()``; an auto primary key nobody set is left
+    to the database and not read back. No signals: callers check ``saves_by_insert``."""
+    model = type(objects[0])
+    meta = model._meta
+    conn = connections[using]
+    qn = conn.ops.quote_name
+    auto = meta.auto_field
+    if auto is not None and any(getattr(obj, auto.attname) is None for obj in objects):
+        if any(getattr(obj, auto.attname) is not None for obj in objects):
+            raise ValueError("insert_objects: give every object its primary key, or none.")
+        fields = [f for f in meta.concrete_fields if f is not auto]
+    else:
+        fields = list(meta.concrete_fields)
+    row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [
+        f.get_db_prep_save(f.pre_save(obj, True), connection=conn)
+        for obj in objects
+        for f in fields
+    ]
+    statement = (
+        f"INSERT INTO {qn(meta.db_table)} "
+        f"({', '.join(qn(f.column or f.attname) for f in fields)}) "
+        f"VALUES {', '.join([row_marks] * len(objects))}"
+    )
+    with conn.cursor() as cursor:
+        cursor.execute(statement, params)
