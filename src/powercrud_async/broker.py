@@ -4,11 +4,15 @@ broker, cluster health, its Schedule and Task models, its post_execute signal.""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
+
+from . import conf
 
 logger = logging.getLogger("powercrud_async.broker")
 
@@ -287,6 +291,13 @@ def connect_post_execute(receiver: Any) -> None:
 
     post_execute.connect(receiver, dispatch_uid="powercrud_async.post_execute")
     pre_execute.connect(_note_worker, dispatch_uid="powercrud_async.pre_execute")
+    try:
+        from django_q.signals import post_execute_in_worker
+    except ImportError:  # pragma: no cover - every django-q2 we support has it
+        return
+    post_execute_in_worker.connect(
+        keep_sqlite_connections, dispatch_uid="powercrud_async.keep_sqlite_connections"
+    )
 
 
 _in_worker = False
@@ -302,3 +313,33 @@ def in_worker() -> bool:
 def _note_worker(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
     global _in_worker
     _in_worker = not task.get("sync", False)
+
+
+#: Per database alias, the SQLite connection this worker keeps open between jobs.
+_kept: dict[str, Any] = {}
+
+
+def keep_sqlite_connections(sender: Any = None, **kwargs: Any) -> None:
+    """After a job, keep the worker's SQLite connections for ``WORKER_SQLITE_CONNECTION_AGE``
+    seconds where ``CONN_MAX_AGE`` is 0.
+
+    django-q2 closes old connections before every job, so each job touching SQLite (every job
+    launched through this package does: its registry row) opened the file again and ran its
+    ``init_command``: more work than a short job's own writes. A SQLite connection is a file
+    handle in this process, holding no lock between transactions; Django still closes one left
+    unusable or outside autocommit before the next job, and this one once its age is over."""
+    age = conf.get("WORKER_SQLITE_CONNECTION_AGE")
+    if not age:
+        return
+    now = time.monotonic()
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if (
+            raw is None
+            or conn.vendor != "sqlite"
+            or conn.settings_dict.get("CONN_MAX_AGE", 0) != 0
+            or _kept.get(conn.alias) is raw
+        ):
+            continue
+        conn.close_at = now + age
+        _kept[conn.alias] = raw

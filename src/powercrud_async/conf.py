@@ -68,6 +68,12 @@ OPTIONS: dict[str, Option] = {
         "Seconds a cluster worker holds a finished job's record write, to write the ends of "
         "the jobs that finished meanwhile in one transaction (0: each at once).",
     ),
+    "WORKER_SQLITE_CONNECTION_AGE": Option(
+        60,
+        Number,
+        "Seconds a cluster worker keeps a SQLite connection open between jobs where "
+        "CONN_MAX_AGE is 0 (django-q2 closes connections before every job; 0: it does).",
+    ),
     "STORE_RETRIES": Option(5, (int,), "Retries of a store operation that hit a transient error."),
     "TIMELINE_MAX_EVENTS": Option(
         200, (int,), "Timeline events kept per task (0 switches it off)."
