@@ -31,7 +31,7 @@ logger = logging.getLogger("powercrud_async.lifecycle.submit")
 
 
 class _CreateNotWritten(Exception):
-    """A manager's ``emit_within`` failed inside the launch's transaction (rolled back)."""
+    """The write ``prepare_within`` gave failed inside the launch's transaction (rolled back)."""
 
 
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
