@@ -219,3 +219,14 @@ def test_a_connection_with_its_own_max_age_is_left_alone(fresh_connection: Any) 
         before = connection.close_at
         broker.keep_sqlite_connections()
         assert connection.close_at == before
+
+
+def test_a_launch_reusing_the_key_of_a_kept_record_updates_it() -> None:
+    name = key()
+    AsyncTaskRecord.objects.create(task_name=name, status="success")
+    launch(TrackedManager(), name)
+    record = AsyncTaskRecord.objects.get(task_name=name)  # one record, INSERT refused
+    assert record.status == "success"  # a status never moves backwards, as after commit
+    assert record.func_path == "tests.testapp.tasks.add"  # the launch's columns are written
+    assert events(name) == ["create"]
+    assert LiveTask.objects.filter(task_name=name).count() == 1
