@@ -63,3 +63,12 @@ def insert_objects(objects: Sequence[models.Model], using: str) -> None:
     )
     with conn.cursor() as cursor:
         cursor.execute(statement, params)
+
+
+def create(obj: models.Model, using: str) -> None:
+    """Create ``obj``'s row: one written-out INSERT if that is all ``save()`` would do, else
+    ``save(force_insert=True)`` so overrides and signal receivers run."""
+    if saves_by_insert(type(obj)):
+        insert_objects([obj], using)
+    else:
+        obj.save(force_insert=True, using=using)

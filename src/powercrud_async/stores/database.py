@@ -16,9 +16,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from .. import inserts
 from ..conflicts import LockKey, impossible_name
 from ..exceptions import InvalidTaskName
-from ..inserts import insert_objects, saves_by_insert
 from ..models import LiveTask, TaskLock
 from ..statuses import ACTIVE, TaskStatus
 from . import sql
@@ -295,11 +295,7 @@ class DatabaseTaskStore(TaskStore):
 
     def _create_row(self, info: TaskInfo) -> None:
         """Insert the registry row of ``info`` (inside the caller's transaction)."""
-        row = LiveTask(**self._row_values(info))
-        if saves_by_insert(LiveTask):
-            insert_objects([row], self.using)
-        else:
-            row.save(force_insert=True, using=self.using)
+        inserts.create(LiveTask(**self._row_values(info)), self.using)
 
     def _insert_task(self, info: TaskInfo) -> None:
         try:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
-from ..inserts import insert_objects, saves_by_insert
+from .. import inserts
 from .changes import ALLOWED_FROM, Change
 from .config import Tracking, model_field
 
@@ -146,13 +146,9 @@ def _insert(
     for column, change in changes.items():
         values[model_field(tracking.model, column).attname] = change.value
     values[tracking.task_column] = task_name
-    record = tracking.model(**values)
     try:
         with _savepoint_if_atomic(tracking.db):
-            if saves_by_insert(tracking.model):
-                insert_objects([record], tracking.db)
-            else:
-                record.save(force_insert=True, using=tracking.db)
+            inserts.create(tracking.model(**values), tracking.db)
     except IntegrityError as exc:
         if not tracking.unique_task:
             raise
@@ -222,7 +218,7 @@ def insert_rows(rows: list[Any]) -> None:
     """The timeline rows as one INSERT (``TaskEvent`` is the package's own table)."""
     db = timeline_db()
     with _savepoint_if_atomic(db):
-        insert_objects(rows, db)
+        inserts.insert_objects(rows, db)
 
 
 def keyset_pages(
