@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from django.db import connections
 from django.utils import timezone
 
-from . import conf
+from . import conf, inserts
 
 logger = logging.getLogger("powercrud_async.broker")
 
@@ -33,6 +33,27 @@ def effective_sync(sync: Any, q_options: Any) -> bool:
     return bool(Conf.SYNC)
 
 
+def _options(
+    task_name: str,
+    *,
+    group: str | None,
+    timeout: int | None,
+    sync: bool,
+    q_options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """django-q2's ``q_options`` for the runner of ``task_name``."""
+    options: dict[str, Any] = {"ack_failure": True}
+    options.update(q_options or {})  # a fresh dict: django-q2 pops keys from it
+    options["task_name"] = task_name
+    options["hook"] = HOOK_PATH
+    options["sync"] = sync
+    if group is not None:
+        options["group"] = group
+    if timeout is not None:
+        options["timeout"] = timeout
+    return options
+
+
 def enqueue(
     task_name: str,
     envelope: dict[str, Any],
@@ -49,16 +70,65 @@ def enqueue(
     """
     from django_q.tasks import async_task
 
-    options: dict[str, Any] = {"ack_failure": True}
-    options.update(q_options or {})  # a fresh dict: django-q2 pops keys from it
-    options["task_name"] = task_name
-    options["hook"] = HOOK_PATH
-    options["sync"] = sync
-    if group is not None:
-        options["group"] = group
-    if timeout is not None:
-        options["timeout"] = timeout
+    options = _options(task_name, group=group, timeout=timeout, sync=sync, q_options=q_options)
     return str(async_task(RUNNER_PATH, envelope, q_options=options))
+
+
+class _Keeper:
+    """Stands in for the broker while django-q2's ``async_task`` signs a job: it keeps the
+    signed package instead of pushing it."""
+
+    def __init__(self, list_key: str):
+        self.list_key = list_key
+        self.package: Any = None
+
+    def enqueue(self, package: Any) -> str:
+        self.package = package
+        return "(pushed inside the launch transaction)"
+
+
+def prepare_enqueue(
+    task_name: str,
+    envelope: dict[str, Any],
+    *,
+    group: str | None = None,
+    timeout: int | None = None,
+    q_options: dict[str, Any] | None = None,
+) -> Callable[[], None] | None:
+    """``enqueue`` (never sync) in two steps, for a launch whose transaction holds SQLite's
+    write lock: the job is signed now, by django-q2's own ``async_task``, and the returned call
+    pushes it. On the ORM broker that call is one INSERT built now; with a broker given in
+    ``q_options``, that broker's ``enqueue``. Running the call again (a retried transaction)
+    pushes the same package. ``None`` while ``pre_enqueue`` has receivers: they hear a job
+    only once it is sure to be pushed."""
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+    from django_q.signals import pre_enqueue
+    from django_q.tasks import async_task
+
+    if pre_enqueue.has_listeners():
+        return None
+
+    options = _options(task_name, group=group, timeout=timeout, sync=False, q_options=q_options)
+    given = options.get("broker")
+    keeper = _Keeper(options.get("cluster") or Conf.CLUSTER_NAME)
+    options["broker"] = keeper
+    async_task(RUNNER_PATH, envelope, q_options=options)
+    package = keeper.package
+    if given is not None:
+        return lambda: given.enqueue(package)
+    # What django-q2's ORM broker writes: the queue row, claimable from now on.
+    row = OrmQ(key=keeper.list_key, payload=package, lock=timezone.now())
+    alias = str(Conf.ORM)
+    statement = inserts.insert_statement([row], alias) if inserts.saves_by_insert(OrmQ) else None
+
+    def push() -> None:
+        if statement is not None:
+            inserts.execute(alias, statement)
+        else:  # OrmQ.save() does more here (a receiver): a fresh row each time
+            OrmQ(key=row.key, payload=row.payload, lock=row.lock).save(using=alias)
+
+    return push
 
 
 def orm_broker_alias() -> str | None:

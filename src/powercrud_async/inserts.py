@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 from django.db import connections, models
 from django.db.models import signals
@@ -34,11 +35,28 @@ def saves_by_insert(model: type[models.Model]) -> bool:
     )
 
 
+#: A statement built ahead of the transaction that runs it: ``(sql, params)``.
+Statement = tuple[str, list[Any]]
+
+
+def execute(using: str, statement: Statement) -> int:
+    """Run a prepared statement on ``using``; returns its row count."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(*statement)
+        return int(cursor.rowcount)
+
+
 def insert_objects(objects: Sequence[models.Model], using: str) -> None:
     """One INSERT for ``objects`` (all of one model), written out: the ORM spent longer
-    building ``save()`` or ``bulk_create()`` than the database took to run it. Field defaults and
-    ``pre_save`` (``auto_now``) apply as in ``save()``; an auto primary key nobody set is left
-    to the database and not read back. No signals: callers check ``saves_by_insert``."""
+    building ``save()`` or ``bulk_create()`` than the database took to run it. No signals:
+    callers check ``saves_by_insert``."""
+    execute(using, insert_statement(objects, using))
+
+
+def insert_statement(objects: Sequence[models.Model], using: str) -> Statement:
+    """The INSERT ``insert_objects`` runs, built now so that it can run later inside a short
+    transaction. Field defaults and ``pre_save`` (``auto_now``) apply as in ``save()``, at the
+    time of building; an auto primary key nobody set is left to the database."""
     model = type(objects[0])
     meta = model._meta
     conn = connections[using]
@@ -61,8 +79,7 @@ def insert_objects(objects: Sequence[models.Model], using: str) -> None:
         f"({', '.join(qn(f.column or f.attname) for f in fields)}) "
         f"VALUES {', '.join([row_marks] * len(objects))}"
     )
-    with conn.cursor() as cursor:
-        cursor.execute(statement, params)
+    return statement, params
 
 
 def create(obj: models.Model, using: str) -> None:

@@ -34,6 +34,10 @@ class _CreateNotWritten(Exception):
     """The write ``prepare_within`` gave failed inside the launch's transaction (rolled back)."""
 
 
+class _KeysTaken(Exception):
+    """A prepared launch found a key taken: its transaction is rolled back for ``acquire``."""
+
+
 TASK_KEY_MAX_LENGTH = 100  # django-q2's Task.name length: our key is its task_name
 GROUP_MAX_LENGTH = LiveTask._meta.get_field("group").max_length or 100
 LABEL_MAX_LENGTH = LiveTask._meta.get_field("label").max_length or 255
@@ -218,6 +222,12 @@ def launch(manager: Manager, request: Launch) -> str:
         if conflicts:
             raise ConflictError(group_conflicts(conflicts))
 
+    def enqueue_failed(exc: BaseException) -> EnqueueError:
+        return EnqueueError(
+            f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
+            "Its locks and registration were rolled back."
+        )
+
     def enqueue(*, rollback: bool) -> None:
         try:
             broker.enqueue(
@@ -234,10 +244,7 @@ def launch(manager: Manager, request: Launch) -> str:
                 raise  # a sync job ran and failed: django-q2 re-raises the job's own error
             if rollback:
                 undo_launch(task_key)
-            raise EnqueueError(
-                f"django-q2 could not enqueue task {task_key} ({func_path}): {exc}. "
-                "Its locks and registration were rolled back."
-            ) from exc
+            raise enqueue_failed(exc) from exc
 
     using = router.db_for_write(LiveTask)
     in_transaction = connections[using].in_atomic_block
@@ -250,11 +257,39 @@ def launch(manager: Manager, request: Launch) -> str:
         # all, so a failure anywhere leaves nothing behind and the launch costs one commit. A
         # manager that only writes to that database writes its ``create`` in it too.
         write_create = _prepare_create(manager, using, task_key, create_payload)
+        # On SQLite that transaction holds the one write lock of the database, so whatever
+        # can be built before it is: the registry and lock rows (taken in it only if every
+        # key is free, else it is rolled back and the locks are sorted out by acquire()) and
+        # the signed job. A job signed here is pushed by the transaction, however often it runs.
+        register = None if adopt else store.prepare_register(info, keys, conf.get("CONFLICT_TTL"))
+        push = None
+        if register is not None:
+            try:
+                push = broker.prepare_enqueue(
+                    task_key, envelope, group=group, timeout=timeout, q_options=dict(q_options)
+                )
+            except Exception as exc:
+                raise enqueue_failed(exc) from exc
+            if push is None:
+                register = None
 
-        def launch_atomically(within: bool) -> bool:
-            with transaction.atomic(using=using):
+        def lock_register_enqueue(fast: bool) -> None:
+            if register is not None and fast:
+                if not register():
+                    raise _KeysTaken
+            else:
                 lock_and_register()
+            if push is None:
                 enqueue(rollback=False)
+                return
+            try:
+                push()
+            except Exception as exc:
+                raise enqueue_failed(exc) from exc
+
+        def launch_atomically(within: bool, fast: bool) -> bool:
+            with transaction.atomic(using=using):
+                lock_register_enqueue(fast)
                 if not within or write_create is None:
                     return False
                 try:
@@ -263,10 +298,22 @@ def launch(manager: Manager, request: Launch) -> str:
                     raise _CreateNotWritten from exc
                 return True
 
-        try:
-            created = retrying(
-                f"launch {task_key}", lambda: launch_atomically(True), (OperationalError,)
+        def launch_retrying(within: bool) -> bool:
+            if register is not None:
+                try:
+                    return retrying(
+                        f"launch {task_key}",
+                        lambda: launch_atomically(within, True),
+                        (OperationalError,),
+                    )
+                except _KeysTaken:
+                    pass  # acquire() reads who holds what, then repairs or refuses
+            return retrying(
+                f"launch {task_key}", lambda: launch_atomically(within, False), (OperationalError,)
             )
+
+        try:
+            created = launch_retrying(True)
         except _CreateNotWritten as failed:
             logger.warning(
                 "Could not write the create event of task %s with its launch (%s); launching it "
@@ -274,9 +321,7 @@ def launch(manager: Manager, request: Launch) -> str:
                 task_key,
                 failed.__cause__,
             )
-            created = retrying(
-                f"launch {task_key}", lambda: launch_atomically(False), (OperationalError,)
-            )
+            created = launch_retrying(False)
         reservations.forget(adopt, keys)
         if not created:
             manager.emit(Event.CREATE, task_key, **create_payload)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -143,6 +143,15 @@ class TaskStore(abc.ABC):
         if not request.keys and register is None:
             return {}
         return self._lock(request)
+
+    def prepare_register(
+        self, info: TaskInfo, keys: Sequence[LockKey], ttl: float
+    ) -> Callable[[], bool] | None:
+        """What ``acquire(info.task_name, keys, ttl, register=info)`` writes when every key is
+        free, built now so that it runs later inside the caller's short transaction; ``None``
+        where this store offers no such path. The call returns False if a key is taken: the
+        caller rolls back and calls ``acquire``, which sorts that case out."""
+        return None
 
     @abc.abstractmethod
     def _lock(self, request: LockRequest) -> dict[LockKey, str]:

@@ -7,7 +7,7 @@ read the holders, and then it either repairs (own, adopted or reclaimable locks)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -293,6 +293,34 @@ class DatabaseTaskStore(TaskStore):
         name = info.task_name if info else "?"
         return InvalidTaskName(f"A task named {name!r} already exists; task keys must be unique.")
 
+    def prepare_register(
+        self, info: TaskInfo, keys: Sequence[LockKey], ttl: float
+    ) -> Callable[[], bool] | None:
+        """On SQLite, where a transaction holds the one write lock of the whole database, the
+        registry row and the lock rows as statements built now, so that the launch's
+        transaction only runs them. Elsewhere (or with a registry ``save()`` that does more
+        than its INSERT) ``None``: ``acquire`` does the work inside."""
+        if self.connection.vendor != "sqlite" or not inserts.saves_by_insert(LiveTask):
+            return None
+        keys = sorted(set(keys))
+        now = timezone.now()
+        expires = now + timedelta(seconds=ttl)
+        conn = self.connection
+        row = inserts.insert_statement([LiveTask(**self._row_values(info))], self.using)
+        locks = [
+            sql.lock_insert(conn, chunk, info.task_name, now, expires)
+            for chunk in sql.chunks(keys, sql.chunk_size(conn))
+        ]
+
+        def write() -> bool:
+            try:
+                inserts.execute(self.using, row)
+            except IntegrityError:  # a task of that name exists: acquire() names the error
+                return False
+            return sum(inserts.execute(self.using, lock) for lock in locks) == len(keys)
+
+        return write
+
     def _create_row(self, info: TaskInfo) -> None:
         """Insert the registry row of ``info`` (inside the caller's transaction)."""
         inserts.create(LiveTask(**self._row_values(info)), self.using)
@@ -333,11 +361,17 @@ class DatabaseTaskStore(TaskStore):
         )
 
     def _finish(self, change: RowChange) -> int | None:
+        # Built before the transaction: on SQLite it holds the database's one write lock.
+        update = sql.update_statement(self.connection, change)
+        if update is None:
+            return None
+        release = sql.delete_locks_statement(self.connection, change.task_name)
+
         def both() -> int | None:
             with transaction.atomic(using=self.using):
-                if not sql.update_row(self.connection, change):
+                if not sql.run(self.connection, update):
                     return None
-                return sql.delete_locks(self.connection, change.task_name)
+                return sql.run(self.connection, release)
 
         return self._run(f"finish {change.task_name}", both)
 

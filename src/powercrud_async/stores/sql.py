@@ -18,6 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 
 from ..conflicts import LockKey
+from ..inserts import Statement
 from ..models import LiveTask, TaskLock
 from .base import LockInfo, RowChange, TaskInfo
 
@@ -107,6 +108,19 @@ def insert_ignore(
             ignore_conflicts=True,
         )
         return manager.filter(task_name=task_name).count() - before
+    try:
+        return _rowcount(conn, *lock_insert(conn, chunk, task_name, now, expires))
+    except OperationalError as exc:
+        if lock_not_available(exc):
+            raise Uncommitted(chunk) from exc
+        raise
+
+
+def lock_insert(
+    conn: BaseDatabaseWrapper, chunk: Sequence[LockKey], task_name: str, now: Any, expires: Any
+) -> Statement:
+    """``INSERT … ON CONFLICT DO NOTHING`` of a lock row per key (SQLite, PostgreSQL): its row
+    count is how many keys were free."""
     qn = conn.ops.quote_name
     table = qn(TaskLock._meta.db_table)
     cols = ", ".join(qn(c) for c in LOCK_COLUMNS)
@@ -120,12 +134,7 @@ def insert_ignore(
         f"INSERT INTO {table} ({cols}) VALUES {values} "
         f"ON CONFLICT ({qn('model_label')}, {qn('object_pk')}) DO NOTHING"
     )
-    try:
-        return _rowcount(conn, sql, params)
-    except OperationalError as exc:
-        if lock_not_available(exc):
-            raise Uncommitted(chunk) from exc
-        raise
+    return sql, params
 
 
 def owned_keys(conn: BaseDatabaseWrapper, task_name: str) -> set[tuple[str, str]]:
@@ -142,10 +151,13 @@ def owned_keys(conn: BaseDatabaseWrapper, task_name: str) -> set[tuple[str, str]
 
 def delete_locks(conn: BaseDatabaseWrapper, task_name: str) -> int:
     """One statement: no signals or cascades hang off locks."""
+    return _rowcount(conn, *delete_locks_statement(conn, task_name))
+
+
+def delete_locks_statement(conn: BaseDatabaseWrapper, task_name: str) -> Statement:
+    """``delete_locks``'s DELETE, built now to run later."""
     qn = conn.ops.quote_name
-    return _rowcount(
-        conn, f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s", [task_name]
-    )
+    return f"DELETE FROM {qn(TaskLock._meta.db_table)} WHERE {qn('task_name')} = %s", [task_name]
 
 
 def delete_expired_locks(
@@ -169,6 +181,12 @@ def update_row(conn: BaseDatabaseWrapper, change: RowChange) -> int:
     """``UPDATE … SET changes WHERE task_name = … [AND status IN statuses] [AND field = value
     for each expected field]``: one statement (``statuses=None``: any status; an empty list
     matches nothing)."""
+    statement = update_statement(conn, change)
+    return 0 if statement is None else _rowcount(conn, *statement)
+
+
+def update_statement(conn: BaseDatabaseWrapper, change: RowChange) -> Statement | None:
+    """``update_row``'s UPDATE, built now to run later; ``None`` if it could match nothing."""
     task_name, statuses, changes, expect = (
         change.task_name,
         change.statuses,
@@ -176,7 +194,7 @@ def update_row(conn: BaseDatabaseWrapper, change: RowChange) -> int:
         change.expect,
     )
     if statuses is not None and not statuses:
-        return 0
+        return None
     qn = conn.ops.quote_name
     sets, params = [], []
     for name, value in changes.items():
@@ -195,13 +213,18 @@ def update_row(conn: BaseDatabaseWrapper, change: RowChange) -> int:
         else:
             sql += f" AND {column} = %s"
             params.append(prepared)
-    return _rowcount(conn, sql, params)
+    return sql, params
 
 
 def _column_value(conn: BaseDatabaseWrapper, name: str, value: Any) -> tuple[str, Any]:
     """The quoted column of ``LiveTask.<name>`` and ``value`` as the database takes it."""
     field = cast(models.Field, LiveTask._meta.get_field(name))
     return conn.ops.quote_name(cast(str, field.column)), field.get_db_prep_save(value, conn)
+
+
+def run(conn: BaseDatabaseWrapper, statement: Statement) -> int:
+    """Run a statement built earlier; returns how many rows it changed."""
+    return _rowcount(conn, *statement)
 
 
 def _rowcount(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> int:

@@ -127,9 +127,15 @@ def _update_statement(
     return sql, [*params, task_name]
 
 
-def _apply(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> bool:
-    """Run the UPDATE for ``changes``; True if the record exists (rows matched, even unchanged)."""
-    statement = _update_statement(tracking, task_name, changes, timezone.now())
+def _apply(
+    tracking: Tracking,
+    task_name: str,
+    changes: Mapping[str, Change],
+    update: inserts.Statement | None = None,
+) -> bool:
+    """Run the UPDATE for ``changes`` (``update`` if built already); True if the record exists
+    (rows matched, even unchanged)."""
+    statement = update or _update_statement(tracking, task_name, changes, timezone.now())
     if statement is None:  # nothing to write (a model with only task_name): does it exist?
         return tracking.manager().filter(**{tracking.task_column: task_name}).exists()
     with connections[tracking.db].cursor() as cursor:
@@ -142,18 +148,34 @@ def _insert(
 ) -> IntegrityError | None:
     """Create the record. Returns the ``IntegrityError`` if that failed on a unique task column
     (the record exists already, or a required column has no value); ``None`` if created."""
-    values: dict[str, Any] = dict(tracking.create_defaults)
-    for column, change in changes.items():
-        values[model_field(tracking.model, column).attname] = change.value
-    values[tracking.task_column] = task_name
     try:
         with _savepoint_if_atomic(tracking.db):
-            inserts.create(tracking.model(**values), tracking.db)
+            inserts.create(_new_record(tracking, task_name, changes), tracking.db)
     except IntegrityError as exc:
         if not tracking.unique_task:
             raise
         return exc
     return None
+
+
+def _new_record(tracking: Tracking, task_name: str, changes: Mapping[str, Change]) -> Any:
+    """The record ``changes`` create (not saved)."""
+    values: dict[str, Any] = dict(tracking.create_defaults)
+    for column, change in changes.items():
+        values[model_field(tracking.model, column).attname] = change.value
+    values[tracking.task_column] = task_name
+    return tracking.model(**values)
+
+
+def record_insert(
+    tracking: Tracking, task_name: str, changes: Mapping[str, Change]
+) -> inserts.Statement | None:
+    """The INSERT that creates the record, built now to run later inside a short transaction;
+    ``None`` where creating it takes ``save()`` or the task column is not unique (then a
+    second record could not be told from the first)."""
+    if not tracking.unique_task or not inserts.saves_by_insert(tracking.model):
+        return None
+    return inserts.insert_statement([_new_record(tracking, task_name, changes)], tracking.db)
 
 
 def write_record(
@@ -163,12 +185,14 @@ def write_record(
     *,
     insert_first: bool = False,
     create: bool = True,
+    update: inserts.Statement | None = None,
 ) -> str:
     """Apply ``changes`` in one UPDATE, or create the record; returns ``"updated"``,
     ``"inserted"``, or ``"missing"`` (no record and ``create`` is false).
 
     ``insert_first`` (a ``create`` event, unique task column, no open transaction) tries the
-    INSERT first, so the usual launch costs one statement instead of two.
+    INSERT first, so the usual launch costs one statement instead of two. ``update``: that
+    UPDATE as ``record_update`` built it before the transaction.
     """
     error: IntegrityError | None = None
     with _savepoint_if_atomic(tracking.db):
@@ -176,7 +200,7 @@ def write_record(
             error = _insert(tracking, task_name, changes)
             if error is None:
                 return "inserted"
-        if _apply(tracking, task_name, changes):
+        if _apply(tracking, task_name, changes, update):
             return "updated"
         if not create:
             return "missing"
@@ -219,6 +243,23 @@ def insert_rows(rows: list[Any]) -> None:
     db = timeline_db()
     with _savepoint_if_atomic(db):
         inserts.insert_objects(rows, db)
+
+
+def rows_insert(rows: list[Any]) -> inserts.Statement:
+    """``insert_rows``'s INSERT, built now to run later on ``timeline_db()``."""
+    return inserts.insert_statement(rows, timeline_db())
+
+
+def record_update(
+    tracking: Tracking, task_name: str, changes: Mapping[str, Change]
+) -> inserts.Statement | None:
+    """``write_record``'s UPDATE, built now to run later (``None``: nothing to set)."""
+    return _update_statement(tracking, task_name, changes, timezone.now())
+
+
+def run(using: str, statement: inserts.Statement) -> None:
+    """Run a statement built earlier by ``record_insert`` or ``rows_insert``."""
+    inserts.execute(using, statement)
 
 
 def keyset_pages(

@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
+from django.db import IntegrityError, connections
 
 from .. import broker, conf, progress, timers
 from ..lifecycle.finish import mark_delivered
@@ -263,10 +263,15 @@ def _write_together(states: list[TaskState]) -> None:
                 _write_alone(state, state.last_event)
             return
         held = [_Held.of(state) for state in states]
+        plan = None
         try:
+            for state in states:
+                state.cancel_timer()
+            plan = _Plan.of(states)
             with sql.one_transaction(db):
-                for state in states:
-                    state.cancel_timer()
+                if plan is not None:
+                    plan.run()
+                for state in states if plan is None else ():
                     _flush(state, event=state.last_event, strict=True)
         except Exception:  # noqa: BLE001 - written one by one below
             logger.warning(
@@ -278,9 +283,60 @@ def _write_together(states: list[TaskState]) -> None:
                 before.restore(state)
                 _write_alone(state, state.last_event)
             return
+        if plan is not None:
+            plan.written()
         for state in states:
             if state.cleaned:
                 forget(state.tracking, state.task_name)
+
+
+#: Timeline rows per INSERT of a batch (five parameters each: far below any backend's limit).
+ROWS_PER_INSERT = 200
+
+
+@dataclass
+class _Plan:
+    """A batch of held writes prepared before its transaction, which on SQLite holds the
+    database's one write lock: each record's UPDATE built already, and the timeline rows of
+    every state in one INSERT."""
+
+    updates: list[tuple[TaskState, Any]]
+    rows: list[tuple[TaskState, int]]
+
+    @classmethod
+    def of(cls, states: list[TaskState]) -> _Plan | None:
+        """The plan, or ``None`` where a state needs ``_flush``'s own path (a create)."""
+        updates: list[tuple[TaskState, Any]] = []
+        counts: list[tuple[TaskState, int]] = []
+        for state in states:
+            if state.insert_first:
+                return None
+            state.queue_deferred_row()
+            if state.changes or state.touch:
+                statement = sql.record_update(state.tracking, state.task_name, state.changes)
+                if statement is None:
+                    return None
+                updates.append((state, statement))
+            if state.tracking.timeline_limit() <= 0:
+                state.rows = []
+            counts.append((state, len(state.rows)))
+        return cls(updates, counts)
+
+    def run(self) -> None:
+        for state, statement in self.updates:
+            sql.write_record(state.tracking, state.task_name, state.changes, update=statement)
+        rows = [row for state, _ in self.rows for row in state.rows]
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            sql.insert_rows(rows[start : start + ROWS_PER_INSERT])
+
+    def written(self) -> None:
+        """After commit: what each state held is written; bound the timelines that grew."""
+        for state, count in self.rows:
+            state.changes, state.touch = {}, False
+            state.inserted += count
+            state.rows = []
+            if count:
+                _maybe_trim(state, state.last_event, state.tracking.timeline_limit())
 
 
 def _on_timer(state: TaskState) -> None:
@@ -523,9 +579,26 @@ def prepare_within(
     if tracking.db != using or sql.timeline_db() != using:
         return None
     changes = changes_for(manager, tracking, event, payload)
-    row = event_row(event, task_name, payload) if tracking.timeline_limit() > 0 else None
+    limit = tracking.timeline_limit()
+    row = event_row(event, task_name, payload) if limit > 0 else None
+    # Built now, so the transaction only runs them: the record's INSERT, and the timeline row's
+    # unless that first row would already call for a trim (a limit within the slack).
+    record = sql.record_insert(tracking, task_name, changes) if event == "create" else None
+    rows = sql.rows_insert([row]) if row is not None else None
+    if row is not None and 1 + TIMELINE_SLACK > limit:
+        record = None
 
     def write() -> None:
+        if record is not None:
+            try:
+                sql.run(using, record)
+            except IntegrityError:  # a kept record under this key: update it as below
+                if connections[using].vendor != "sqlite":
+                    raise  # the failed INSERT ended the transaction: caller retries without
+            else:
+                if rows is not None:
+                    sql.run(using, rows)
+                return
         state = TaskState(  # not registered: a rollback leaves nothing behind
             tracking,
             task_name,
