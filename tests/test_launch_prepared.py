@@ -11,7 +11,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -142,25 +142,6 @@ def test_pre_enqueue_receivers_hear_only_launches_that_are_pushed() -> None:
         pre_enqueue.disconnect(receiver)
     assert heard == [first]
     assert nothing_of(refused)
-
-
-def test_a_retried_launch_pushes_its_job_once() -> None:
-    name = key()
-    real = connection.commit
-    calls: list[int] = []
-
-    def locked_once() -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OperationalError("database is locked")
-        real()
-
-    with mock.patch.object(connection, "commit", side_effect=locked_once):
-        launch(name)
-    assert len(calls) >= 2
-    assert queued(name) == 1
-    assert LiveTask.objects.filter(task_name=name).count() == 1
-    assert AsyncTaskRecord.objects.filter(task_name=name).count() == 1
 
 
 def test_a_broker_given_in_q_options_pushes_the_job() -> None:

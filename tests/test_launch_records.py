@@ -14,6 +14,7 @@ from django.db import OperationalError, connection, models
 from django.db.models.signals import post_save
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django_q.models import OrmQ
 
 from powercrud_async import broker
 from powercrud_async.inserts import insert_objects, saves_by_insert
@@ -101,6 +102,7 @@ def test_a_retried_launch_writes_its_record_once() -> None:
     with mock.patch.object(connection, "commit", side_effect=locked_once):
         launch(TrackedManager(), name)
     assert len(calls) >= 2
+    assert sum(1 for row in OrmQ.objects.all() if row.task["name"] == name) == 1  # pushed once
     assert AsyncTaskRecord.objects.filter(task_name=name).count() == 1
     assert events(name) == ["create"]
     assert LiveTask.objects.filter(task_name=name).count() == 1

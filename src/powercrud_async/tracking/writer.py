@@ -583,10 +583,9 @@ def prepare_within(
     row = event_row(event, task_name, payload) if limit > 0 else None
     # Built now, so the transaction only runs them: the record's INSERT, and the timeline row's
     # unless that first row would already call for a trim (a limit within the slack).
-    record = sql.record_insert(tracking, task_name, changes) if event == "create" else None
-    rows = sql.rows_insert([row]) if row is not None else None
-    if row is not None and 1 + TIMELINE_SLACK > limit:
-        record = None
+    trims = row is not None and 1 + TIMELINE_SLACK > limit
+    record = None if event != "create" or trims else sql.record_insert(tracking, task_name, changes)
+    rows = sql.rows_insert([row]) if row is not None and record is not None else None
 
     def write() -> None:
         if record is not None:
